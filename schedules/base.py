@@ -1,0 +1,165 @@
+"""The base class every schedule in this package derives from.
+
+`SparsitySchedule` owns what all schedules share, so that a family writes only
+its formula and its own arguments:
+
+* step handling: a Python int, an int32/int64 scalar tensor, or a tensor of
+  steps, converted once to int64 (integer arithmetic before any float cast);
+* gating: `should_prune` on tfmot's grid (every `frequency` steps from
+  `begin_step` inside the window), plus the family's own events (the end of
+  the window, a stair, a cycle start), plus step 1 whenever step 0 is an event,
+  because training with tfmot never evaluates step 0;
+* the result dtypes (`tf.bool`, `tf.float32`) and shapes (those of `step`);
+* `get_config` in tfmot's `{'class_name', 'config'}` shape with the
+  registered Keras name, and a `from_config` that accepts the inner dict too;
+* `__repr__`.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+__all__ = ["SparsitySchedule", "register"]
+
+_S = TypeVar("_S", bound="SparsitySchedule")
+
+#: The Keras package name our schedules are registered under: a schedule's
+#: `class_name` in a saved model is ``"schedules>CubicSparsity"`` and so on.
+PACKAGE = "schedules"
+
+
+def register(cls: type[_S]) -> type[_S]:
+    """Registers a schedule class with tf-keras, where tfmot looks it up on load."""
+    return tf_keras.utils.register_keras_serializable(package=PACKAGE)(cls)
+
+
+class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMeta):
+    """Base class: gating, step handling and serialization for every schedule.
+
+    A subclass implements:
+
+    * `_sparsity(step)`: the sparsity at int64 `step` (any shape), built from
+      element-wise tf ops; it may return float64, the base casts to float32.
+    * `_events(step)`: the bool tensor of its pruning events. The default is
+      tfmot's grid from `self.begin_step` every `self.frequency` steps inside
+      `[begin_step, end_step]`, plus `end_step` itself.
+    * `_config()`: its constructor arguments as plain JSON values.
+    """
+
+    # --- what a family implements -------------------------------------------------
+    @abc.abstractmethod
+    def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
+        """Sparsity at each int64 step, any float dtype."""
+
+    @abc.abstractmethod
+    def _config(self) -> dict[str, Any]:
+        """The constructor arguments, as JSON values."""
+
+    def _events(self, step: tf.Tensor) -> tf.Tensor:
+        """Pruning events: tfmot's grid inside the window, and `end_step`."""
+        begin, end, frequency = self.begin_step, self.end_step, self.frequency
+        offset = step - begin
+        in_window = offset >= 0
+        if end >= 0:
+            in_window = tf.logical_and(in_window, step <= end)
+        on_grid = tf.logical_and(in_window, tf.math.floormod(offset, frequency) == 0)
+        if end >= 0:
+            on_grid = tf.logical_or(on_grid, tf.equal(step, end))
+        return on_grid
+
+    # --- what the base provides ---------------------------------------------------
+    def __call__(self, step) -> tuple[tf.Tensor, tf.Tensor]:
+        """Returns `(should_prune, sparsity)` at `step`.
+
+        Args:
+          step: a Python int, an integer tensor (int32 or int64), scalar or of
+            any shape; tfmot passes an int64 scalar starting at 1.
+
+        Returns:
+          `should_prune` (`tf.bool`) and `sparsity` (`tf.float32`), both with
+          the shape of `step`.
+        """
+        step = _as_int64_step(step)
+        with tf.name_scope(type(self).__name__):
+            should_prune = self._events(step)
+            # tfmot increments its step before the first training batch, so a
+            # schedule never sees step 0: an event at step 0 is carried to step 1.
+            if self._is_event_at_zero():
+                should_prune = tf.logical_or(should_prune, tf.equal(step, 1))
+            should_prune = tf.broadcast_to(should_prune, tf.shape(step))
+            sparsity = tf.cast(self._sparsity(step), tf.float32)
+            sparsity = tf.broadcast_to(sparsity, tf.shape(step))
+        return should_prune, sparsity
+
+    def _is_event_at_zero(self) -> bool:
+        """Whether step 0 is a pruning event (evaluated once, eagerly)."""
+        cached = self.__dict__.get("_event_at_zero")
+        if cached is None:
+            with tf.init_scope():
+                cached = bool(self._events(tf.constant(0, tf.int64)).numpy())
+            self.__dict__["_event_at_zero"] = cached
+        return cached
+
+    def get_config(self) -> dict[str, Any]:
+        """tfmot's config shape: `{'class_name': <registered name>, 'config': {...}}`."""
+        return {
+            "class_name": tf_keras.utils.get_registered_name(type(self)),
+            "config": self._config(),
+        }
+
+    @classmethod
+    def from_config(cls: type[_S], config: Mapping[str, Any]) -> _S:
+        """Builds a schedule from `get_config()` or from its inner `'config'` dict.
+
+        Raises:
+          TypeError: `config` is not a mapping, or a wrapped config names
+            another class.
+          ValueError: keys are missing or unknown, or a value is invalid.
+        """
+        if not isinstance(config, Mapping):
+            raise TypeError(f"Argument `config` must be a dict. Received: config={config!r}")
+        if "config" in config and "class_name" in config:
+            name = config["class_name"]
+            accepted = {cls.__name__, tf_keras.utils.get_registered_name(cls)}
+            if name not in accepted:
+                raise TypeError(
+                    f"Argument `config` describes class_name={name!r}, not {cls.__name__}. "
+                    f"Accepted class names: {sorted(accepted)}"
+                )
+            config = config["config"]
+            if not isinstance(config, Mapping):
+                raise TypeError(f"Argument `config['config']` must be a dict. Received: {config!r}")
+        params = inspect.signature(cls.__init__).parameters
+        allowed = [p for p in params if p != "self"]
+        required = [p for p in allowed if params[p].default is inspect.Parameter.empty]
+        unknown = sorted(set(config) - set(allowed))
+        missing = [p for p in required if p not in config]
+        if unknown or missing:
+            raise ValueError(
+                f"Invalid config for {cls.__name__}: unknown keys {unknown}, missing keys {missing}. "
+                f"Allowed keys: {allowed}. Received: config={dict(config)!r}"
+            )
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _as_int64_step(step) -> tf.Tensor:
+    """Converts a step (Python int, integer tensor, array) to an int64 tensor."""
+    if isinstance(step, bool):
+        raise TypeError(f"Argument `step` must be an integer or integer tensor. Received: step={step!r}")
+    step = tf.convert_to_tensor(step, dtype_hint=tf.int64)
+    if not step.dtype.is_integer:
+        raise TypeError(
+            f"Argument `step` must be an integer or integer tensor. Received: step with dtype {step.dtype.name}"
+        )
+    return tf.cast(step, tf.int64)

@@ -1,0 +1,130 @@
+"""Cyclic sparsity: repeated ramps that let wrongly pruned weights come back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from schedules import _validation as v
+from schedules._ramp import polynomial_ramp, window_progress
+from schedules.base import SparsitySchedule, register
+
+__all__ = ["CyclicSparsity"]
+
+
+@register
+class CyclicSparsity(SparsitySchedule):
+    """Cyclical pruning (Srinivas et al., 2022): `num_cycles` ramps in one window.
+
+    The `n = end_step - begin_step + 1` steps of the window are split on integer
+    boundaries into `num_cycles` cycles of (nearly) equal length. Each cycle
+    starts at `initial_sparsity`, pruned at its first step, and ramps
+    polynomially to `final_sparsity`, which is applied at its last step; the
+    next cycle starts low again, so that weights pruned by mistake can come back.
+    The last cycle ends at `final_sparsity` at `end_step`, which then holds:
+
+    ```python
+    t = clip(step - begin_step, 0, n - 1)
+    c = ((t + 1) * num_cycles - 1) // n              # the cycle of step
+    start = begin_step + c * n // num_cycles         # its first step
+    last = begin_step + (c + 1) * n // num_cycles - 1  # its last step
+    p = (step - start) / (last - start)              # clipped to [0, 1]
+    sparsity = final_sparsity + (initial_sparsity - final_sparsity) * (1 - p) ** power
+    should_prune = in window and ((step - start) % frequency == 0 or step == last)
+    ```
+
+    With `num_cycles=1` it is `CubicSparsity` (at `power=3`).
+
+    Example:
+
+    >>> schedule = CyclicSparsity(0.0, 0.8, begin_step=0, end_step=199, num_cycles=2, frequency=50)
+    >>> [round(float(schedule(step)[1]), 3) for step in (0, 99, 100, 199)]
+    [0.0, 0.8, 0.0, 0.8]
+    >>> [int(step) for step, prune in zip(range(200), schedule(tf.range(200))[0]) if prune]
+    [0, 1, 50, 99, 100, 150, 199]
+
+    Args:
+      initial_sparsity: sparsity at the start of every cycle, in `[0, 1)`.
+      final_sparsity: sparsity at the end of every cycle, in `[0, 1)`.
+      begin_step: first step of the first cycle, an integer >= 0.
+      end_step: last step of the last cycle, an integer >= `begin_step`.
+      num_cycles: number of cycles, an integer in `[1, (end_step - begin_step + 1) // 2]`
+        (each cycle has at least two steps); 1 is also allowed for a one-step window.
+      frequency: prune every `frequency` steps from each cycle's start, an integer >= 1.
+      power: exponent of the ramp, a finite number > 0 (3 is Zhu & Gupta's cubic).
+
+    Raises:
+      ValueError, TypeError: an argument is out of range or of the wrong type.
+
+    References:
+      S. Srinivas, A. Kuzmin, M. Nagel, M. van Baalen, A. Skliar, T. Blankevoort.
+      Cyclical Pruning for Sparse Neural Networks. CVPR Workshops 2022.
+      https://arxiv.org/abs/2202.01290
+    """
+
+    def __init__(
+        self,
+        initial_sparsity: float,
+        final_sparsity: float,
+        begin_step: int,
+        end_step: int,
+        num_cycles: int,
+        frequency: int = 100,
+        power: float = 3,
+    ) -> None:
+        self.initial_sparsity = v.check_sparsity("initial_sparsity", initial_sparsity)
+        self.final_sparsity = v.check_sparsity("final_sparsity", final_sparsity)
+        self.begin_step = v.check_step("begin_step", begin_step)
+        self.end_step = v.check_end_step(end_step, self.begin_step)
+        self._length = self.end_step - self.begin_step + 1
+        most = max(1, self._length // 2)
+        self.num_cycles = v.check_int("num_cycles", num_cycles, minimum=1, maximum=most)
+        self.frequency = v.check_int("frequency", frequency, minimum=1)
+        self.power = v.check_float(
+            "power", power, low=0.0, high=1e6, low_inclusive=False, high_inclusive=True
+        )
+        if isinstance(power, int) and not isinstance(power, bool):
+            self.power = int(power)  # keep an int power an int in the config
+        if self._length * self.num_cycles > 2**63 - 1:
+            raise ValueError(
+                "Arguments `end_step - begin_step + 1` times `num_cycles` must stay below 2**63 (int64 "
+                f"arithmetic). Received: begin_step={self.begin_step}, end_step={self.end_step}, "
+                f"num_cycles={self.num_cycles}"
+            )
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "initial_sparsity": self.initial_sparsity,
+            "final_sparsity": self.final_sparsity,
+            "begin_step": self.begin_step,
+            "end_step": self.end_step,
+            "num_cycles": self.num_cycles,
+            "frequency": self.frequency,
+            "power": self.power,
+        }
+
+    def cycle_bounds(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The first and last step (int64) of the cycle that `step` falls in.
+
+        Steps before the window belong to the first cycle, steps after it to
+        the last.
+        """
+        step = tf.cast(step, tf.int64)
+        n, cycles = self._length, self.num_cycles
+        t = tf.clip_by_value(step - self.begin_step, 0, n - 1)
+        c = ((t + 1) * cycles - 1) // n
+        start = self.begin_step + (c * n) // cycles
+        last = self.begin_step + ((c + 1) * n) // cycles - 1
+        return start, last
+
+    def _events(self, step: tf.Tensor) -> tf.Tensor:
+        start, last = self.cycle_bounds(step)
+        in_window = tf.logical_and(step >= self.begin_step, step <= self.end_step)
+        on_grid = tf.equal(tf.math.floormod(step - start, self.frequency), 0)
+        return tf.logical_and(in_window, tf.logical_or(on_grid, tf.equal(step, last)))
+
+    def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
+        start, last = self.cycle_bounds(step)
+        progress = window_progress(step, start, last)
+        return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, float(self.power))

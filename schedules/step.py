@@ -1,0 +1,144 @@
+"""Step sparsity: a staircase of sparsities held between boundaries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from schedules import _validation as v
+from schedules.base import SparsitySchedule, register
+
+__all__ = ["StepSparsity"]
+
+SPACINGS = ("linear", "geometric")
+
+
+@register
+class StepSparsity(SparsitySchedule):
+    """A staircase: `sparsities[i]` holds from `boundaries[i]` to the next boundary.
+
+    The mask is recomputed exactly at each boundary and nowhere else (as NNCF's
+    multistep schedule and Keras' `PiecewiseConstantDecay`). Before
+    `boundaries[0]` nothing is pruned (the value reported there is
+    `sparsities[0]`, the start value, as for every schedule here):
+
+    ```python
+    i = max(0, count(boundaries <= step) - 1)
+    sparsity = sparsities[i]
+    should_prune = step in boundaries        # and step 1 if boundaries[0] == 0
+    ```
+
+    `StepSparsity.uniform` builds equal stairs from an initial to a final
+    sparsity, linearly or geometrically spaced (iterative magnitude pruning).
+
+    Example:
+
+    >>> schedule = StepSparsity(boundaries=[100, 200, 300], sparsities=[0.5, 0.7, 0.9])
+    >>> [round(float(schedule(step)[1]), 2) for step in (150, 200, 1000)]
+    [0.5, 0.7, 0.9]
+    >>> [bool(schedule(step)[0]) for step in (100, 150, 300)]
+    [True, False, True]
+
+    Args:
+      boundaries: strictly increasing integer steps >= 0, where stairs begin.
+      sparsities: one sparsity in `[0, 1)` per boundary.
+
+    Raises:
+      ValueError, TypeError: a boundary or sparsity is out of range or of the
+        wrong type, boundaries are not strictly increasing, or the lengths differ.
+    """
+
+    def __init__(self, boundaries: Sequence[int], sparsities: Sequence[float]) -> None:
+        boundaries = v.check_sequence("boundaries", boundaries)
+        sparsities = v.check_sequence("sparsities", sparsities)
+        self.boundaries = [v.check_step(f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
+        self.sparsities = [v.check_sparsity(f"sparsities[{i}]", s) for i, s in enumerate(sparsities)]
+        for i in range(1, len(self.boundaries)):
+            if self.boundaries[i] <= self.boundaries[i - 1]:
+                raise ValueError(
+                    "Argument `boundaries` must be strictly increasing. "
+                    f"Received: boundaries={self.boundaries!r} "
+                    f"(boundaries[{i}]={self.boundaries[i]} <= boundaries[{i - 1}]={self.boundaries[i - 1]})"
+                )
+        if len(self.sparsities) != len(self.boundaries):
+            raise ValueError(
+                "Arguments `boundaries` and `sparsities` must have the same length. "
+                f"Received: len(boundaries)={len(self.boundaries)}, len(sparsities)={len(self.sparsities)}"
+            )
+        self.begin_step = self.boundaries[0]
+        self.end_step = self.boundaries[-1]
+
+    @classmethod
+    def uniform(
+        cls,
+        initial_sparsity: float,
+        final_sparsity: float,
+        begin_step: int,
+        end_step: int,
+        num_stages: int,
+        spacing: str = "linear",
+    ) -> StepSparsity:
+        """`num_stages` equal stairs from `begin_step` to `end_step`.
+
+        Stage `k = 1 .. num_stages` starts at step
+        `begin_step + (k - 1) * (end_step - begin_step) // (num_stages - 1)`
+        (the first at `begin_step`, the last at `end_step`) and prunes to
+
+        ```python
+        q = k / num_stages
+        linear:    sparsity = initial + (final - initial) * q
+        geometric: 1 - sparsity = (1 - initial) * ((1 - final) / (1 - initial)) ** q
+        ```
+
+        Geometric spacing is iterative magnitude pruning: each stage removes
+        the same fraction of the surviving weights. `initial_sparsity` is where
+        the weights are before the first stage; it is not a stage of its own.
+
+        >>> stairs = StepSparsity.uniform(0.0, 0.875, 0, 200, num_stages=3, spacing="geometric")
+        >>> stairs.boundaries, [round(s, 4) for s in stairs.sparsities]
+        ([0, 100, 200], [0.5, 0.75, 0.875])
+
+        Raises:
+          ValueError, TypeError: an argument is out of range, or
+            `num_stages` is 1 while `begin_step != end_step`, or there are more
+            stages than steps in the window.
+        """
+        initial = v.check_sparsity("initial_sparsity", initial_sparsity)
+        final = v.check_sparsity("final_sparsity", final_sparsity)
+        begin = v.check_step("begin_step", begin_step)
+        end = v.check_end_step(end_step, begin)
+        stages = v.check_int("num_stages", num_stages, minimum=1, maximum=end - begin + 1)
+        spacing = v.check_choice("spacing", spacing, SPACINGS)
+        if stages == 1:
+            if begin != end:
+                raise ValueError(
+                    "Argument `num_stages` must be >= 2 when begin_step != end_step (one stage is a "
+                    f"one-shot prune at begin_step == end_step). Received: num_stages=1, "
+                    f"begin_step={begin}, end_step={end}"
+                )
+            boundaries = [begin]
+        else:
+            boundaries = [begin + (k * (end - begin)) // (stages - 1) for k in range(stages)]
+        q = np.arange(1, stages + 1, dtype=np.float64) / stages
+        if spacing == "linear":
+            values = initial + (final - initial) * q
+        else:
+            values = 1.0 - (1.0 - initial) * ((1.0 - final) / (1.0 - initial)) ** q
+        values[-1] = final
+        return cls(boundaries, [float(s) for s in values])
+
+    def _config(self) -> dict[str, Any]:
+        return {"boundaries": list(self.boundaries), "sparsities": list(self.sparsities)}
+
+    def _events(self, step: tf.Tensor) -> tf.Tensor:
+        boundaries = tf.constant(self.boundaries, tf.int64)
+        return tf.reduce_any(tf.equal(step[..., tf.newaxis], boundaries), axis=-1)
+
+    def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
+        boundaries = tf.constant(self.boundaries, tf.int64)
+        passed = tf.reduce_sum(tf.cast(step[..., tf.newaxis] >= boundaries, tf.int32), axis=-1)
+        index = tf.maximum(passed - 1, 0)
+        return tf.gather(tf.constant(self.sparsities, tf.float64), index)
