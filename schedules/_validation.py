@@ -100,11 +100,7 @@ def check_sparsity(name: str, value: object) -> float:
 
 def check_sequence(name: str, value: object) -> list:
     """A non-empty list or tuple (not a string)."""
-    if (
-        isinstance(value, (str, bytes))
-        or not isinstance(value, Sequence)
-        and not isinstance(value, np.ndarray)
-    ):
+    if isinstance(value, (str, bytes)) or (not isinstance(value, Sequence) and not isinstance(value, np.ndarray)):
         raise _fail(TypeError, name, "a non-empty list of numbers", value)
     items = list(value)
     if not items:
