@@ -68,4 +68,16 @@ def window_progress(step: tf.Tensor, begin: int | tf.Tensor, end: int | tf.Tenso
 
 def polynomial_ramp(progress: tf.Tensor, initial: float, final: float, power: float) -> tf.Tensor:
     """`final + (initial - final) * (1 - progress) ** power`, in float64."""
-    return final + (initial - final) * tf.pow(1.0 - progress, tf.constant(power, tf.float64))
+    value = final + (initial - final) * tf.pow(1.0 - progress, tf.constant(power, tf.float64))
+    return pin_endpoints(progress, value, initial, final)
+
+
+def pin_endpoints(progress: tf.Tensor, value: tf.Tensor, initial: float, final: float) -> tf.Tensor:
+    """`value`, but exactly `initial` where `progress == 0` and `final` where it is 1.
+
+    Also keeps rounding from stepping outside `[min(initial, final), max(...)]`.
+    """
+    low, high = min(initial, final), max(initial, final)
+    value = tf.clip_by_value(value, low, high)
+    value = tf.where(progress <= 0.0, tf.constant(initial, tf.float64), value)
+    return tf.where(progress >= 1.0, tf.constant(final, tf.float64), value)

@@ -9,7 +9,7 @@ from typing import Any
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ramp import RampSchedule
+from schedules._ramp import RampSchedule, pin_endpoints
 from schedules.base import register
 
 __all__ = ["ExponentialSparsity"]
@@ -122,15 +122,14 @@ class ExponentialSparsity(RampSchedule):
         return {**super()._config(), "rate": self.rate}
 
     def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
-        keep_initial = 1.0 - self.initial_sparsity
-        keep_final = 1.0 - self.final_sparsity
+        # Work with log(1 - sparsity), exact for small sparsities via log1p/expm1.
+        log_keep_initial = math.log1p(-self.initial_sparsity)
+        log_keep_final = math.log1p(-self.final_sparsity)
         if self.end_step == -1:
             offset = tf.clip_by_value(step - self.begin_step, 0, self._cap_offset)
-            keep = keep_initial * tf.exp(tf.cast(offset, tf.float64) * self._log_decay)
-            keep = tf.maximum(keep, keep_final)
-        else:
-            progress = self._progress(step)
-            keep = keep_initial * tf.pow(tf.constant(keep_final / keep_initial, tf.float64), progress)
-        # Keep the result inside [initial, final] despite rounding.
-        low, high = sorted((self.initial_sparsity, self.final_sparsity))
-        return tf.clip_by_value(1.0 - keep, low, high)
+            log_keep = log_keep_initial + tf.cast(offset, tf.float64) * self._log_decay
+            sparsity = tf.minimum(-tf.math.expm1(log_keep), self.final_sparsity)
+            return tf.where(offset <= 0, tf.constant(self.initial_sparsity, tf.float64), sparsity)
+        progress = self._progress(step)
+        log_keep = log_keep_initial + progress * (log_keep_final - log_keep_initial)
+        return pin_endpoints(progress, -tf.math.expm1(log_keep), self.initial_sparsity, self.final_sparsity)

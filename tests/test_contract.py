@@ -1,0 +1,178 @@
+"""The contract every schedule keeps, run over every entry of the registry."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from conftest import HORIZON, REGISTRY
+
+import schedules
+
+STEPS = np.arange(0, HORIZON + 1, dtype=np.int64)
+GIANT = 2**40 + 12_345  # far beyond float32's exact integers (2**24)
+
+
+def evaluate(schedule, steps=STEPS):
+    should_prune, sparsity = schedule(tf.constant(steps, tf.int64))
+    return should_prune.numpy(), sparsity.numpy()
+
+
+def test_registry_covers_every_public_schedule():
+    covered = {type(factory()) for factory in REGISTRY.values()}
+    public = {getattr(schedules, name) for name in schedules.__all__}
+    public = {cls for cls in public if isinstance(cls, type) and not inspect.isabstract(cls)}
+    assert public <= covered
+
+
+def test_is_a_tfmot_pruning_schedule(schedule):
+    import tensorflow_model_optimization as tfmot
+
+    assert isinstance(schedule, tfmot.sparsity.keras.PruningSchedule)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [7, np.int64(7), tf.constant(7, tf.int32), tf.constant(7, tf.int64)],
+    ids=["python", "numpy", "int32", "int64"],
+)
+def test_scalar_step_types_give_bool_and_float32_scalars(schedule, step):
+    should_prune, sparsity = schedule(step)
+    assert should_prune.dtype == tf.bool and sparsity.dtype == tf.float32
+    assert should_prune.shape == () and sparsity.shape == ()
+    expected = evaluate(schedule, np.array([7]))
+    assert bool(should_prune) == expected[0][0]
+    assert float(sparsity) == expected[1][0]
+
+
+def test_vector_of_steps_gives_vectors_equal_to_scalar_calls(schedule):
+    steps = np.array([0, 1, 2, 19, 20, 50, 99, 100, 213, 299, 300, 1000], dtype=np.int64)
+    should_prune, sparsity = evaluate(schedule, steps)
+    assert should_prune.shape == sparsity.shape == steps.shape
+    for i, step in enumerate(steps):
+        p, s = schedule(int(step))
+        assert bool(p) == should_prune[i] and float(s) == sparsity[i], step
+
+
+def test_sparsity_in_range_and_finite_everywhere(schedule):
+    steps = np.concatenate([STEPS, [10**6, 2**24 + 1, 2**31 + 5, GIANT, 2**62, 2**63 - 1]]).astype(np.int64)
+    _, sparsity = evaluate(schedule, steps)
+    assert np.all(np.isfinite(sparsity))
+    assert np.all((sparsity >= 0) & (sparsity < 1))
+
+
+def test_negative_steps_are_before_the_window(schedule):
+    should_prune, sparsity = evaluate(schedule, np.array([-1, -(2**40)], dtype=np.int64))
+    _, at_zero = evaluate(schedule, np.array([0]))
+    assert not should_prune.any()
+    np.testing.assert_array_equal(sparsity, [at_zero[0], at_zero[0]])
+
+
+def test_eager_equals_tf_function_and_xla(schedule):
+    steps = tf.constant(STEPS)
+    eager = [t.numpy() for t in schedule(steps)]
+    graph = [t.numpy() for t in tf.function(schedule)(steps)]
+    xla = [t.numpy() for t in tf.function(schedule, jit_compile=True)(steps)]
+    for other in (graph, xla):
+        np.testing.assert_array_equal(eager[0], other[0])
+        np.testing.assert_allclose(eager[1], other[1], rtol=0, atol=1e-7)
+
+
+def test_scalar_int64_inside_tf_function_like_tfmot(schedule):
+    step_var = tf.Variable(0, dtype=tf.int64)
+
+    @tf.function
+    def train_step():
+        step_var.assign_add(1)
+        should_prune = schedule(step_var)[0]
+        return tf.cond(should_prune, lambda: schedule(step_var)[1], lambda: tf.constant(-1.0))
+
+    should_prune, sparsity = evaluate(schedule, np.arange(1, 51))
+    for i in range(50):
+        expected = sparsity[i] if should_prune[i] else -1.0
+        assert float(train_step()) == expected
+
+
+def test_float_step_is_a_type_error(schedule):
+    with pytest.raises(TypeError, match="step"):
+        schedule(1.5)
+    with pytest.raises(TypeError, match="step"):
+        schedule(tf.constant(1.0))
+
+
+def test_should_prune_carries_a_step_zero_event_to_step_one(schedule):
+    should_prune, _ = evaluate(schedule, np.array([0, 1]))
+    if should_prune[0]:
+        assert should_prune[1]
+
+
+def test_end_value_is_applied_and_then_holds(schedule):
+    should_prune, sparsity = evaluate(schedule)
+    events = np.flatnonzero(should_prune)
+    assert events.size > 0
+    last = events[-1]
+    # The last event applies the value the schedule holds forever after.
+    _, later = evaluate(schedule, np.array([last, last + 1, 10**6, GIANT]))
+    if schedule.end_step >= 0:
+        assert last == schedule.end_step
+        np.testing.assert_array_equal(later, np.full(4, later[0]))
+
+
+def test_config_keys_equal_constructor_arguments(schedule):
+    config = schedule.get_config()
+    assert set(config) == {"class_name", "config"}
+    assert config["class_name"] == tf_keras.utils.get_registered_name(type(schedule))
+    parameters = [p for p in inspect.signature(type(schedule).__init__).parameters if p != "self"]
+    assert list(config["config"]) == parameters
+
+
+def _assert_same_values(a, b):
+    steps = np.concatenate([STEPS, [GIANT]])
+    for x, y in zip(evaluate(a, steps), evaluate(b, steps)):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("form", ["wrapped", "inner"])
+def test_config_round_trips_through_json(schedule, form):
+    config = json.loads(json.dumps(schedule.get_config()))
+    restored = type(schedule).from_config(config if form == "wrapped" else config["config"])
+    assert type(restored) is type(schedule)
+    assert restored.get_config() == schedule.get_config()
+    assert repr(restored) == repr(schedule)
+    _assert_same_values(restored, schedule)
+
+
+def test_keras_deserialization_finds_the_registered_class(schedule):
+    config = json.loads(json.dumps(schedule.get_config()))
+    restored = tf_keras.utils.deserialize_keras_object(config, module_objects={}, custom_objects={})
+    assert type(restored) is type(schedule)
+    _assert_same_values(restored, schedule)
+
+
+def test_from_config_rejects_unknown_missing_and_foreign_configs(schedule):
+    inner = schedule.get_config()["config"]
+    with pytest.raises(ValueError, match="unknown keys \\['surprise'\\]"):
+        type(schedule).from_config({**inner, "surprise": 1})
+    first = next(iter(inner))
+    with pytest.raises(ValueError, match=f"missing keys \\['{first}'\\]"):
+        type(schedule).from_config({k: v for k, v in inner.items() if k != first})
+    with pytest.raises(TypeError, match="class_name"):
+        type(schedule).from_config({"class_name": "PolynomialDecay", "config": inner})
+    with pytest.raises(TypeError, match="config"):
+        type(schedule).from_config("not a dict")
+
+
+def test_translation_to_giant_steps_is_exact(make_schedule):
+    """The same schedule shifted by 2**40 steps gives bit-identical results."""
+    offset = 2**40
+    near, far = make_schedule(0), make_schedule(offset)
+    steps = STEPS
+    p_near, s_near = evaluate(near, steps)
+    p_far, s_far = evaluate(far, steps + offset)
+    # Step 1 carries a step-0 event only near zero; compare the rest exactly.
+    np.testing.assert_array_equal(p_near[2:], p_far[2:])
+    np.testing.assert_array_equal(s_near, s_far)
