@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
 
-import schedules  # noqa: E402
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity  # noqa: E402
+import schedules
+from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
 
 Factory = Callable[[int], schedules.SparsitySchedule]
 

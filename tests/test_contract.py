@@ -111,7 +111,7 @@ def test_should_prune_carries_a_step_zero_event_to_step_one(schedule):
 
 
 def test_end_value_is_applied_and_then_holds(schedule):
-    should_prune, sparsity = evaluate(schedule)
+    should_prune, _sparsity = evaluate(schedule)
     events = np.flatnonzero(should_prune)
     assert events.size > 0
     last = events[-1]
@@ -132,7 +132,7 @@ def test_config_keys_equal_constructor_arguments(schedule):
 
 def _assert_same_values(a, b):
     steps = np.concatenate([STEPS, [GIANT]])
-    for x, y in zip(evaluate(a, steps), evaluate(b, steps)):
+    for x, y in zip(evaluate(a, steps), evaluate(b, steps), strict=True):
         np.testing.assert_array_equal(x, y)
 
 

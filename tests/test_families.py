@@ -96,7 +96,7 @@ def test_exponential_matches_log_linear_interpolation(initial, final, begin, end
 
 def test_exponential_events_remove_equal_shares_of_the_survivors():
     schedule = ExponentialSparsity(0.0, 1 - 0.5**10, begin_step=0, end_step=1000, frequency=100)
-    should_prune, sparsity = evaluate(schedule)
+    _should_prune, sparsity = evaluate(schedule)
     keep = 1.0 - sparsity[np.arange(0, 1001, 100)].astype(np.float64)
     np.testing.assert_allclose(keep[1:] / keep[:-1], 0.5, rtol=1e-6)
 
@@ -224,7 +224,7 @@ def test_cyclic_restarts_low_and_peaks_at_each_cycle_end():
 def test_cyclic_with_one_cycle_is_cubic():
     cyclic = CyclicSparsity(0.1, 0.9, begin_step=20, end_step=820, num_cycles=1, frequency=50)
     cubic = CubicSparsity(0.1, 0.9, begin_step=20, end_step=820, frequency=50)
-    for a, b in zip(evaluate(cyclic), evaluate(cubic)):
+    for a, b in zip(evaluate(cyclic), evaluate(cubic), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -232,7 +232,7 @@ def test_cyclic_phase_at_a_giant_step_is_as_right_as_at_step_500():
     near = CyclicSparsity(0.0, 0.9, begin_step=0, end_step=999, num_cycles=4, frequency=25)
     far = CyclicSparsity(0.0, 0.9, begin_step=999_999_000, end_step=999_999_999, num_cycles=4, frequency=25)
     offsets = np.arange(2, 1000, dtype=np.int64)
-    for a, b in zip(evaluate(near, offsets), evaluate(far, offsets + 999_999_000)):
+    for a, b in zip(evaluate(near, offsets), evaluate(far, offsets + 999_999_000), strict=True):
         np.testing.assert_array_equal(a, b)
     ref_events, ref_values = cyclic_reference([999_999_500], 0.0, 0.9, 999_999_000, 999_999_999, 4, 25, 3)
     prune, value = far(999_999_500)
