@@ -22,12 +22,11 @@ class StepSparsity(SparsitySchedule):
 
     The mask is recomputed exactly at each boundary and nowhere else (as NNCF's
     multistep schedule and Keras' `PiecewiseConstantDecay`). Before
-    `boundaries[0]` nothing is pruned (the value reported there is
-    `sparsities[0]`, the start value, as for every schedule here):
+    `boundaries[0]` nothing is pruned, and the sparsity reported there is 0:
 
     ```python
-    i = max(0, count(boundaries <= step) - 1)
-    sparsity = sparsities[i]
+    i = count(boundaries <= step) - 1
+    sparsity = sparsities[i] if i >= 0 else 0.0
     should_prune = step in boundaries        # and step 1 if boundaries[0] == 0
     ```
 
@@ -37,8 +36,8 @@ class StepSparsity(SparsitySchedule):
     Example:
 
     >>> schedule = StepSparsity(boundaries=[100, 200, 300], sparsities=[0.5, 0.7, 0.9])
-    >>> [round(float(schedule(step)[1]), 2) for step in (150, 200, 1000)]
-    [0.5, 0.7, 0.9]
+    >>> [round(float(schedule(step)[1]), 2) for step in (0, 150, 200, 1000)]
+    [0.0, 0.5, 0.7, 0.9]
     >>> [bool(schedule(step)[0]) for step in (100, 150, 300)]
     [True, False, True]
 
@@ -140,5 +139,5 @@ class StepSparsity(SparsitySchedule):
     def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
         boundaries = tf.constant(self.boundaries, tf.int64)
         passed = tf.reduce_sum(tf.cast(step[..., tf.newaxis] >= boundaries, tf.int32), axis=-1)
-        index = tf.maximum(passed - 1, 0)
-        return tf.gather(tf.constant(self.sparsities, tf.float64), index)
+        # Index 0 is the dense start (0.0), index i the stair of boundaries[i - 1].
+        return tf.gather(tf.constant([0.0, *self.sparsities], tf.float64), passed)

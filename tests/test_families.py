@@ -130,7 +130,7 @@ def staircase_reference(steps, boundaries, sparsities):
     values = []
     for step in steps:
         i = bisect.bisect_right(boundaries, step) - 1
-        values.append(sparsities[max(i, 0)])
+        values.append(sparsities[i] if i >= 0 else 0.0)
     return np.array(values, dtype=np.float32)
 
 
