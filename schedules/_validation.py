@@ -75,7 +75,7 @@ def check_float(
     requirement = f"a finite number in {interval}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _fail(TypeError, name, requirement, value)
-    value = float(value)
+    value = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
     if not math.isfinite(value):
         raise _fail(ValueError, name, requirement, value)
     above = value >= low if low_inclusive else value > low

@@ -94,7 +94,9 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
             if self._is_event_at_zero():
                 should_prune = tf.logical_or(should_prune, tf.equal(step, 1))
             should_prune = tf.broadcast_to(should_prune, tf.shape(step))
-            sparsity = tf.cast(self._sparsity(step), tf.float32)
+            # abs: sparsities are >= 0, and this removes any -0.0 (TensorFlow's eager
+            # scalar cache treats 0.0 and -0.0 as one constant, so either can appear).
+            sparsity = tf.abs(tf.cast(self._sparsity(step), tf.float32))
             sparsity = tf.broadcast_to(sparsity, tf.shape(step))
         return should_prune, sparsity
 

@@ -63,6 +63,7 @@ def test_sparsity_in_range_and_finite_everywhere(schedule):
     _, sparsity = evaluate(schedule, steps)
     assert np.all(np.isfinite(sparsity))
     assert np.all((sparsity >= 0) & (sparsity < 1))
+    assert not np.signbit(sparsity).any()  # no -0.0
 
 
 def test_negative_steps_are_before_the_window(schedule):

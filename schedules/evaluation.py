@@ -1,0 +1,63 @@
+"""Evaluate any `PruningSchedule` over many steps at once, as NumPy arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["as_steps", "evaluate_schedule"]
+
+
+def as_steps(steps: int | Iterable[int] | np.ndarray) -> np.ndarray:
+    """`steps` as a 1-D int64 array: an int `n` means the steps `0 .. n` inclusive."""
+    if isinstance(steps, bool):
+        raise TypeError(f"Argument `steps` must be an integer or a sequence of integers. Received: steps={steps!r}")
+    if isinstance(steps, (int, np.integer)):
+        if steps < 0:
+            raise ValueError(f"Argument `steps` must be >= 0 when it is a single number. Received: steps={steps}")
+        return np.arange(int(steps) + 1, dtype=np.int64)
+    array = np.asarray(steps)
+    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(
+            "Argument `steps` must be an integer or a non-empty 1-D sequence of integers. "
+            f"Received: steps of dtype {array.dtype} and shape {array.shape}"
+        )
+    return array.astype(np.int64)
+
+
+def evaluate_schedule(schedule, steps: int | Iterable[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluates `schedule` at every step: returns `(steps, should_prune, sparsity)` arrays.
+
+    The schedule is called once with the whole vector of steps. A schedule
+    that returns a scalar for a vector (tfmot's `ConstantSparsity`) is
+    broadcast; one that cannot take a vector at all (a user's schedule with
+    `tf.cond`) is evaluated step by step inside one `tf.function`.
+
+    >>> from schedules import CubicSparsity
+    >>> steps, prune, sparsity = evaluate_schedule(CubicSparsity(0.0, 0.8, 0, 100, 50), 100)
+    >>> steps[prune].tolist(), [round(float(sparsity[i]), 2) for i in (0, 50, 100)]
+    ([0, 1, 50, 100], [0.0, 0.7, 0.8])
+    """
+    steps = as_steps(steps)
+    try:
+        should_prune, sparsity = schedule(tf.constant(steps, tf.int64))
+        should_prune = np.broadcast_to(np.asarray(should_prune, dtype=bool), steps.shape)
+        sparsity = np.broadcast_to(np.asarray(sparsity, dtype=np.float32), steps.shape)
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError):
+        should_prune, sparsity = _step_by_step(schedule, steps)
+    return steps, np.array(should_prune), np.array(sparsity)
+
+
+def _step_by_step(schedule, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @tf.function
+    def each(all_steps):
+        def one(step):
+            prune, value = schedule(step)
+            return tf.cast(prune, tf.bool), tf.cast(value, tf.float32)
+
+        return tf.map_fn(one, all_steps, fn_output_signature=(tf.bool, tf.float32))
+
+    should_prune, sparsity = each(tf.constant(steps, tf.int64))
+    return should_prune.numpy(), sparsity.numpy()

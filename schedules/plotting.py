@@ -1,0 +1,102 @@
+"""Pictures of schedules: what a schedule will do, before training.
+
+Library code here keeps no pyplot state: every function takes an optional
+matplotlib `Axes`, draws on it with the object-oriented API and returns it;
+with `ax=None` it makes a new `Figure` (not registered with pyplot, never
+shown). Save with `ax.figure.savefig(path)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from schedules.evaluation import evaluate_schedule
+
+__all__ = ["new_axes", "plot_schedule", "plot_schedules"]
+
+
+def new_axes(figsize: tuple[float, float] = (7.0, 3.6)):
+    """A fresh `Axes` on a new `Figure` that pyplot does not know about."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize, layout="constrained")
+    return figure.add_subplot()
+
+
+def plot_schedule(
+    schedule,
+    steps: int | Iterable[int] | np.ndarray,
+    *,
+    ax=None,
+    label: str | None = None,
+    mark_pruning_steps: bool = True,
+    marker_kwargs: Mapping[str, Any] | None = None,
+    **line_kwargs: Any,
+):
+    """Draws a schedule's sparsity curve and marks its pruning steps.
+
+    `ax.lines[-2]` (or `[-1]` without markers) is the curve, one point per
+    step; `ax.lines[-1]` holds one marker at every step where `should_prune`
+    is true, at the sparsity applied there. Works for any tfmot
+    `PruningSchedule`: ours and tfmot's take the whole vector of steps in one
+    call; a schedule that cannot is evaluated step by step.
+
+    Args:
+      schedule: any `tfmot.sparsity.keras.PruningSchedule`.
+      steps: an int `n` (the steps `0 .. n`) or a 1-D sequence of integer steps.
+      ax: the matplotlib `Axes` to draw on; `None` makes a new figure.
+      label: legend label of the curve (default: the schedule's class name).
+      mark_pruning_steps: draw the pruning-step markers.
+      marker_kwargs: matplotlib options for the markers.
+      **line_kwargs: matplotlib options for the curve.
+
+    Returns:
+      The matplotlib `Axes` drawn on.
+
+    >>> from schedules import CubicSparsity
+    >>> ax = plot_schedule(CubicSparsity(0.0, 0.8, 0, 100, frequency=50), 120)
+    >>> [(int(x), round(float(y), 2)) for x, y in ax.lines[0].get_xydata()[[0, 50, 120]]]
+    [(0, 0.0), (50, 0.7), (120, 0.8)]
+    >>> ax.lines[1].get_xdata().tolist()
+    [0, 1, 50, 100]
+    """
+    if ax is None:
+        ax = new_axes()
+    steps, should_prune, sparsity = evaluate_schedule(schedule, steps)
+    label = type(schedule).__name__ if label is None else label
+    (line,) = ax.plot(steps, sparsity, label=label, **{"linewidth": 1.6, **line_kwargs})
+    if mark_pruning_steps:
+        style = {"linestyle": "none", "marker": "o", "markersize": 3.5, "color": line.get_color()}
+        ax.plot(steps[should_prune], sparsity[should_prune], **{**style, **dict(marker_kwargs or {})})
+    ax.set_xlabel("training step")
+    ax.set_ylabel("sparsity")
+    ax.set_ylim(-0.02, 1.0)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def plot_schedules(
+    schedules: Mapping[str, Any],
+    steps: int | Iterable[int] | np.ndarray,
+    *,
+    ax=None,
+    title: str | None = None,
+    mark_pruning_steps: bool = True,
+):
+    """Draws several schedules on one Axes with a legend, `{label: schedule}`.
+
+    Returns:
+      The matplotlib `Axes` drawn on.
+    """
+    if ax is None:
+        ax = new_axes()
+    for label, schedule in schedules.items():
+        plot_schedule(schedule, steps, ax=ax, label=label, mark_pruning_steps=mark_pruning_steps)
+    if schedules:
+        ax.legend(handles=[line for line in ax.lines if not line.get_label().startswith("_")], loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax

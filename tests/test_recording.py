@@ -1,0 +1,153 @@
+"""The recorder's record matches the masks of a real `fit`, and round-trips JSON and CSV."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+from matplotlib.figure import Figure
+
+from schedules import CyclicSparsity, StepSparsity
+from schedules.recording import PruningRecorder, RecordRow, SparsityRecord, expected_mask_sparsity, plot_record
+
+
+class MaskSnapshots(keras.callbacks.Callback):
+    """Independent reader: every mask after every batch, keyed by step."""
+
+    def __init__(self):
+        super().__init__()
+        self.snapshots = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        for layer in self.model.layers:
+            if hasattr(layer, "pruning_vars"):
+                step = int(layer.pruning_step.numpy())
+                for weight, mask, _ in layer.pruning_vars:
+                    self.snapshots[(step, layer.name, weight.name.split("/")[-1].split(":")[0])] = mask.numpy()
+
+
+def train(schedules_by_layer, steps=120, seed=0):
+    keras.utils.set_random_seed(seed)
+    prune = tfmot.sparsity.keras.prune_low_magnitude
+    model = keras.Sequential(
+        [
+            keras.layers.Input((6, 6, 1)),
+            prune(keras.layers.Conv2D(6, 3, activation="tanh", name="conv"), pruning_schedule=schedules_by_layer[0]),
+            keras.layers.Flatten(),
+            prune(keras.layers.Dense(3, name="dense"), pruning_schedule=schedules_by_layer[1]),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(steps * 4, 6, 6, 1)).astype(np.float32)
+    y = rng.normal(size=(steps * 4, 3)).astype(np.float32)
+    recorder, snapshots = PruningRecorder(), MaskSnapshots()
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=1,
+        verbose=0,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), recorder, snapshots],
+    )
+    return model, recorder.record, snapshots.snapshots
+
+
+@pytest.fixture(scope="module")
+def trained():
+    conv_schedule = CyclicSparsity(0.0, 0.75, begin_step=0, end_step=99, num_cycles=2, frequency=10)
+    dense_schedule = StepSparsity([5, 40, 80], [0.3, 0.6, 0.9])
+    return (conv_schedule, dense_schedule), *train((conv_schedule, dense_schedule))
+
+
+def test_record_has_one_row_per_pruning_step_and_weight(trained):
+    (conv_schedule, dense_schedule), _model, record, _ = trained
+    steps = np.arange(1, 121)
+    for layer, schedule in (("prune_low_magnitude_conv", conv_schedule), ("prune_low_magnitude_dense", dense_schedule)):
+        rows = [r for r in record.rows if r.layer == layer]
+        prune, sparsity = (t.numpy() for t in schedule(steps))
+        assert [r.step for r in rows] == steps[prune].tolist()
+        assert [r.weight for r in rows] == ["kernel"] * len(rows)
+        np.testing.assert_array_equal([r.scheduled for r in rows], sparsity[prune].astype(np.float64))
+
+
+def test_recorded_achieved_sparsity_is_the_masks(trained):
+    _, _model, record, snapshots = trained
+    for row in record.rows:
+        mask = snapshots[(row.step, row.layer, row.weight)]
+        assert row.size == mask.size
+        assert row.achieved == pytest.approx(1.0 - mask.mean(), abs=1e-12)
+        # ... and the masks follow the schedule to one weight, down at the cycle restart too.
+        assert abs(row.achieved - row.expected) <= 1.0 / row.size + 1e-12
+
+
+def test_cycle_restart_lowers_the_recorded_sparsity(trained):
+    _, _model, record, _ = trained
+    conv = record.series()["prune_low_magnitude_conv/kernel"]
+    restart = int(np.flatnonzero(conv["step"] == 50)[0])
+    assert conv["achieved"][restart - 1] > 0.7 and conv["achieved"][restart] == 0.0
+
+
+@pytest.mark.parametrize("extension", [".json", ".csv"])
+def test_record_round_trips(trained, tmp_path, extension):
+    _, _, record, _ = trained
+    path = tmp_path / f"record{extension}"
+    record.save(path)
+    loaded = SparsityRecord.load(path)
+    assert loaded == record
+
+
+def test_recorder_saves_at_train_end(tmp_path):
+    path = tmp_path / "r.csv"
+    recorder = PruningRecorder(path)
+    recorder.record.rows.append(RecordRow(1, "layer", "kernel", 10, 0.5, 0.5))
+    recorder.on_train_end()
+    assert SparsityRecord.load(path) == recorder.record
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[1, 2]", "not a sparsity record"),
+        ('{"rows": [{"step": 1}]}', "exactly the fields"),
+        (
+            '{"rows": [{"step": "x", "layer": "a", "weight": "k", "size": 1, "scheduled": 0.1, "achieved": 0.1}]}',
+            "invalid row",
+        ),
+    ],
+)
+def test_bad_json_records_are_rejected(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        SparsityRecord.load(path)
+
+
+def test_bad_extension_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"\.json or \.csv"):
+        PruningRecorder(tmp_path / "r.txt")
+    with pytest.raises(ValueError, match=r"\.json or \.csv"):
+        SparsityRecord().save(tmp_path / "r.parquet")
+
+
+def test_plot_record_draws_scheduled_and_achieved(trained):
+    _, _, record, _ = trained
+    ax = Figure().add_subplot()
+    assert plot_record(record, ax=ax, title="t") is ax
+    series = record.series()
+    achieved = [line for line in ax.lines if line.get_label().startswith("achieved")]
+    assert len(achieved) == len(series)
+    for line, data in zip(achieved, series.values(), strict=True):
+        np.testing.assert_array_equal(line.get_xdata(), data["step"])
+        np.testing.assert_array_equal(line.get_ydata(), data["achieved"])
+    json.dumps([t.get_text() for t in ax.get_legend().get_texts()])
+
+
+def test_expected_mask_sparsity_follows_tfmot_rounding():
+    # k = max(1, round(n * (1 - s))), round half to even as tf.math.round
+    assert expected_mask_sparsity(0.5, 9) == 1 - 4 / 9
+    assert expected_mask_sparsity(0.99, 10) == 0.9
+    assert expected_mask_sparsity(0.0, 7) == 0.0
