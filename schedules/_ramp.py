@@ -1,4 +1,4 @@
-"""What the windowed ramp schedules share: arguments, validation and progress.
+"""What the windowed ramp schedules share: arguments, validation, progress and events.
 
 A ramp moves from `initial_sparsity` at `begin_step` to `final_sparsity` at
 `end_step`. Its progress through the window is
@@ -9,7 +9,8 @@ p = clip(step - begin_step, 0, end_step - begin_step) / (end_step - begin_step)
 
 computed in int64 first and divided in float64 last, so that it is exact at any
 step. When `begin_step == end_step` (a one-shot schedule), `p` is 0 before the
-step and 1 from it on.
+step and 1 from it on. Its pruning events are tfmot's grid inside the window
+(every `frequency` steps from `begin_step`) and `end_step`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from schedules.base import SparsitySchedule
 
 
 class RampSchedule(SparsitySchedule):
-    """Base of schedules that ramp from `initial_sparsity` to `final_sparsity`."""
+    """Base of schedules that ramp from `initial_sparsity` to `final_sparsity`.
+
+    A subclass implements `_ramp(offset, progress)`: the sparsity from the
+    clipped int64 offset into the window and the float64 progress `p`.
+    """
 
     def __init__(
         self,
@@ -48,36 +53,34 @@ class RampSchedule(SparsitySchedule):
             "frequency": self.frequency,
         }
 
-    def _progress(self, step: tf.Tensor) -> tf.Tensor:
-        """`p` in `[0, 1]` (float64) at each int64 step."""
-        return window_progress(step, self.begin_step, self.end_step)
+    def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
+        """Sparsity (float64) from the clipped offset and the progress."""
+        raise NotImplementedError
 
-
-def window_progress(step: tf.Tensor, begin: int | tf.Tensor, end: int | tf.Tensor) -> tf.Tensor:
-    """Progress `p = clip(step - begin, 0, end - begin) / (end - begin)` in float64.
-
-    `begin` and `end` may be Python ints or int64 tensors of `step`'s shape.
-    Where `end == begin`, `p` is 0 before `begin` and 1 from it on.
-    """
-    length = end - begin
-    offset = tf.clip_by_value(step - begin, 0, tf.maximum(tf.cast(length, tf.int64), 0))
-    safe = tf.maximum(length, 1)
-    fraction = tf.cast(offset, tf.float64) / tf.cast(safe, tf.float64)
-    return tf.where(tf.equal(length, 0), tf.cast(step >= begin, tf.float64), fraction)
+    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        length = self.end_step - self.begin_step
+        offset = step - self.begin_step
+        clipped = tf.clip_by_value(offset, 0, length)
+        in_window = tf.equal(offset, clipped)
+        on_grid = tf.logical_or(tf.equal(tf.math.floormod(clipped, self.frequency), 0), tf.equal(clipped, length))
+        events = tf.logical_and(in_window, on_grid)
+        if length == 0:
+            progress = tf.cast(offset >= 0, tf.float64)
+        else:
+            progress = tf.cast(clipped, tf.float64) / float(length)  # exactly 1.0 at the end
+        return events, self._ramp(clipped, progress)
 
 
 def polynomial_ramp(progress: tf.Tensor, initial: float, final: float, power: float) -> tf.Tensor:
-    """`final + (initial - final) * (1 - progress) ** power`, in float64."""
+    """`final + (initial - final) * (1 - progress) ** power` in float64, exact at both ends."""
     value = final + (initial - final) * tf.pow(1.0 - progress, tf.constant(power, tf.float64))
-    return pin_endpoints(progress, value, initial, final)
+    return pin_start(progress, value, initial, final)
 
 
-def pin_endpoints(progress: tf.Tensor, value: tf.Tensor, initial: float, final: float) -> tf.Tensor:
-    """`value`, but exactly `initial` where `progress == 0` and `final` where it is 1.
+def pin_start(progress: tf.Tensor, value: tf.Tensor, initial: float, final: float) -> tf.Tensor:
+    """`value`, kept inside `[initial, final]` and exactly `initial` where `progress == 0`.
 
-    Also keeps rounding from stepping outside `[min(initial, final), max(...)]`.
+    (At `progress == 1` the formulas here give `final` exactly.)
     """
-    low, high = min(initial, final), max(initial, final)
-    value = tf.clip_by_value(value, low, high)
-    value = tf.where(progress <= 0.0, tf.constant(initial, tf.float64), value)
-    return tf.where(progress >= 1.0, tf.constant(final, tf.float64), value)
+    value = tf.clip_by_value(value, min(initial, final), max(initial, final))
+    return tf.where(progress <= 0.0, tf.constant(initial, tf.float64), value)

@@ -5,10 +5,9 @@ its formula and its own arguments:
 
 * step handling: a Python int, an int32/int64 scalar tensor, or a tensor of
   steps, converted once to int64 (integer arithmetic before any float cast);
-* gating: `should_prune` on tfmot's grid (every `frequency` steps from
-  `begin_step` inside the window), plus the family's own events (the end of
-  the window, a stair, a cycle start), plus step 1 whenever step 0 is an event,
-  because training with tfmot never evaluates step 0;
+* gating: step 1 is an event whenever step 0 is, because training with
+  tfmot never evaluates step 0 (each family supplies its own events: tfmot's
+  grid, the end of the window, a stair, a cycle start);
 * the result dtypes (`tf.bool`, `tf.float32`) and shapes (those of `step`);
 * `get_config` in tfmot's `{'class_name', 'config'}` shape with the
   registered Keras name, and a `from_config` that accepts the inner dict too;
@@ -45,34 +44,22 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
 
     A subclass implements:
 
-    * `_sparsity(step)`: the sparsity at int64 `step` (any shape), built from
-      element-wise tf ops; it may return float64, the base casts to float32.
-    * `_events(step)`: the bool tensor of its pruning events. The default is
-      tfmot's grid from `self.begin_step` every `self.frequency` steps inside
-      `[begin_step, end_step]`, plus `end_step` itself.
+    * `_evaluate(step)`: `(events, sparsity)` at int64 `step` (any shape), both
+      of `step`'s shape, from element-wise tf ops: the bool pruning events and
+      the sparsity (any float dtype; the base casts to float32). Computing both
+      in one place lets them share work; inside a `tf.function`, ops whose
+      result is not used (tfmot uses one result of each call) are pruned.
     * `_config()`: its constructor arguments as plain JSON values.
     """
 
     # --- what a family implements -------------------------------------------------
     @abc.abstractmethod
-    def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
-        """Sparsity at each int64 step, any float dtype."""
+    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(events, sparsity)` at each int64 step."""
 
     @abc.abstractmethod
     def _config(self) -> dict[str, Any]:
         """The constructor arguments, as JSON values."""
-
-    def _events(self, step: tf.Tensor) -> tf.Tensor:
-        """Pruning events: tfmot's grid inside the window, and `end_step`."""
-        begin, end, frequency = self.begin_step, self.end_step, self.frequency
-        offset = step - begin
-        in_window = offset >= 0
-        if end >= 0:
-            in_window = tf.logical_and(in_window, step <= end)
-        on_grid = tf.logical_and(in_window, tf.math.floormod(offset, frequency) == 0)
-        if end >= 0:
-            on_grid = tf.logical_or(on_grid, tf.equal(step, end))
-        return on_grid
 
     # --- what the base provides ---------------------------------------------------
     def __call__(self, step) -> tuple[tf.Tensor, tf.Tensor]:
@@ -88,16 +75,14 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         """
         step = _as_int64_step(step)
         with tf.name_scope(type(self).__name__):
-            should_prune = self._events(step)
+            should_prune, sparsity = self._evaluate(step)
             # tfmot increments its step before the first training batch, so a
             # schedule never sees step 0: an event at step 0 is carried to step 1.
             if self._is_event_at_zero():
                 should_prune = tf.logical_or(should_prune, tf.equal(step, 1))
-            should_prune = tf.broadcast_to(should_prune, tf.shape(step))
             # abs: sparsities are >= 0, and this removes any -0.0 (TensorFlow's eager
             # scalar cache treats 0.0 and -0.0 as one constant, so either can appear).
-            sparsity = tf.abs(tf.cast(self._sparsity(step), tf.float32))
-            sparsity = tf.broadcast_to(sparsity, tf.shape(step))
+            sparsity = tf.abs(tf.cast(sparsity, tf.float32))
         return should_prune, sparsity
 
     def _is_event_at_zero(self) -> bool:
@@ -105,7 +90,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         cached = self.__dict__.get("_event_at_zero")
         if cached is None:
             with tf.init_scope():
-                cached = bool(self._events(tf.constant(0, tf.int64)).numpy())
+                cached = bool(self._evaluate(tf.constant(0, tf.int64))[0].numpy())
             self.__dict__["_event_at_zero"] = cached
         return cached
 

@@ -49,5 +49,5 @@ class CubicSparsity(RampSchedule):
       pruning for model compression. 2017. https://arxiv.org/abs/1710.01878
     """
 
-    def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
-        return polynomial_ramp(self._progress(step), self.initial_sparsity, self.final_sparsity, 3.0)
+    def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
+        return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, 3.0)

@@ -7,7 +7,7 @@ from typing import Any
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ramp import polynomial_ramp, window_progress
+from schedules._ramp import polynomial_ramp
 from schedules.base import SparsitySchedule, register
 
 __all__ = ["CyclicSparsity"]
@@ -102,27 +102,44 @@ class CyclicSparsity(SparsitySchedule):
             "power": self.power,
         }
 
-    def cycle_bounds(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """`(offset, t, position, length)` (int64) of each step's cycle.
+
+        `offset = step - begin_step`; `t` is it clipped to the window; the
+        cycle holding `t` starts `position` steps before it and ends `length`
+        steps after its start. Steps before the window are position 0 of the
+        first cycle, steps after it the last position of the last cycle.
+        """
+        n, cycles = self._length, self.num_cycles
+        offset = step - self.begin_step
+        t = tf.clip_by_value(offset, 0, n - 1)
+        c = (t * cycles + (cycles - 1)) // n
+        start = (c * n) // cycles
+        length = ((c + 1) * n) // cycles - 1 - start
+        return offset, t, t - start, length
+
+    def cycle_bounds(self, step) -> tuple[tf.Tensor, tf.Tensor]:
         """The first and last step (int64) of the cycle that `step` falls in.
 
         Steps before the window belong to the first cycle, steps after it to
         the last.
+
+        >>> schedule = CyclicSparsity(0.0, 0.8, begin_step=10, end_step=109, num_cycles=3)
+        >>> [int(x) for x in schedule.cycle_bounds(50)]
+        [43, 75]
         """
-        step = tf.cast(step, tf.int64)
-        n, cycles = self._length, self.num_cycles
-        t = tf.clip_by_value(step - self.begin_step, 0, n - 1)
-        c = ((t + 1) * cycles - 1) // n
-        start = self.begin_step + (c * n) // cycles
-        last = self.begin_step + ((c + 1) * n) // cycles - 1
-        return start, last
+        _, t, position, length = self._cycle(tf.cast(step, tf.int64))
+        first = self.begin_step + t - position
+        return first, first + length
 
-    def _events(self, step: tf.Tensor) -> tf.Tensor:
-        start, last = self.cycle_bounds(step)
-        in_window = tf.logical_and(step >= self.begin_step, step <= self.end_step)
-        on_grid = tf.equal(tf.math.floormod(step - start, self.frequency), 0)
-        return tf.logical_and(in_window, tf.logical_or(on_grid, tf.equal(step, last)))
-
-    def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
-        start, last = self.cycle_bounds(step)
-        progress = window_progress(step, start, last)
-        return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, float(self.power))
+    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        offset, t, position, length = self._cycle(step)
+        in_window = tf.equal(offset, t)
+        on_grid = tf.logical_or(tf.equal(tf.math.floormod(position, self.frequency), 0), tf.equal(position, length))
+        events = tf.logical_and(in_window, on_grid)
+        if self._length == 1:  # a one-step window: a one-shot prune
+            progress = tf.cast(offset >= 0, tf.float64)
+        else:  # every cycle has at least two steps, so length >= 1
+            # (before the window position is 0, after it position == length)
+            progress = tf.cast(position, tf.float64) / tf.cast(length, tf.float64)
+        return events, polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, float(self.power))

@@ -9,7 +9,7 @@ from typing import Any
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ramp import RampSchedule, pin_endpoints
+from schedules._ramp import RampSchedule, pin_start
 from schedules.base import register
 
 __all__ = ["ExponentialSparsity"]
@@ -121,15 +121,22 @@ class ExponentialSparsity(RampSchedule):
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "rate": self.rate}
 
-    def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
-        # Work with log(1 - sparsity), exact for small sparsities via log1p/expm1.
-        log_keep_initial = math.log1p(-self.initial_sparsity)
-        log_keep_final = math.log1p(-self.final_sparsity)
-        if self.end_step == -1:
-            offset = tf.clip_by_value(step - self.begin_step, 0, self._cap_offset)
-            log_keep = log_keep_initial + tf.cast(offset, tf.float64) * self._log_decay
-            sparsity = tf.minimum(-tf.math.expm1(log_keep), self.final_sparsity)
-            return tf.where(offset <= 0, tf.constant(self.initial_sparsity, tf.float64), sparsity)
-        progress = self._progress(step)
+    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if self.end_step != -1:
+            return super()._evaluate(step)
+        # Open-ended: tfmot's grid from begin_step forever; offsets past the cap
+        # are clipped (the cap holds there), so no float overflows.
+        offset = step - self.begin_step
+        events = tf.logical_and(offset >= 0, tf.equal(tf.math.floormod(offset, self.frequency), 0))
+        clipped = tf.clip_by_value(offset, 0, self._cap_offset)
+        log_keep = math.log1p(-self.initial_sparsity) + tf.cast(clipped, tf.float64) * self._log_decay
+        sparsity = tf.minimum(-tf.math.expm1(log_keep), self.final_sparsity)
+        return events, tf.where(clipped <= 0, tf.constant(self.initial_sparsity, tf.float64), sparsity)
+
+    def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
+        # Interpolate log(1 - sparsity) linearly; log1p/expm1 keep small sparsities exact.
+        log_keep_initial = math.log1p(-self.initial_sparsity) + 0.0  # + 0.0: no -0.0
+        log_keep_final = math.log1p(-self.final_sparsity) + 0.0
         log_keep = log_keep_initial + progress * (log_keep_final - log_keep_initial)
-        return pin_endpoints(progress, -tf.math.expm1(log_keep), self.initial_sparsity, self.final_sparsity)
+        sparsity = pin_start(progress, -tf.math.expm1(log_keep), self.initial_sparsity, self.final_sparsity)
+        return tf.where(progress >= 1.0, tf.constant(self.final_sparsity, tf.float64), sparsity)

@@ -132,12 +132,10 @@ class StepSparsity(SparsitySchedule):
     def _config(self) -> dict[str, Any]:
         return {"boundaries": list(self.boundaries), "sparsities": list(self.sparsities)}
 
-    def _events(self, step: tf.Tensor) -> tf.Tensor:
+    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         boundaries = tf.constant(self.boundaries, tf.int64)
-        return tf.reduce_any(tf.equal(step[..., tf.newaxis], boundaries), axis=-1)
-
-    def _sparsity(self, step: tf.Tensor) -> tf.Tensor:
-        boundaries = tf.constant(self.boundaries, tf.int64)
-        passed = tf.reduce_sum(tf.cast(step[..., tf.newaxis] >= boundaries, tf.int32), axis=-1)
+        column = step[..., tf.newaxis]
+        events = tf.reduce_any(tf.equal(column, boundaries), axis=-1)
+        passed = tf.reduce_sum(tf.cast(column >= boundaries, tf.int32), axis=-1)
         # Index 0 is the dense start (0.0), index i the stair of boundaries[i - 1].
-        return tf.gather(tf.constant([0.0, *self.sparsities], tf.float64), passed)
+        return events, tf.gather(tf.constant([0.0, *self.sparsities], tf.float64), passed)

@@ -1,0 +1,1 @@
+"""Benchmarks for the schedules package: `python -m benchmarks --help`."""

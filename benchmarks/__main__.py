@@ -1,0 +1,53 @@
+"""Run the benchmarks: `python -m benchmarks [--quick] [--only NAME ...] [--json PATH]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+SECTIONS = ("curve",)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, to check the harness works")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    results = {
+        "machine": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "quick": args.quick,
+        "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    for section in args.only:
+        start = time.perf_counter()
+        if section == "curve":
+            from benchmarks import curve
+
+            rows = curve.run(quick=args.quick)
+            print("\n## Curve evaluation (one vectorized call vs a per-step tf.function loop)")
+            print(curve.format_rows(rows))
+        results[section] = rows
+        print(f"({section}: {time.perf_counter() - start:.1f} s)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Timing helpers: interleaved rounds, medians, ratios against a baseline of the same run."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    """The fastest of `repeats` calls of `fn`, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Times every function once per round, in turn, for `rounds` rounds."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median_ratios(times: dict[str, list[float]], baseline: str) -> dict[str, float]:
+    """Per variant, the median over rounds of its time divided by the baseline's in that round."""
+    base = times[baseline]
+    return {name: statistics.median(t / b for t, b in zip(values, base, strict=True)) for name, values in times.items()}
