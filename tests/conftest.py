@@ -21,11 +21,12 @@ from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSp
 Factory = Callable[[int], schedules.SparsitySchedule]
 
 REGISTRY: dict[str, Factory] = {
-    "cubic": lambda o=0: CubicSparsity(0.1, 0.8, begin_step=o + 20, end_step=o + 320, frequency=40),
+    "cubic": lambda o=0: CubicSparsity(0.1, 0.8, begin_step=o + 20, end_step=o + 320, frequency=110),
     "cubic_one_shot": lambda o=0: CubicSparsity(0.0, 0.6, begin_step=o + 50, end_step=o + 50, frequency=10),
     "exponential": lambda o=0: ExponentialSparsity(0.0, 0.9, begin_step=o + 10, end_step=o + 250, frequency=30),
     "exponential_rate": lambda o=0: ExponentialSparsity.from_rate(0.2, 0.85, begin_step=o, frequency=25),
     "step": lambda o=0: StepSparsity([o + 30, o + 90, o + 200], [0.3, 0.6, 0.85]),
+    "step_many": lambda o=0: StepSparsity([o + 5 * k for k in range(1, 41)], [0.02 * k for k in range(1, 41)]),
     "step_geometric": lambda o=0: StepSparsity.uniform(0.0, 0.9, o + 0, o + 240, num_stages=4, spacing="geometric"),
     "cyclic": lambda o=0: CyclicSparsity(0.0, 0.8, begin_step=o + 0, end_step=o + 299, num_cycles=3, frequency=20),
     "cyclic_uneven": lambda o=0: CyclicSparsity(

@@ -1,0 +1,294 @@
+"""A model pruned with our schedules, saved as `.keras`, `.h5` or a SavedModel, reloads in
+a fresh Python process with `import schedules` and `prune_scope()`, no custom_objects.
+
+One model holds a layer pruned with each registry schedule plus tfmot's ConstantSparsity
+and PolynomialDecay. It is trained to `SAVED_STEP`, mid-schedule, and saved in the three
+formats; one fresh process per format (run in parallel) loads it, reports what it
+restored, trains one more step and reports again. The assertions are parametrized over
+format x schedule, so a failure names both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import _models
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+from conftest import REGISTRY
+from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+#: Saved after this many steps; the next step, 160, is a pruning event for some layers
+#: (exponential, step_geometric, cyclic, tfmot_polynomial) and not for the others.
+SAVED_STEP = 159
+FORMATS = {"keras": "model.keras", "h5": "model.h5", "savedmodel": "savedmodel"}
+NAMES = sorted(REGISTRY) + sorted(_models.TFMOT_SCHEDULES)
+TIMEOUT = 300
+
+# Runs in a fresh interpreter: argv = model path, batch .npz, output directory.
+LOADER = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import collect_prunable_layers
+
+    import schedules  # registers our schedules with tf-keras; nothing else tells the loader about them
+
+    model_path, batch_path, out = sys.argv[1:4]
+    with tfmot.sparsity.keras.prune_scope():
+        model = keras.models.load_model(model_path)
+    layers = [layer for layer in collect_prunable_layers(model) if layer.pruning_vars]
+
+    report = {
+        "compiled_on_load": model.optimizer is not None,
+        "layer_types": {layer.name: f"{type(layer).__module__}.{type(layer).__qualname__}" for layer in model.layers},
+        "layers": {},
+    }
+    loaded = {f"weights_{i}": w for i, w in enumerate(model.get_weights())}
+    for layer in layers:
+        schedule = layer.pruning_schedule
+        cls = type(schedule)
+        report["layers"][layer.name] = {
+            "schedule_type": f"{cls.__module__}.{cls.__qualname__}",
+            "schedule_config": None if isinstance(schedule, (str, dict)) else schedule.get_config(),
+            "schedule_used_for_masks": layer.pruning_obj._pruning_schedule is schedule,
+            "step_after_load": int(layer.pruning_step.numpy()),
+        }
+        (weight, mask, _), = layer.pruning_vars
+        loaded[f"{layer.name}.kernel"] = weight.numpy()
+        loaded[f"{layer.name}.mask"] = mask.numpy()
+    np.savez(os.path.join(out, "loaded.npz"), **loaded)
+
+    if model.optimizer is None:
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
+    batch = np.load(batch_path)
+    model.fit(batch["x"], batch["y"], batch_size=len(batch["x"]), epochs=1, shuffle=False, verbose=0,
+              callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    resumed = {}
+    for layer in layers:
+        report["layers"][layer.name]["step_after_fit"] = int(layer.pruning_step.numpy())
+        resumed[f"{layer.name}.mask"] = layer.pruning_vars[0][1].numpy()
+    np.savez(os.path.join(out, "resumed.npz"), **resumed)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(report, f)
+    """
+)
+
+
+def layer_schedules() -> dict[str, object]:
+    return {
+        **{name: REGISTRY[name](0) for name in sorted(REGISTRY)},
+        **{name: factory() for name, factory in _models.TFMOT_SCHEDULES.items()},
+    }
+
+
+def layer_name(name: str, layers) -> str:
+    (layer,) = [layer for layer in layers if layer.endswith((f"_conv_{name}", f"_dense_{name}"))]
+    return layer
+
+
+def qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@dataclass
+class Saved:
+    directory: Path
+    schedules: dict[str, object]  # by registry / tfmot name
+    layers: dict[str, str]  # wrapper name by registry / tfmot name
+    kernels: dict[str, np.ndarray]  # by wrapper name
+    masks: dict[str, np.ndarray]
+    weights: list[np.ndarray]  # model.get_weights()
+    step: int
+
+
+@pytest.fixture(scope="session")
+def saved(tmp_path_factory) -> Saved:
+    """The model trained to `SAVED_STEP` and saved in every format, with its state."""
+    directory = tmp_path_factory.mktemp("reload")
+    schedules_by_name = layer_schedules()
+    model = _models.build_branch_model(schedules_by_name)
+    _models.fit(model, steps_per_epoch=SAVED_STEP)
+    # The extra step after reload sees the epoch-end re-masked weights (exact zeros), so
+    # no layer may lower its sparsity there (it would keep every tied zero).
+    next_step = SAVED_STEP + 1
+    for name, schedule in schedules_by_name.items():
+        should_prune, sparsity = _models.scheduled(schedule, next_step + 1)
+        previous = sparsity[:next_step][should_prune[:next_step]]
+        assert not (should_prune[next_step] and previous.size and sparsity[next_step] < previous[-1]), name
+    masks = _models.masks(model)
+    state = Saved(
+        directory=directory,
+        schedules=schedules_by_name,
+        layers={name: layer_name(name, masks) for name in schedules_by_name},
+        kernels=_models.kernels(model),
+        masks=masks,
+        weights=model.get_weights(),
+        step=_models.pruning_step(model),
+    )
+    assert state.step == SAVED_STEP
+    model.save(directory / FORMATS["keras"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file", UserWarning)
+        model.save(directory / FORMATS["h5"])
+    model.save(directory / FORMATS["savedmodel"], save_format="tf")
+    x, y = _models.make_data(_models.BATCH_SIZE, seed=1)
+    np.savez(directory / "batch.npz", x=x, y=y)
+    return state
+
+
+@dataclass
+class Reloaded:
+    report: dict
+    loaded: dict[str, np.ndarray]
+    resumed: dict[str, np.ndarray]
+
+
+@pytest.fixture(scope="session")
+def reloaded(saved) -> dict[str, Reloaded | str]:
+    """Per format, what a fresh process restored, or the error output if it failed."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    script = saved.directory / "load_pruned.py"
+    script.write_text(LOADER)
+    runs = {}
+    for fmt, filename in FORMATS.items():
+        out = saved.directory / f"out_{fmt}"
+        out.mkdir()
+        model_path, batch_path = saved.directory / filename, saved.directory / "batch.npz"
+        process = subprocess.Popen(  # the three run in parallel: most of each is importing TensorFlow
+            [sys.executable, str(script), str(model_path), str(batch_path), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=out,
+        )
+        runs[fmt] = (process, out)
+    results: dict[str, Reloaded | str] = {}
+    for fmt, (process, out) in runs.items():
+        try:
+            stdout, stderr = process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+            results[fmt] = f"timed out after {TIMEOUT} s\n{stderr[-4000:]}"
+            continue
+        if process.returncode != 0:
+            results[fmt] = f"exit code {process.returncode}\n{stdout[-2000:]}\n{stderr[-4000:]}"
+            continue
+        with np.load(out / "loaded.npz") as loaded, np.load(out / "resumed.npz") as resumed:
+            results[fmt] = Reloaded(
+                report=json.loads((out / "report.json").read_text()),
+                loaded=dict(loaded),
+                resumed=dict(resumed),
+            )
+    return results
+
+
+def result(reloaded, fmt: str) -> Reloaded:
+    outcome = reloaded[fmt]
+    if isinstance(outcome, str):
+        pytest.fail(f"loading the {fmt} model in a fresh process failed: {outcome}")
+    return outcome
+
+
+def restored_layer(outcome: Reloaded, fmt: str, layer: str) -> dict:
+    """The report on wrapper `layer`; fails clearly if it did not come back as a wrapper
+    (tf-keras silently revives a SavedModel layer it cannot rebuild from its config as
+    a plain layer without pruning)."""
+    if layer not in outcome.report["layers"]:
+        pytest.fail(
+            f"the {fmt} reload has no pruning wrapper {layer!r}; it restored it as "
+            f"{outcome.report['layer_types'].get(layer)!r}. Layers: {outcome.report['layer_types']}"
+        )
+    return outcome.report["layers"][layer]
+
+
+fmt_param = pytest.mark.parametrize("fmt", list(FORMATS))
+name_param = pytest.mark.parametrize("name", NAMES)
+
+
+@pytest.mark.slow
+@fmt_param
+@name_param
+def test_schedule_restored_as_its_own_class_with_its_config(saved, reloaded, fmt, name):
+    restored = restored_layer(result(reloaded, fmt), fmt, saved.layers[name])
+    original = saved.schedules[name]
+    assert restored["schedule_type"] == qualified_name(type(original))
+    assert restored["schedule_config"] == json.loads(json.dumps(original.get_config()))
+
+
+@pytest.mark.slow
+@fmt_param
+@name_param
+def test_weights_masks_and_step_restored(saved, reloaded, fmt, name):
+    outcome = result(reloaded, fmt)
+    layer = saved.layers[name]
+    restored = restored_layer(outcome, fmt, layer)
+    assert np.array_equal(outcome.loaded[f"{layer}.kernel"], saved.kernels[layer])
+    assert np.array_equal(outcome.loaded[f"{layer}.mask"], saved.masks[layer])
+    assert restored["step_after_load"] == saved.step
+
+
+@pytest.mark.slow
+@fmt_param
+@name_param
+def test_training_resumes_at_the_next_step_with_the_same_schedule(saved, reloaded, fmt, name):
+    """One more step: the step is saved + 1, the restored schedule drives the masks,
+    and the mask follows the schedule at that step (an event or not)."""
+    outcome = result(reloaded, fmt)
+    layer = saved.layers[name]
+    restored = restored_layer(outcome, fmt, layer)
+    assert restored["step_after_fit"] == saved.step + 1
+    assert restored["schedule_used_for_masks"]
+    step = saved.step + 1
+    should_prune, sparsity = _models.scheduled(saved.schedules[name], step + 1)
+    mask = outcome.resumed[f"{layer}.mask"]
+    if should_prune[step]:
+        assert int(mask.sum()) == _models.expected_kept(mask.size, sparsity[step])
+    else:
+        assert np.array_equal(mask, saved.masks[layer])
+
+
+@pytest.mark.slow
+def test_the_resumed_step_prunes_some_layers_and_not_others(saved):
+    """Keeps the previous test meaningful: step saved + 1 is an event for some layers only."""
+    step = saved.step + 1
+    events = {name: bool(_models.scheduled(s, step + 1)[0][step]) for name, s in saved.schedules.items()}
+    assert any(events.values()) and not all(events.values()), events
+
+
+@pytest.mark.slow
+@fmt_param
+def test_every_model_weight_restored(saved, reloaded, fmt):
+    loaded = result(reloaded, fmt).loaded
+    restored = [loaded[f"weights_{i}"] for i in range(len(saved.weights))]
+    assert f"weights_{len(saved.weights)}" not in loaded
+    assert all(np.array_equal(a, b) for a, b in zip(restored, saved.weights, strict=True))
+
+
+# --- in process: the wrapper's own config round trip ---------------------------------------
+
+
+def test_prune_low_magnitude_from_config_restores_the_schedule_class(schedule):
+    wrapper = PruneLowMagnitude(keras.layers.Dense(4), pruning_schedule=schedule)
+    config = wrapper.get_config()
+    for candidate in (config, json.loads(json.dumps(config))):  # as stored in memory and in a file
+        restored = PruneLowMagnitude.from_config(candidate).pruning_schedule
+        assert type(restored) is type(schedule)
+        assert restored.get_config() == schedule.get_config()
+        steps = tf.range(400, dtype=tf.int64)
+        for got, want in zip(restored(steps), schedule(steps), strict=True):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
