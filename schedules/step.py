@@ -132,10 +132,22 @@ class StepSparsity(SparsitySchedule):
     def _config(self) -> dict[str, Any]:
         return {"boundaries": list(self.boundaries), "sparsities": list(self.sparsities)}
 
+    #: Up to this many stairs, compare the step with every boundary (fewest ops);
+    #: beyond it, binary search (O(log n) per step).
+    _LINEAR_SEARCH_MAX = 16
+
     def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         boundaries = tf.constant(self.boundaries, tf.int64)
-        column = step[..., tf.newaxis]
-        events = tf.reduce_any(tf.equal(column, boundaries), axis=-1)
-        passed = tf.reduce_sum(tf.cast(column >= boundaries, tf.int32), axis=-1)
         # Index 0 is the dense start (0.0), index i the stair of boundaries[i - 1].
-        return events, tf.gather(tf.constant([0.0, *self.sparsities], tf.float64), passed)
+        values = tf.constant([0.0, *self.sparsities], tf.float64)
+        if len(self.boundaries) <= self._LINEAR_SEARCH_MAX:
+            column = step[..., tf.newaxis]
+            events = tf.reduce_any(tf.equal(column, boundaries), axis=-1)
+            passed = tf.reduce_sum(tf.cast(column >= boundaries, tf.int32), axis=-1)
+            return events, tf.gather(values, passed)
+        flat = tf.reshape(step, [-1])
+        passed = tf.searchsorted(boundaries, flat, side="right", out_type=tf.int32)  # boundaries <= step
+        latest = tf.gather(tf.constant([0, *self.boundaries], tf.int64), passed)
+        events = tf.logical_and(passed > 0, tf.equal(latest, flat))
+        shape = tf.shape(step)
+        return tf.reshape(events, shape), tf.reshape(tf.gather(values, passed), shape)

@@ -146,6 +146,21 @@ def test_step_matches_the_staircase(boundaries, sparsities):
     assert set(np.flatnonzero(should_prune)) == expected_events
 
 
+@pytest.mark.parametrize("count", [16, 17, 300])
+def test_step_with_many_stairs_matches_the_staircase(count):
+    """Short lists compare with every boundary, long ones search: both give the staircase."""
+    rng = np.random.default_rng(count)
+    boundaries = sorted(rng.choice(np.arange(1, 1200), size=count, replace=False).tolist())
+    sparsities = rng.uniform(0.0, 0.99, size=count).tolist()
+    schedule = StepSparsity(boundaries, sparsities)
+    steps = np.concatenate([STEPS, [-5, 2**40]])
+    should_prune, sparsity = evaluate(schedule, steps)
+    np.testing.assert_array_equal(sparsity, staircase_reference(steps, boundaries, sparsities))
+    np.testing.assert_array_equal(should_prune, np.isin(steps, boundaries))
+    scalar = schedule(tf.constant(boundaries[3], tf.int64))
+    assert bool(scalar[0]) and scalar[1].shape == () and float(scalar[1]) == np.float32(sparsities[3])
+
+
 def test_uniform_linear_stairs():
     stairs = StepSparsity.uniform(0.2, 0.8, begin_step=100, end_step=400, num_stages=4)
     assert stairs.boundaries == [100, 200, 300, 400]
