@@ -4,20 +4,33 @@ Every schedule is a `tfmot.sparsity.keras.PruningSchedule`: pass it to
 `tfmot.sparsity.keras.prune_low_magnitude(..., pruning_schedule=...)`. Importing
 this package registers them with tf-keras, so pruned models that use them
 reload with `keras.models.load_model` inside `tfmot.sparsity.keras.prune_scope()`.
+
+Also here: `plot_schedule` / `plot_schedules` (what a schedule will do),
+`PruningRecorder` and `plot_record` (what training did), `evaluate_schedule`
+(any schedule over many steps as NumPy arrays).
 """
 
 from schedules.base import SparsitySchedule
 from schedules.cubic import CubicSparsity
 from schedules.cyclic import CyclicSparsity
+from schedules.evaluation import evaluate_schedule
 from schedules.exponential import ExponentialSparsity
+from schedules.plotting import plot_schedule, plot_schedules
+from schedules.recording import PruningRecorder, SparsityRecord, plot_record
 from schedules.step import StepSparsity
 
 __all__ = [
     "CubicSparsity",
     "CyclicSparsity",
     "ExponentialSparsity",
+    "PruningRecorder",
+    "SparsityRecord",
     "SparsitySchedule",
     "StepSparsity",
+    "evaluate_schedule",
+    "plot_record",
+    "plot_schedule",
+    "plot_schedules",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""Quality: test accuracy at high sparsity on scikit-learn's handwritten digits.
+
+Every schedule gets the same budget: the same dense pre-trained model (one per
+model and seed), then `prune_epochs` epochs of pruned training with the same
+optimizer, ending with at least 30% of the pruning epochs at the final
+sparsity. Schedules prune from 5% to 70% of the pruning steps:
+
+- ExponentialSparsity, CubicSparsity, CyclicSparsity (3 cycles),
+  StepSparsity (4 geometric stairs): 0 -> final over the window, every
+  `frequency` steps;
+- the per-event exponential form (`ExponentialSparsity.from_rate`), with the
+  rate that reaches the final sparsity at the middle of the window (a typical
+  hand-written choice);
+- tfmot's PolynomialDecay (power 3; the same window, so the same curve as
+  CubicSparsity where tfmot applies it) and one-shot ConstantSparsity (the final
+  sparsity from the window's start);
+- the dense model itself, trained for the same number of extra epochs.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
+from schedules.demo import build_model as build_cnn
+from schedules.demo import load_digits
+
+
+def build_mlp(keras_module):
+    return keras_module.Sequential(
+        [
+            keras_module.layers.Input((8, 8, 1)),
+            keras_module.layers.Flatten(),
+            keras_module.layers.Dense(128, activation="relu", name="hidden1"),
+            keras_module.layers.Dense(64, activation="relu", name="hidden2"),
+            keras_module.layers.Dense(10, name="logits"),
+        ]
+    )
+
+
+MODELS = {"MLP": build_mlp, "CNN": build_cnn}
+
+
+def schedules_for(final: float, total_steps: int) -> dict:
+    begin, end = total_steps // 20, (total_steps * 7) // 10
+    frequency = max(1, (end - begin) // 20)
+    middle = (end - begin) // 2
+    rate = 1.0 - (1.0 - final) ** (frequency / middle)
+    return {
+        "ExponentialSparsity": ExponentialSparsity(0.0, final, begin, end, frequency),
+        "Exponential per-event (from_rate)": ExponentialSparsity.from_rate(rate, final, begin, frequency),
+        "CubicSparsity": CubicSparsity(0.0, final, begin, end, frequency),
+        "StepSparsity (4 geometric stairs)": StepSparsity.uniform(0.0, final, begin, end, 4, "geometric"),
+        "CyclicSparsity (3 cycles)": CyclicSparsity(0.0, final, begin, end, 3, frequency),
+        "tfmot PolynomialDecay": tfmot.sparsity.keras.PolynomialDecay(0.0, final, begin, end, frequency=frequency),
+        "tfmot ConstantSparsity (one-shot)": tfmot.sparsity.keras.ConstantSparsity(final, begin, frequency=total_steps),
+    }
+
+
+def _compile(model, learning_rate):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def run(
+    quick: bool = False,
+    sparsities=(0.90, 0.95, 0.98),
+    seeds=(0, 1, 2, 3, 4),
+    dense_epochs: int = 10,
+    prune_epochs: int = 15,
+    batch_size: int = 32,
+    progress=print,
+) -> list[dict]:
+    models = MODELS
+    x_train, y_train, x_test, y_test = load_digits(0)
+    if quick:  # the harness on a sliver: one model, one seed, 256 images, three schedules
+        sparsities, seeds, dense_epochs, prune_epochs = (0.9,), (0,), 1, 2
+        models = {"MLP": build_mlp}
+        x_train, y_train = x_train[:256], y_train[:256]
+    total = math.ceil(len(x_train) / batch_size) * prune_epochs
+    keep = ("CubicSparsity", "CyclicSparsity (3 cycles)", "tfmot PolynomialDecay") if quick else None
+    results: dict[tuple, list[float]] = {}
+    for model_name, build in models.items():
+        for seed in seeds:
+            keras.utils.set_random_seed(seed)
+            dense = build(keras)
+            _compile(dense, 2e-3)
+            dense.fit(x_train, y_train, batch_size=batch_size, epochs=dense_epochs, verbose=0)
+            weights = dense.get_weights()
+            # The dense baseline gets the same extra budget.
+            keras.utils.set_random_seed(seed + 1000)
+            extra = build(keras)
+            extra.set_weights(weights)
+            _compile(extra, 1e-3)
+            extra.fit(x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=0)
+            accuracy = float(extra.evaluate(x_test, y_test, verbose=0)[1])
+            for final in sparsities:
+                results.setdefault((model_name, "dense", final), []).append(accuracy)
+            for final in sparsities:
+                for name, schedule in schedules_for(final, total).items():
+                    if keep is not None and name not in keep:
+                        continue
+                    keras.utils.set_random_seed(seed + 1000)
+                    model = build(keras)
+                    model.set_weights(weights)
+                    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+                    _compile(pruned, 1e-3)
+                    pruned.fit(
+                        x_train,
+                        y_train,
+                        batch_size=batch_size,
+                        epochs=prune_epochs,
+                        verbose=0,
+                        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+                    )
+                    accuracy = float(pruned.evaluate(x_test, y_test, verbose=0)[1])
+                    results.setdefault((model_name, name, final), []).append(accuracy)
+                progress(f"  {model_name} seed {seed} sparsity {final}: done")
+    rows = []
+    for (model_name, name, final), accuracies in results.items():
+        rows.append(
+            {
+                "model": model_name,
+                "schedule": name,
+                "final_sparsity": final,
+                "mean_accuracy": statistics.fmean(accuracies),
+                "std_accuracy": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+                "seeds": len(accuracies),
+            }
+        )
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    sparsities = sorted({r["final_sparsity"] for r in rows})
+    lines = []
+    for model_name in dict.fromkeys(r["model"] for r in rows):
+        header = f"{model_name:<36}" + "".join(f"{f'sparsity {s:g}':>18}" for s in sparsities)
+        lines.append(header)
+        names = dict.fromkeys(r["schedule"] for r in rows if r["model"] == model_name)
+        for name in names:
+            cells = []
+            for s in sparsities:
+                match = [
+                    r for r in rows if r["model"] == model_name and r["schedule"] == name and r["final_sparsity"] == s
+                ]
+                r = match[0]
+                cells.append(f"{r['mean_accuracy']:.4f} ± {r['std_accuracy']:.4f}".rjust(18))
+            lines.append(f"{name:<36}" + "".join(cells))
+        lines.append("")
+    return "\n".join(lines)
