@@ -17,6 +17,7 @@ from schedules.evaluation import evaluate_schedule
 from schedules.exponential import ExponentialSparsity
 from schedules.plotting import plot_schedule, plot_schedules
 from schedules.recording import PruningRecorder, SparsityRecord, plot_record
+from schedules.saving import check_pruned_model, load_model
 from schedules.step import StepSparsity
 
 __all__ = [
@@ -27,7 +28,9 @@ __all__ = [
     "SparsityRecord",
     "SparsitySchedule",
     "StepSparsity",
+    "check_pruned_model",
     "evaluate_schedule",
+    "load_model",
     "plot_record",
     "plot_schedule",
     "plot_schedules",

@@ -144,7 +144,10 @@ def _as_int64_step(step) -> tf.Tensor:
     """Converts a step (Python int, integer tensor, array) to an int64 tensor."""
     if isinstance(step, bool):
         raise TypeError(f"Argument `step` must be an integer or integer tensor. Received: step={step!r}")
-    step = tf.convert_to_tensor(step, dtype_hint=tf.int64)
+    try:
+        step = tf.convert_to_tensor(step, dtype_hint=tf.int64)
+    except (TypeError, ValueError):
+        raise TypeError(f"Argument `step` must be an integer or integer tensor. Received: step={step!r}") from None
     if not step.dtype.is_integer:
         raise TypeError(
             f"Argument `step` must be an integer or integer tensor. Received: step with dtype {step.dtype.name}"
