@@ -21,12 +21,21 @@ TITLES = {
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, to check the harness works")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="where to write the results as JSON (default: benchmarks/results/latest.json, "
+        "or benchmarks/results/quick.json with --quick)",
+    )
     args = parser.parse_args(argv)
+    if args.json is None:
+        results_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+        os.makedirs(results_dir, exist_ok=True)
+        args.json = os.path.join(results_dir, "quick.json" if args.quick else "latest.json")
 
     import tensorflow as tf
 
@@ -48,10 +57,9 @@ def main(argv=None) -> int:
         print(module.format_rows(rows))
         results[section] = rows
         print(f"({section}: {time.perf_counter() - start:.1f} s)")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
-        print(f"wrote {args.json}")
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    print(f"wrote {args.json}")
     return 0
 
 

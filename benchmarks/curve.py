@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
@@ -78,4 +77,3 @@ def format_rows(rows: list[dict]) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     print(format_rows(run()))
-    np.set_printoptions()

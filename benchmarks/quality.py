@@ -27,7 +27,8 @@ import tf_keras as keras
 
 from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
 from schedules.demo import build_model as build_cnn
-from schedules.demo import load_digits
+from schedules.demo import default_schedule_params, load_digits
+from schedules.recording import kernel_sparsity
 
 
 def build_mlp(keras_module):
@@ -46,8 +47,8 @@ MODELS = {"MLP": build_mlp, "CNN": build_cnn}
 
 
 def schedules_for(final: float, total_steps: int) -> dict:
-    begin, end = total_steps // 20, (total_steps * 7) // 10
-    frequency = max(1, (end - begin) // 20)
+    window = default_schedule_params(total_steps, final)  # the demo's window: 5% .. 70% of pruning
+    begin, end, frequency = window["begin_step"], window["end_step"], window["frequency"]
     middle = (end - begin) // 2
     rate = 1.0 - (1.0 - final) ** (frequency / middle)
     return {
@@ -87,6 +88,7 @@ def run(
     total = math.ceil(len(x_train) / batch_size) * prune_epochs
     keep = ("CubicSparsity", "CyclicSparsity (3 cycles)", "tfmot PolynomialDecay") if quick else None
     results: dict[tuple, list[float]] = {}
+    reached: dict[tuple, list[float]] = {}  # the least sparse layer's share of zeros, per run
     for model_name, build in models.items():
         for seed in seeds:
             keras.utils.set_random_seed(seed)
@@ -122,6 +124,8 @@ def run(
                     )
                     accuracy = float(pruned.evaluate(x_test, y_test, verbose=0)[1])
                     results.setdefault((model_name, name, final), []).append(accuracy)
+                    zeros = kernel_sparsity(tfmot.sparsity.keras.strip_pruning(pruned))
+                    reached.setdefault((model_name, name, final), []).append(min(zeros.values()))
                 progress(f"  {model_name} seed {seed} sparsity {final}: done")
     rows = []
     for (model_name, name, final), accuracies in results.items():
@@ -133,6 +137,7 @@ def run(
                 "mean_accuracy": statistics.fmean(accuracies),
                 "std_accuracy": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
                 "seeds": len(accuracies),
+                "min_layer_sparsity": min(reached.get((model_name, name, final), [0.0])),
             }
         )
     return rows

@@ -38,11 +38,8 @@ class RampSchedule(SparsitySchedule):
         end_step: int,
         frequency: int = 100,
     ) -> None:
-        self.initial_sparsity = v.check_sparsity("initial_sparsity", initial_sparsity)
-        self.final_sparsity = v.check_sparsity("final_sparsity", final_sparsity)
-        self.begin_step = v.check_step("begin_step", begin_step)
-        self.end_step = v.check_end_step(end_step, self.begin_step)
-        self.frequency = v.check_int("frequency", frequency, minimum=1)
+        window = v.check_window(initial_sparsity, final_sparsity, begin_step, end_step, frequency)
+        self.initial_sparsity, self.final_sparsity, self.begin_step, self.end_step, self.frequency = window
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -61,14 +58,24 @@ class RampSchedule(SparsitySchedule):
         length = self.end_step - self.begin_step
         offset = step - self.begin_step
         clipped = tf.clip_by_value(offset, 0, length)
-        in_window = tf.equal(offset, clipped)
-        on_grid = tf.logical_or(tf.equal(tf.math.floormod(clipped, self.frequency), 0), tf.equal(clipped, length))
-        events = tf.logical_and(in_window, on_grid)
+        events = grid_events(offset, clipped, length, self.frequency)
         if length == 0:
             progress = tf.cast(offset >= 0, tf.float64)
         else:
             progress = tf.cast(clipped, tf.float64) / float(length)  # exactly 1.0 at the end
         return events, self._ramp(clipped, progress)
+
+
+def grid_events(offset: tf.Tensor, position: tf.Tensor, length, frequency: int) -> tf.Tensor:
+    """Events of a window (or a cycle) of `length + 1` steps.
+
+    `position` is `offset` clipped to `[0, length]`; the step is inside the
+    window where they agree, and an event where its position is a multiple
+    of `frequency` or the window's last step.
+    """
+    in_window = tf.equal(offset, position)
+    on_grid = tf.logical_or(tf.equal(tf.math.floormod(position, frequency), 0), tf.equal(position, length))
+    return tf.logical_and(in_window, on_grid)
 
 
 def polynomial_ramp(progress: tf.Tensor, initial: float, final: float, power: float) -> tf.Tensor:

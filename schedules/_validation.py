@@ -25,20 +25,33 @@ MAX_STEP = 2**62
 MAX_SPARSITY = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
 
 
-def _fail(exc_type: type[Exception], name: str, requirement: str, value: object) -> Exception:
-    return exc_type(f"Argument `{name}` must be {requirement}. Received: {name}={value!r}")
+def invalid(name: str, requirement: str, value: object, exc_type: type[Exception] = ValueError) -> Exception:
+    """The one message shape: ``Argument `name` must be <requirement>. Received: name=<value>``.
+
+    Returns the exception for the caller to raise. `name` may be several
+    names (``"boundaries` and `sparsities"``) with `value` already formatted
+    as ``"a=1, b=2"`` through `received`.
+    """
+    shown = value.text if isinstance(value, received) else f"{name}={value!r}"
+    return exc_type(f"Argument `{name}` must be {requirement}. Received: {shown}")
+
+
+class received:
+    """Pre-formatted received values for `invalid`: ``received(a=1, b=2)`` -> ``a=1, b=2``."""
+
+    def __init__(self, **values: object) -> None:
+        self.text = ", ".join(f"{key}={value!r}" for key, value in values.items())
 
 
 def check_int(name: str, value: object, *, minimum: int, maximum: int = MAX_STEP) -> int:
     """Returns `value` as a Python int in `[minimum, maximum]` or raises."""
     requirement = f"an integer in [{minimum}, {maximum}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        # Accept integral floats such as 1000.0 only if they are exact integers?
-        # No: a float step is almost always a mistake (e.g. epochs * 0.5).
-        raise _fail(TypeError, name, requirement, value)
+        # Floats are refused even when integral (1000.0): a float step is almost always a mistake.
+        raise invalid(name, requirement, value, TypeError)
     value = int(value)
     if not minimum <= value <= maximum:
-        raise _fail(ValueError, name, requirement, value)
+        raise invalid(name, requirement, value)
     return value
 
 
@@ -55,9 +68,9 @@ def check_end_step(value: object, begin_step: int, *, allow_forever: bool = Fals
     if allow_forever:
         requirement += " or -1 (no end)"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _fail(TypeError, "end_step", requirement, value)
+        raise invalid("end_step", requirement, value, TypeError)
     if not begin_step <= int(value) <= MAX_STEP:
-        raise _fail(ValueError, "end_step", requirement, value)
+        raise invalid("end_step", requirement, value)
     return int(value)
 
 
@@ -74,14 +87,14 @@ def check_float(
     interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
     requirement = f"a finite number in {interval}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _fail(TypeError, name, requirement, value)
+        raise invalid(name, requirement, value, TypeError)
     value = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
     if not math.isfinite(value):
-        raise _fail(ValueError, name, requirement, value)
+        raise invalid(name, requirement, value)
     above = value >= low if low_inclusive else value > low
     below = value <= high if high_inclusive else value < high
     if not (above and below):
-        raise _fail(ValueError, name, requirement, value)
+        raise invalid(name, requirement, value)
     return value
 
 
@@ -89,8 +102,7 @@ def check_sparsity(name: str, value: object) -> float:
     """A sparsity: a finite number in `[0, 1)` that stays below 1 in float32."""
     value = check_float(name, value, low=0.0, high=1.0)
     if value > MAX_SPARSITY:
-        raise _fail(
-            ValueError,
+        raise invalid(
             name,
             f"a finite number in [0, 1) that stays below 1 in float32 (<= {MAX_SPARSITY!r})",
             value,
@@ -101,15 +113,45 @@ def check_sparsity(name: str, value: object) -> float:
 def check_sequence(name: str, value: object) -> list:
     """A non-empty list or tuple (not a string)."""
     if isinstance(value, (str, bytes)) or (not isinstance(value, Sequence) and not isinstance(value, np.ndarray)):
-        raise _fail(TypeError, name, "a non-empty list of numbers", value)
+        raise invalid(name, "a non-empty list of numbers", value, TypeError)
     items = list(value)
     if not items:
-        raise _fail(ValueError, name, "a non-empty list of numbers", value)
+        raise invalid(name, "a non-empty list of numbers", value)
     return items
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     """One of a fixed set of strings."""
     if value not in choices:
-        raise _fail(ValueError, name, f"one of {', '.join(map(repr, choices))}", value)
+        raise invalid(name, f"one of {', '.join(map(repr, choices))}", value)
     return value  # type: ignore[return-value]
+
+
+def check_window(
+    initial_sparsity: object, final_sparsity: object, begin_step: object, end_step: object, frequency: object
+) -> tuple[float, float, int, int, int]:
+    """The arguments every windowed schedule shares, validated in order."""
+    initial = check_sparsity("initial_sparsity", initial_sparsity)
+    final = check_sparsity("final_sparsity", final_sparsity)
+    begin = check_step("begin_step", begin_step)
+    end = check_end_step(end_step, begin)
+    return initial, final, begin, end, check_int("frequency", frequency, minimum=1)
+
+
+def check_strictly_increasing(name: str, values: Sequence[int]) -> None:
+    for i in range(1, len(values)):
+        if values[i] <= values[i - 1]:
+            raise invalid(
+                name,
+                f"strictly increasing ({name}[{i}]={values[i]} <= {name}[{i - 1}]={values[i - 1]})",
+                list(values),
+            )
+
+
+def check_same_length(first: str, a: Sequence, second: str, b: Sequence) -> None:
+    if len(a) != len(b):
+        raise invalid(
+            f"{first}` and `{second}",
+            "of the same length",
+            received(**{f"len({first})": len(a), f"len({second})": len(b)}),
+        )

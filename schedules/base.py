@@ -21,9 +21,12 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
+
+from schedules import _validation as v
 
 __all__ = ["SparsitySchedule", "register"]
 
@@ -113,6 +116,9 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         if not isinstance(config, Mapping):
             raise TypeError(f"Argument `config` must be a dict. Received: config={config!r}")
         if "config" in config and "class_name" in config:
+            extra = sorted(set(config) - {"class_name", "config"})
+            if extra:
+                raise v.invalid("config", "{'class_name': ..., 'config': {...}} with no other keys", config)
             name = config["class_name"]
             accepted = {cls.__name__, tf_keras.utils.get_registered_name(cls)}
             if name not in accepted:
@@ -140,16 +146,23 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         return f"{type(self).__name__}({args})"
 
 
+_STEP_REQUIREMENT = "an integer or integer tensor in the int64 range"
+
+
 def _as_int64_step(step) -> tf.Tensor:
-    """Converts a step (Python int, integer tensor, array) to an int64 tensor."""
-    if isinstance(step, bool):
-        raise TypeError(f"Argument `step` must be an integer or integer tensor. Received: step={step!r}")
+    """Converts a step (Python int, integer tensor or array) to an int64 tensor.
+
+    Steps below -1 are raised to -1 (all of them are before any window), so
+    that `step - begin_step` cannot overflow.
+    """
+    if not isinstance(step, (tf.Tensor, tf.Variable)):
+        kind = np.asarray(step).dtype.kind if not isinstance(step, bool) else "b"
+        if kind not in "iu" or isinstance(step, bool):  # floats, bools, strings, None, objects
+            raise v.invalid("step", _STEP_REQUIREMENT, step, TypeError)
     try:
         step = tf.convert_to_tensor(step, dtype_hint=tf.int64)
-    except (TypeError, ValueError):
-        raise TypeError(f"Argument `step` must be an integer or integer tensor. Received: step={step!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise v.invalid("step", _STEP_REQUIREMENT, step, TypeError) from None
     if not step.dtype.is_integer:
-        raise TypeError(
-            f"Argument `step` must be an integer or integer tensor. Received: step with dtype {step.dtype.name}"
-        )
-    return tf.cast(step, tf.int64)
+        raise v.invalid("step", _STEP_REQUIREMENT, f"a tensor of dtype {step.dtype.name}", TypeError)
+    return tf.maximum(tf.cast(step, tf.int64), -1)

@@ -107,13 +107,13 @@ def _parser() -> argparse.ArgumentParser:
 def _output_path(text: str) -> Path:
     path = Path(text)
     if path.suffix.lower() not in FORMATS:
-        raise ValueError(f"Option `--output` must end in .png or .svg. Received: --output={text!r}")
-    if path.parent and not path.parent.exists():
-        raise ValueError(f"Option `--output`: directory {str(path.parent)!r} does not exist")
+        raise v.invalid("--output", "a file name ending in .png or .svg", text)
+    if not path.parent.is_dir():
+        raise v.invalid("--output", "in an existing directory", text)
     return path
 
 
-def _plot(args: argparse.Namespace) -> None:
+def _prepare_plot(args: argparse.Namespace):
     from schedules.plotting import plot_schedules
 
     output = _output_path(args.output)
@@ -130,9 +130,16 @@ def _plot(args: argparse.Namespace) -> None:
         steps = last + max(10, last // 10)
     else:
         steps = v.check_int("--steps", args.steps, minimum=1, maximum=10**8)
-    ax = plot_schedules(labelled, steps, title=args.title)
-    ax.figure.savefig(output, dpi=120)
-    print(f"wrote {output}")
+
+    def job():
+        ax = plot_schedules(labelled, steps, title=args.title)
+        try:
+            ax.figure.savefig(output, dpi=120)
+        except OSError as error:
+            sys.exit(f"schedules plot: cannot write {output}: {error}")
+        print(f"wrote {output}")
+
+    return job
 
 
 def gallery(directory: str | os.PathLike = "plots") -> list[Path]:
@@ -171,44 +178,52 @@ def gallery(directory: str | os.PathLike = "plots") -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for bad options)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter quiet
     parser = _parser()
     args = parser.parse_args(argv)
     command = args.command or "demo"
-    try:
-        if command == "demo":
-            final = getattr(args, "final_sparsity", 0.9)
-            v.check_sparsity("--final-sparsity", final)
-            for name in ("dense_epochs", "prune_epochs"):
-                v.check_int("--" + name.replace("_", "-"), getattr(args, name, 1), minimum=1, maximum=10_000)
-            spec = getattr(args, "schedule", "cubic")
-            family, overrides = catalog.parse_spec(spec)  # fail early, before TensorFlow starts
-            catalog.build(family, {**catalog.DEFAULTS, **overrides})
-            from schedules.demo import run_demo
-
-            run_demo(
-                spec,
-                final_sparsity=final,
-                dense_epochs=getattr(args, "dense_epochs", 10),
-                prune_epochs=getattr(args, "prune_epochs", 15),
-                output_dir=getattr(args, "output_dir", "demo-output"),
-                seed=getattr(args, "seed", 0),
-                verbose=0 if getattr(args, "quiet", False) else 1,
-            )
-        elif command == "plot":
-            _plot(args)
-        elif command == "gallery":
-            for path in gallery(args.directory):
-                print(f"wrote {path}")
-        elif command == "quickstart":
-            v.check_int("--steps", args.steps, minimum=20, maximum=10**7)
-            v.check_sparsity("--final-sparsity", args.final_sparsity)
-            from schedules import quickstart
-
-            quickstart.run(steps=args.steps, final_sparsity=args.final_sparsity, seed=args.seed)
-    except (TypeError, ValueError) as error:
+    try:  # validate every option first: a bad one ends in a one-line message and exit status 2
+        job = _prepare(command, args)
+    except (TypeError, ValueError, OSError) as error:
         parser.error(str(error))
+    job()
     return 0
+
+
+def _prepare(command: str, args: argparse.Namespace):
+    """Checks the options of `command` and returns the job to run (errors raise here)."""
+    if command == "demo":
+        final = v.check_sparsity("--final-sparsity", getattr(args, "final_sparsity", 0.9))
+        dense_epochs, prune_epochs = (
+            v.check_int(option, getattr(args, name, default), minimum=1, maximum=10_000)
+            for option, name, default in (
+                ("--dense-epochs", "dense_epochs", 10),
+                ("--prune-epochs", "prune_epochs", 15),
+            )
+        )
+        spec = getattr(args, "schedule", "cubic")
+        from schedules import demo
+
+        demo.build_schedule(spec, final, prune_epochs)  # the schedule run_demo will build, checked now
+        return lambda: demo.run_demo(
+            spec,
+            final_sparsity=final,
+            dense_epochs=dense_epochs,
+            prune_epochs=prune_epochs,
+            output_dir=getattr(args, "output_dir", "demo-output"),
+            seed=getattr(args, "seed", 0),
+            verbose=0 if getattr(args, "quiet", False) else 1,
+        )
+    if command == "plot":
+        return _prepare_plot(args)
+    if command == "gallery":
+        directory = Path(args.directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        return lambda: [print(f"wrote {path}") for path in gallery(directory)]
+    steps = v.check_int("--steps", args.steps, minimum=20, maximum=10**7)
+    final = v.check_sparsity("--final-sparsity", args.final_sparsity)
+    from schedules import quickstart
+
+    return lambda: quickstart.run(steps=steps, final_sparsity=final, seed=args.seed)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ from typing import Any
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ramp import polynomial_ramp
+from schedules._ramp import grid_events, polynomial_ramp
 from schedules.base import SparsitySchedule, register
 
 __all__ = ["CyclicSparsity"]
@@ -73,22 +73,19 @@ class CyclicSparsity(SparsitySchedule):
         frequency: int = 100,
         power: float = 3,
     ) -> None:
-        self.initial_sparsity = v.check_sparsity("initial_sparsity", initial_sparsity)
-        self.final_sparsity = v.check_sparsity("final_sparsity", final_sparsity)
-        self.begin_step = v.check_step("begin_step", begin_step)
-        self.end_step = v.check_end_step(end_step, self.begin_step)
+        window = v.check_window(initial_sparsity, final_sparsity, begin_step, end_step, frequency)
+        self.initial_sparsity, self.final_sparsity, self.begin_step, self.end_step, self.frequency = window
         self._length = self.end_step - self.begin_step + 1
         most = max(1, self._length // 2)
         self.num_cycles = v.check_int("num_cycles", num_cycles, minimum=1, maximum=most)
-        self.frequency = v.check_int("frequency", frequency, minimum=1)
         self.power = v.check_float("power", power, low=0.0, high=1e6, low_inclusive=False, high_inclusive=True)
         if isinstance(power, int) and not isinstance(power, bool):
             self.power = int(power)  # keep an int power an int in the config
         if self._length * self.num_cycles > 2**63 - 1:
-            raise ValueError(
-                "Arguments `end_step - begin_step + 1` times `num_cycles` must stay below 2**63 (int64 "
-                f"arithmetic). Received: begin_step={self.begin_step}, end_step={self.end_step}, "
-                f"num_cycles={self.num_cycles}"
+            raise v.invalid(
+                "end_step - begin_step + 1` times `num_cycles",
+                "below 2**63 (int64 arithmetic)",
+                v.received(begin_step=self.begin_step, end_step=self.end_step, num_cycles=self.num_cycles),
             )
 
     def _config(self) -> dict[str, Any]:
@@ -134,9 +131,8 @@ class CyclicSparsity(SparsitySchedule):
 
     def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         offset, t, position, length = self._cycle(step)
-        in_window = tf.equal(offset, t)
-        on_grid = tf.logical_or(tf.equal(tf.math.floormod(position, self.frequency), 0), tf.equal(position, length))
-        events = tf.logical_and(in_window, on_grid)
+        # Inside the window where the clipped offset t is the offset itself.
+        events = tf.logical_and(tf.equal(offset, t), grid_events(position, position, length, self.frequency))
         if self._length == 1:  # a one-step window: a one-shot prune
             progress = tf.cast(offset >= 0, tf.float64)
         else:  # every cycle has at least two steps, so length >= 1

@@ -25,6 +25,10 @@ from schedules import catalog
 __all__ = ["DemoResult", "load_digits", "run_demo"]
 
 
+#: Training images in the demo's 80/20 split of scikit-learn's 1797 digits.
+DIGITS_TRAIN_SIZE = int(0.8 * 1797)
+
+
 def load_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """scikit-learn's 1797 handwritten digits as 8x8x1 images in [0, 1], 80/20 split."""
     from sklearn.datasets import load_digits as sklearn_digits
@@ -64,6 +68,14 @@ def default_schedule_params(total_steps: int, final_sparsity: float) -> dict:
     }
 
 
+def build_schedule(spec: str, final_sparsity: float, prune_epochs: int, batch_size: int = 32):
+    """The schedule the demo prunes with: `spec` over the demo's default window."""
+    steps_per_epoch = -(-DIGITS_TRAIN_SIZE // batch_size)
+    family, overrides = catalog.parse_spec(spec)
+    params = default_schedule_params(steps_per_epoch * prune_epochs, final_sparsity)
+    return catalog.build(family, {**params, **overrides})
+
+
 @dataclass
 class DemoResult:
     schedule: object
@@ -88,21 +100,18 @@ def run_demo(
     print_fn: Callable[[str], None] = print,
 ) -> DemoResult:
     """Runs the demo; see the module docstring. Returns what it measured."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from schedules.recording import PruningRecorder, plot_record
+    from schedules.recording import PruningRecorder, kernel_sparsity, plot_record
 
     start = time.perf_counter()
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     x_train, y_train, x_test, y_test = load_digits(seed)
-    steps_per_epoch = -(-len(x_train) // batch_size)
-    total = steps_per_epoch * prune_epochs
-    family, overrides = catalog.parse_spec(schedule_spec)
-    schedule = catalog.build(family, {**default_schedule_params(total, final_sparsity), **overrides})
+    total = -(-len(x_train) // batch_size) * prune_epochs
+    schedule = build_schedule(schedule_spec, final_sparsity, prune_epochs, batch_size)
     print_fn(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images (8x8).")
     print_fn(f"Schedule: {schedule!r}")
 
@@ -128,9 +137,7 @@ def run_demo(
     )
     pruned_accuracy = float(pruned.evaluate(x_test, y_test, verbose=0)[1])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
-    layer_sparsity = {
-        layer.name: float(np.mean(layer.kernel.numpy() == 0.0)) for layer in stripped.layers if hasattr(layer, "kernel")
-    }
+    layer_sparsity = kernel_sparsity(stripped)
     print_fn(f"Pruned test accuracy: {pruned_accuracy:.4f} (dense: {dense_accuracy:.4f})")
     print_fn("Share of zero weights per layer (kernels, after strip_pruning):")
     for name, value in layer_sparsity.items():

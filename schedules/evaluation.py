@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -50,14 +51,23 @@ def evaluate_schedule(schedule, steps: int | Iterable[int] | np.ndarray) -> tupl
     return steps, np.array(should_prune), np.array(sparsity)
 
 
+#: One traced step-by-step evaluator per schedule object (so repeated calls do not retrace).
+_STEP_BY_STEP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _step_by_step(schedule, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    @tf.function
-    def each(all_steps):
-        def one(step):
-            prune, value = schedule(step)
-            return tf.cast(prune, tf.bool), tf.cast(value, tf.float32)
+    each = _STEP_BY_STEP.get(schedule)
+    if each is None:
+        reference = weakref.ref(schedule)  # the cache must not keep the schedule alive
 
-        return tf.map_fn(one, all_steps, fn_output_signature=(tf.bool, tf.float32))
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
+        def each(all_steps):
+            def one(step):
+                prune, value = reference()(step)
+                return tf.cast(prune, tf.bool), tf.cast(value, tf.float32)
 
+            return tf.map_fn(one, all_steps, fn_output_signature=(tf.bool, tf.float32))
+
+        _STEP_BY_STEP[schedule] = each
     should_prune, sparsity = each(tf.constant(steps, tf.int64))
     return should_prune.numpy(), sparsity.numpy()

@@ -78,28 +78,30 @@ class ExponentialSparsity(RampSchedule):
             super().__init__(initial_sparsity, final_sparsity, begin_step, begin_step, frequency)
             self.end_step = -1
             if rate is None:
-                raise ValueError(
-                    "Argument `rate` must be a finite number in (0, 1) when end_step=-1 "
-                    "(an open-ended exponential schedule needs its per-event rate). Received: rate=None"
+                raise v.invalid(
+                    "rate",
+                    "a finite number in (0, 1) when end_step=-1 (an open-ended schedule needs its per-event rate)",
+                    None,
                 )
             self.rate: float | None = v.check_float("rate", rate, low=0.0, high=1.0, low_inclusive=False)
             if self.final_sparsity < self.initial_sparsity:
-                raise ValueError(
-                    "Argument `final_sparsity` must be >= initial_sparsity when end_step=-1 "
-                    "(it is the cap the sparsity grows to). "
-                    f"Received: final_sparsity={self.final_sparsity!r}, initial_sparsity={self.initial_sparsity!r}"
+                raise v.invalid(
+                    "final_sparsity",
+                    ">= initial_sparsity when end_step=-1 (it is the cap the sparsity grows to)",
+                    v.received(final_sparsity=self.final_sparsity, initial_sparsity=self.initial_sparsity),
                 )
             # Per step, log(keep) falls by this much; past `_cap_offset` steps
             # the cap holds, so offsets are clipped there (no float overflow).
             self._log_decay = math.log1p(-self.rate) / self.frequency
             needed = math.log((1.0 - self.final_sparsity) / (1.0 - self.initial_sparsity))
-            self._cap_offset = min(v.MAX_STEP, math.ceil(needed / self._log_decay) + 1)
+            steps_to_cap = needed / self._log_decay if self._log_decay < 0.0 else math.inf
+            # A rate so small that the cap is beyond any step: clip at the largest step instead.
+            self._cap_offset = math.ceil(steps_to_cap) + 1 if steps_to_cap < v.MAX_STEP else v.MAX_STEP
         else:
             super().__init__(initial_sparsity, final_sparsity, begin_step, end_step, frequency)
             if rate is not None:
-                raise ValueError(
-                    "Argument `rate` must be None unless end_step=-1 (with an end step the "
-                    f"rate follows from the sparsities and the window). Received: rate={rate!r}"
+                raise v.invalid(
+                    "rate", "None unless end_step=-1 (with an end step the sparsities and the window set it)", rate
                 )
             self.rate = None
 

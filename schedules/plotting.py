@@ -15,7 +15,7 @@ import numpy as np
 
 from schedules.evaluation import evaluate_schedule
 
-__all__ = ["new_axes", "plot_schedule", "plot_schedules"]
+__all__ = ["label_axes", "new_axes", "plot_schedule", "plot_schedules"]
 
 
 def new_axes(figsize: tuple[float, float] = (7.0, 3.6)):
@@ -63,7 +63,8 @@ def plot_schedule(
     >>> ax.lines[1].get_xdata().tolist()
     [0, 1, 50, 100]
     """
-    if ax is None:
+    created = ax is None
+    if created:
         ax = new_axes()
     steps, should_prune, sparsity = evaluate_schedule(schedule, steps)
     label = type(schedule).__name__ if label is None else label
@@ -71,11 +72,19 @@ def plot_schedule(
     if mark_pruning_steps:
         style = {"linestyle": "none", "marker": "o", "markersize": 3.5, "color": line.get_color()}
         ax.plot(steps[should_prune], sparsity[should_prune], **{**style, **dict(marker_kwargs or {})})
-    ax.set_xlabel("training step")
-    ax.set_ylabel("sparsity")
-    ax.set_ylim(-0.02, 1.0)
-    ax.grid(True, alpha=0.3)
+    label_axes(ax, created)
     return ax
+
+
+def label_axes(ax, created: bool) -> None:
+    """Axis labels where missing; limits and grid only on an Axes we created."""
+    if not ax.get_xlabel():
+        ax.set_xlabel("training step")
+    if not ax.get_ylabel():
+        ax.set_ylabel("sparsity")
+    if created:
+        ax.set_ylim(-0.02, 1.0)
+        ax.grid(True, alpha=0.3)
 
 
 def plot_schedules(
@@ -91,10 +100,12 @@ def plot_schedules(
     Returns:
       The matplotlib `Axes` drawn on.
     """
-    if ax is None:
+    created = ax is None
+    if created:
         ax = new_axes()
     for label, schedule in schedules.items():
         plot_schedule(schedule, steps, ax=ax, label=label, mark_pruning_steps=mark_pruning_steps)
+    label_axes(ax, created)
     if schedules:
         ax.legend(handles=[line for line in ax.lines if not line.get_label().startswith("_")], loc="lower right")
     if title:

@@ -9,7 +9,6 @@ pruned layer really has after `strip_pruning`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 
 from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
 from schedules.base import SparsitySchedule
+from schedules.recording import kernel_sparsity
 
 __all__ = ["default_schedules", "make_data", "prune_with", "run"]
 
@@ -89,9 +89,7 @@ def prune_with(schedule: SparsitySchedule, steps: int, batch_size: int = 32, see
     )
     seconds = time.perf_counter() - start
     stripped = tfmot.sparsity.keras.strip_pruning(model)
-    achieved = {
-        layer.name: float(np.mean(layer.kernel.numpy() == 0.0)) for layer in stripped.layers if hasattr(layer, "kernel")
-    }
+    achieved = kernel_sparsity(stripped)
     accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
     return Result(type(schedule).__name__, float(schedule(steps)[1]), achieved, accuracy, seconds)
 
@@ -103,7 +101,6 @@ def run(
     print_fn: Callable[[str], None] = print,
 ) -> list[Result]:
     """Prunes the small model once per family and prints a table."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     results = []
     layers = ["conv", "dense", "logits"]
     print_fn(f"Pruning a small CNN for {steps} steps with each schedule family (final sparsity {final_sparsity}).")

@@ -22,7 +22,7 @@ import tf_keras
 
 from schedules.evaluation import evaluate_schedule
 
-__all__ = ["PruningRecorder", "RecordRow", "SparsityRecord", "expected_mask_sparsity", "plot_record"]
+__all__ = ["PruningRecorder", "RecordRow", "SparsityRecord", "expected_mask_sparsity", "kernel_sparsity", "plot_record"]
 
 #: How many steps of a schedule the recorder evaluates at once (and caches).
 _CHUNK = 4096
@@ -140,7 +140,9 @@ class PruningRecorder(tf_keras.callbacks.Callback):
 
     Use it next to `tfmot.sparsity.keras.UpdatePruningStep()`; the record is
     in `recorder.record` (a `SparsityRecord`) and, if `path` is given, saved
-    there (`.json` or `.csv`) at the end of training.
+    there (`.json` or `.csv`) at the end of training. It reads the masks after
+    every batch, so with `steps_per_execution > 1` it sees only the pruning
+    steps that end an execution.
 
     ```python
     recorder = PruningRecorder("sparsity.csv")
@@ -167,8 +169,13 @@ class PruningRecorder(tf_keras.callbacks.Callback):
         first, prune, sparsity = cached
         return bool(prune[step - first]), float(sparsity[step - first])
 
+    def on_train_begin(self, logs=None) -> None:
+        self._layers = None  # found at the first batch, once the model is built
+
     def on_train_batch_end(self, batch, logs=None) -> None:
-        for layer in _pruned_layers(self.model):
+        if getattr(self, "_layers", None) is None:
+            self._layers = [layer for layer in _pruned_layers(self.model) if layer.pruning_vars]
+        for layer in self._layers:
             step = int(layer.pruning_step.numpy())
             if step < 0 or self._last_step.get(id(layer)) == step:
                 continue
@@ -194,6 +201,16 @@ class PruningRecorder(tf_keras.callbacks.Callback):
             self.record.save(self.path)
 
 
+def kernel_sparsity(model) -> dict[str, float]:
+    """Share of exactly-zero entries in each layer's `kernel`, by layer name.
+
+    Use it on a model after `tfmot.sparsity.keras.strip_pruning`.
+    """
+    return {
+        layer.name: float(np.mean(layer.kernel.numpy() == 0.0)) for layer in model.layers if hasattr(layer, "kernel")
+    }
+
+
 def _short_name(name: str) -> str:
     return name.rsplit("/", 1)[-1].split(":")[0]
 
@@ -208,9 +225,10 @@ def plot_record(record: SparsityRecord, *, ax=None, layers: Iterable[str] | None
     Returns:
       The matplotlib `Axes` drawn on.
     """
-    from schedules.plotting import new_axes
+    from schedules.plotting import label_axes, new_axes
 
-    if ax is None:
+    created = ax is None
+    if created:
         ax = new_axes()
     series = record.series()
     keys = list(series) if layers is None else [k for k in series if k.split("/")[0] in set(layers)]
@@ -236,10 +254,7 @@ def plot_record(record: SparsityRecord, *, ax=None, layers: Iterable[str] | None
         handles.setdefault(line.get_label(), line)
     if handles:
         ax.legend(handles=list(handles.values()), loc="lower right", fontsize="small")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("sparsity")
-    ax.set_ylim(-0.02, 1.0)
-    ax.grid(True, alpha=0.3)
+    label_axes(ax, created)
     if title:
         ax.set_title(title)
     return ax

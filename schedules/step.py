@@ -55,18 +55,8 @@ class StepSparsity(SparsitySchedule):
         sparsities = v.check_sequence("sparsities", sparsities)
         self.boundaries = [v.check_step(f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
         self.sparsities = [v.check_sparsity(f"sparsities[{i}]", s) for i, s in enumerate(sparsities)]
-        for i in range(1, len(self.boundaries)):
-            if self.boundaries[i] <= self.boundaries[i - 1]:
-                raise ValueError(
-                    "Argument `boundaries` must be strictly increasing. "
-                    f"Received: boundaries={self.boundaries!r} "
-                    f"(boundaries[{i}]={self.boundaries[i]} <= boundaries[{i - 1}]={self.boundaries[i - 1]})"
-                )
-        if len(self.sparsities) != len(self.boundaries):
-            raise ValueError(
-                "Arguments `boundaries` and `sparsities` must have the same length. "
-                f"Received: len(boundaries)={len(self.boundaries)}, len(sparsities)={len(self.sparsities)}"
-            )
+        v.check_strictly_increasing("boundaries", self.boundaries)
+        v.check_same_length("boundaries", self.boundaries, "sparsities", self.sparsities)
         self.begin_step = self.boundaries[0]
         self.end_step = self.boundaries[-1]
 
@@ -113,10 +103,10 @@ class StepSparsity(SparsitySchedule):
         spacing = v.check_choice("spacing", spacing, SPACINGS)
         if stages == 1:
             if begin != end:
-                raise ValueError(
-                    "Argument `num_stages` must be >= 2 when begin_step != end_step (one stage is a "
-                    f"one-shot prune at begin_step == end_step). Received: num_stages=1, "
-                    f"begin_step={begin}, end_step={end}"
+                raise v.invalid(
+                    "num_stages",
+                    ">= 2 when begin_step != end_step (one stage is a one-shot prune at begin_step == end_step)",
+                    v.received(num_stages=1, begin_step=begin, end_step=end),
                 )
             boundaries = [begin]
         else:

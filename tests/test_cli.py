@@ -21,8 +21,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["quickstart", "--steps", "ten"], "invalid int value: 'ten'"),
         (["nonsense"], "invalid choice: 'nonsense'"),
         (["plot", "cubic"], "the following arguments are required: -o/--output"),
-        (["plot", "cubic", "-o", "x.jpg"], "`--output` must end in .png or .svg. Received: --output='x.jpg'"),
-        (["plot", "cubic", "-o", "no/such/dir/x.png"], "directory 'no/such/dir' does not exist"),
+        (
+            ["plot", "cubic", "-o", "x.jpg"],
+            "`--output` must be a file name ending in .png or .svg. Received: --output='x.jpg'",
+        ),
+        (["plot", "cubic", "-o", "no/such/dir/x.png"], "`--output` must be in an existing directory"),
         (["plot", "cubical", "-o", "x.png"], "Unknown schedule family 'cubical'"),
         (["plot", "cubic", "--final-sparsity", "1.5", "-o", "x.png"], "`final_sparsity` must be a finite number"),
         (["plot", "cubic", "--final-sparsity", "high", "-o", "x.png"], "`final_sparsity` must be a number"),
@@ -35,6 +38,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--schedule", "nope"], "Unknown schedule family 'nope'"),
         (["demo", "--final-sparsity", "1"], "`--final-sparsity` must be a finite number in [0.0, 1.0)"),
         (["demo", "--prune-epochs", "0"], "`--prune-epochs` must be an integer in [1, 10000]"),
+        (["demo", "--schedule", "cyclic:num_cycles=1000"], "`num_cycles` must be an integer in [1, 220]"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path, monkeypatch):
@@ -62,6 +66,31 @@ def test_help_explains_every_option(command, options, capsys):
     text = capsys.readouterr().out
     for option in options:
         assert option in text
+
+
+def test_demo_checks_the_schedule_it_will_really_build(capsys):
+    """The option check uses the demo's window and --final-sparsity, not the plot defaults."""
+    from schedules.cli import _parser, _prepare
+
+    args = _parser().parse_args(
+        ["demo", "--final-sparsity", "0.95", "--schedule", "exponential:rate=0.1,initial_sparsity=0.85"]
+    )
+    assert callable(_prepare("demo", args))
+    args = _parser().parse_args(["demo", "--prune-epochs", "100", "--schedule", "cyclic:num_cycles=600"])
+    assert callable(_prepare("demo", args))
+
+
+def test_an_unwritable_output_ends_with_a_message_not_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot", "cubic", "-o", "/proc/cubic.png"])
+    assert exit_info.value.code != 0
+    assert "cannot write /proc/cubic.png" in str(exit_info.value.code)
+
+
+def test_tiny_rates_plot_without_a_traceback(tmp_path):
+    output = tmp_path / "tiny.png"
+    assert main(["plot", "exponential", "--rate", "5e-324", "--steps", "100", "-o", str(output)]) == 0
+    assert output.read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_plot_writes_a_valid_png(tmp_path, capsys):
