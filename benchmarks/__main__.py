@@ -38,16 +38,20 @@ def main(argv=None) -> int:
         args.json = os.path.join(results_dir, "quick.json" if args.quick else "latest.json")
 
     import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
 
-    results = {
-        "machine": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
-        "quick": args.quick,
-        "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+    # Sections not run now keep their earlier results (each section records how it was made).
+    results = {}
+    if os.path.exists(args.json):
+        with open(args.json, encoding="utf-8") as f:
+            results = json.load(f)
+    command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    machine = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tfmot": tfmot.__version__,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
     }
     for section in args.only:
         start = time.perf_counter()
@@ -55,10 +59,19 @@ def main(argv=None) -> int:
         rows = module.run(quick=args.quick)
         print(f"\n## {TITLES[section]}")
         print(module.format_rows(rows))
-        results[section] = rows
-        print(f"({section}: {time.perf_counter() - start:.1f} s)")
-    with open(args.json, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
+        seconds = time.perf_counter() - start
+        results[section] = {
+            "title": TITLES[section],
+            "command": command.strip(),
+            "quick": args.quick,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "seconds": round(seconds, 1),
+            "machine": machine,
+            "rows": rows,
+        }
+        print(f"({section}: {seconds:.1f} s)")
+        with open(args.json, "w", encoding="utf-8") as f:  # after every section: nothing lost if stopped
+            json.dump(results, f, indent=1)
     print(f"wrote {args.json}")
     return 0
 
