@@ -15,8 +15,6 @@ step and 1 from it on. Its pruning events are tfmot's grid inside the window
 
 from __future__ import annotations
 
-from typing import Any
-
 import tensorflow as tf
 
 from schedules import _validation as v
@@ -40,15 +38,6 @@ class RampSchedule(SparsitySchedule):
     ) -> None:
         window = v.check_window(initial_sparsity, final_sparsity, begin_step, end_step, frequency)
         self.initial_sparsity, self.final_sparsity, self.begin_step, self.end_step, self.frequency = window
-
-    def _config(self) -> dict[str, Any]:
-        return {
-            "initial_sparsity": self.initial_sparsity,
-            "final_sparsity": self.final_sparsity,
-            "begin_step": self.begin_step,
-            "end_step": self.end_step,
-            "frequency": self.frequency,
-        }
 
     def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
         """Sparsity (float64) from the clipped offset and the progress."""

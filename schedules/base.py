@@ -52,7 +52,8 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
       the sparsity (any float dtype; the base casts to float32). Computing both
       in one place lets them share work; inside a `tf.function`, ops whose
       result is not used (tfmot uses one result of each call) are pruned.
-    * `_config()`: its constructor arguments as plain JSON values.
+    * its constructor, storing each argument (validated, as a plain JSON value)
+      in the attribute of the same name: `get_config` reads them back.
     """
 
     # --- what a family implements -------------------------------------------------
@@ -60,9 +61,10 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
     def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """`(events, sparsity)` at each int64 step."""
 
-    @abc.abstractmethod
     def _config(self) -> dict[str, Any]:
-        """The constructor arguments, as JSON values."""
+        """The constructor arguments, as JSON values: the attributes named after them."""
+        values = {name: getattr(self, name) for name in _constructor_arguments(type(self))}
+        return {name: list(value) if isinstance(value, list) else value for name, value in values.items()}
 
     # --- what the base provides ---------------------------------------------------
     def __call__(self, step) -> tuple[tf.Tensor, tf.Tensor]:
@@ -130,7 +132,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
             if not isinstance(config, Mapping):
                 raise TypeError(f"Argument `config['config']` must be a dict. Received: {config!r}")
         params = inspect.signature(cls.__init__).parameters
-        allowed = [p for p in params if p != "self"]
+        allowed = _constructor_arguments(cls)
         required = [p for p in allowed if params[p].default is inspect.Parameter.empty]
         unknown = sorted(set(config) - set(allowed))
         missing = [p for p in required if p not in config]
@@ -144,6 +146,10 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _constructor_arguments(cls: type) -> list[str]:
+    return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
 
 
 _STEP_REQUIREMENT = "an integer or integer tensor in the int64 range"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import tensorflow as tf
 
 from schedules import _validation as v
@@ -87,17 +85,6 @@ class CyclicSparsity(SparsitySchedule):
                 "below 2**63 (int64 arithmetic)",
                 v.received(begin_step=self.begin_step, end_step=self.end_step, num_cycles=self.num_cycles),
             )
-
-    def _config(self) -> dict[str, Any]:
-        return {
-            "initial_sparsity": self.initial_sparsity,
-            "final_sparsity": self.final_sparsity,
-            "begin_step": self.begin_step,
-            "end_step": self.end_step,
-            "num_cycles": self.num_cycles,
-            "frequency": self.frequency,
-            "power": self.power,
-        }
 
     def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """`(offset, t, position, length)` (int64) of each step's cycle.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
 
 import tensorflow as tf
 
@@ -119,9 +118,6 @@ class ExponentialSparsity(RampSchedule):
         Prunes every `frequency` steps from `begin_step`, with no end step.
         """
         return cls(initial_sparsity, max_sparsity, begin_step, -1, frequency, rate=rate)
-
-    def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "rate": self.rate}
 
     def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         if self.end_step != -1:

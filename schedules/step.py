@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -118,9 +117,6 @@ class StepSparsity(SparsitySchedule):
             values = 1.0 - (1.0 - initial) * ((1.0 - final) / (1.0 - initial)) ** q
         values[-1] = final
         return cls(boundaries, [float(s) for s in values])
-
-    def _config(self) -> dict[str, Any]:
-        return {"boundaries": list(self.boundaries), "sparsities": list(self.sparsities)}
 
     #: Up to this many stairs, compare the step with every boundary (fewest ops);
     #: beyond it, binary search (O(log n) per step).
