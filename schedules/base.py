@@ -116,7 +116,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
           ValueError: keys are missing or unknown, or a value is invalid.
         """
         if not isinstance(config, Mapping):
-            raise TypeError(f"Argument `config` must be a dict. Received: config={config!r}")
+            raise v.invalid("config", "a dict", config, TypeError)
         if "config" in config and "class_name" in config:
             extra = sorted(set(config) - {"class_name", "config"})
             if extra:
@@ -124,22 +124,26 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
             name = config["class_name"]
             accepted = {cls.__name__, tf_keras.utils.get_registered_name(cls)}
             if name not in accepted:
-                raise TypeError(
-                    f"Argument `config` describes class_name={name!r}, not {cls.__name__}. "
-                    f"Accepted class names: {sorted(accepted)}"
+                raise v.invalid(
+                    "config",
+                    f"a config of {cls.__name__} (class_name in {sorted(accepted)})",
+                    v.received(class_name=name),
+                    TypeError,
                 )
             config = config["config"]
             if not isinstance(config, Mapping):
-                raise TypeError(f"Argument `config['config']` must be a dict. Received: {config!r}")
+                raise v.invalid("config['config']", "a dict", config, TypeError)
         params = inspect.signature(cls.__init__).parameters
         allowed = _constructor_arguments(cls)
         required = [p for p in allowed if params[p].default is inspect.Parameter.empty]
         unknown = sorted(set(config) - set(allowed))
         missing = [p for p in required if p not in config]
         if unknown or missing:
-            raise ValueError(
-                f"Invalid config for {cls.__name__}: unknown keys {unknown}, missing keys {missing}. "
-                f"Allowed keys: {allowed}. Received: config={dict(config)!r}"
+            raise v.invalid(
+                "config",
+                f"the constructor arguments of {cls.__name__}, {allowed} (unknown keys {unknown}, "
+                f"missing keys {missing})",
+                dict(config),
             )
         return cls(**config)
 
