@@ -15,7 +15,9 @@ def load_model(path: str | os.PathLike, **kwargs: Any) -> tf_keras.Model:
     """Loads a pruned tf-keras model (`.keras`, `.h5` or SavedModel) and checks its schedules.
 
     The same as ``with tfmot.sparsity.keras.prune_scope(): tf_keras.models.load_model(path)``,
-    then `check_pruned_model`: tfmot itself accepts a saved schedule whose
+    plus, for a SavedModel directory, `model.load_weights(path)` (tf-keras'
+    `load_model` restores no optimizer state from a SavedModel, so training
+    would not resume exactly), then `check_pruned_model`: tfmot itself accepts a saved schedule whose
     `class_name` it cannot resolve and keeps the *string* as the schedule, so
     training fails later with an obscure error; this raises at load time.
     Loading runs no code from the file: schedules are rebuilt only from
@@ -31,6 +33,10 @@ def load_model(path: str | os.PathLike, **kwargs: Any) -> tf_keras.Model:
     """
     with tfmot.sparsity.keras.prune_scope():
         model = tf_keras.models.load_model(path, **kwargs)
+        if os.path.isdir(path) and getattr(model, "optimizer", None) is not None:
+            # A SavedModel: tf-keras' load_model restores no optimizer state from it
+            # (tensorflow/tensorflow#44670); load_weights on the same directory does.
+            model.load_weights(path)
     check_pruned_model(model)
     return model
 
