@@ -69,8 +69,21 @@ def grid_events(offset: tf.Tensor, position: tf.Tensor, length, frequency: int) 
 
 def polynomial_ramp(progress: tf.Tensor, initial: float, final: float, power: float) -> tf.Tensor:
     """`final + (initial - final) * (1 - progress) ** power` in float64, exact at both ends."""
-    value = final + (initial - final) * tf.pow(1.0 - progress, tf.constant(power, tf.float64))
+    value = final + (initial - final) * power_of_fraction(1.0 - progress, power)
     return pin_start(progress, value, initial, final)
+
+
+def power_of_fraction(base: tf.Tensor, power: float) -> tf.Tensor:
+    """`base ** power` for `base` in `[0, 1]` and `power > 0`, exactly 0 where `base == 0`.
+
+    `tf.pow(0.0, power)` is not always 0: XLA on CPU gives NaN for some
+    fractional powers (1/3) when it fuses the op into a larger graph, as
+    tfmot's `tf.cond` around the mask update. So the power is taken of 1
+    there instead, and 0 returned.
+    """
+    positive = base > 0.0
+    safe = tf.where(positive, base, tf.ones_like(base))
+    return tf.where(positive, tf.pow(safe, tf.constant(power, tf.float64)), tf.zeros_like(base))
 
 
 def pin_start(progress: tf.Tensor, value: tf.Tensor, initial: float, final: float) -> tf.Tensor:
@@ -80,3 +93,15 @@ def pin_start(progress: tf.Tensor, value: tf.Tensor, initial: float, final: floa
     """
     value = tf.clip_by_value(value, min(initial, final), max(initial, final))
     return tf.where(progress <= 0.0, tf.constant(initial, tf.float64), value)
+
+
+def interpolate(progress: tf.Tensor, fraction: tf.Tensor, initial: float, final: float) -> tf.Tensor:
+    """`initial + (final - initial) * fraction` in float64, exactly `initial` at
+    `progress == 0` and exactly `final` at `progress == 1`, never outside
+    `[initial, final]`.
+
+    `fraction` is the share of the way from `initial` to `final` (0 to 1) that
+    a shape has covered at `progress`.
+    """
+    value = pin_start(progress, initial + (final - initial) * fraction, initial, final)
+    return tf.where(progress >= 1.0, tf.constant(final, tf.float64), value)

@@ -110,6 +110,14 @@ def check_sparsity(name: str, value: object) -> float:
     return value
 
 
+def check_power(value: object, name: str = "power") -> float:
+    """An exponent: a finite number in `(0, 1e6]`; an int stays an int (for the config)."""
+    power = check_float(name, value, low=0.0, high=1e6, low_inclusive=False, high_inclusive=True)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)  # type: ignore[return-value]
+    return power
+
+
 def check_sequence(name: str, value: object) -> list:
     """A non-empty list or tuple (not a string)."""
     if isinstance(value, (str, bytes)) or (not isinstance(value, Sequence) and not isinstance(value, np.ndarray)):

@@ -76,9 +76,7 @@ class CyclicSparsity(SparsitySchedule):
         self._length = self.end_step - self.begin_step + 1
         most = max(1, self._length // 2)
         self.num_cycles = v.check_int("num_cycles", num_cycles, minimum=1, maximum=most)
-        self.power = v.check_float("power", power, low=0.0, high=1e6, low_inclusive=False, high_inclusive=True)
-        if isinstance(power, int) and not isinstance(power, bool):
-            self.power = int(power)  # keep an int power an int in the config
+        self.power = v.check_power(power)
         if self._length * self.num_cycles > 2**63 - 1:
             raise v.invalid(
                 "end_step - begin_step + 1` times `num_cycles",
