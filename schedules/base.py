@@ -66,6 +66,17 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         values = {name: getattr(self, name) for name in _constructor_arguments(type(self))}
         return {name: list(value) if isinstance(value, list) else value for name, value in values.items()}
 
+    #: The constructor arguments counted in steps, which `from_epochs` takes in
+    #: epochs (as `begin_epoch`, `end_epoch`, `frequency`, ...).
+    _step_arguments: tuple[str, ...] = ("begin_step", "end_step", "frequency")
+
+    def peak_sparsity(self) -> float | None:
+        """The largest sparsity this schedule ever returns (None where unknown)."""
+        values = [getattr(self, name, None) for name in ("initial_sparsity", "final_sparsity")]
+        values += list(getattr(self, "sparsities", []))
+        values = [float(x) for x in values if x is not None]
+        return max(values) if values else None
+
     # --- what the base provides ---------------------------------------------------
     def __call__(self, step) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns `(should_prune, sparsity)` at `step`.
@@ -146,6 +157,33 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
                 dict(config),
             )
         return cls(**config)
+
+    @classmethod
+    def from_epochs(cls: type[_S], *, steps_per_epoch: int, epochs: float | None = None, **arguments: Any) -> _S:
+        """Builds the schedule with its step arguments given in epochs.
+
+        Each argument counted in steps is given in epochs under its epoch name
+        (`begin_step` as `begin_epoch`, `sparse_steps` as `sparse_epochs`;
+        `frequency` and `boundaries` keep their names), may be fractional, and
+        is converted once: `steps = round(epochs * steps_per_epoch)` (halves
+        up). With `epochs`, the planned length of training, the schedule is
+        checked against it (`check_plan`): a `PlanWarning` says if it prunes
+        nothing in that time or does not reach its final sparsity.
+
+        >>> from schedules import CubicSparsity
+        >>> CubicSparsity.from_epochs(
+        ...     initial_sparsity=0.0, final_sparsity=0.9, begin_epoch=1, end_epoch=8, frequency=0.5,
+        ...     steps_per_epoch=45)
+        CubicSparsity(initial_sparsity=0.0, final_sparsity=0.9, begin_step=45, end_step=360, frequency=23)
+
+        Args:
+          steps_per_epoch: training steps (batches) per epoch, an integer >= 1.
+          epochs: the planned number of training epochs, or None (no check).
+          **arguments: the constructor's arguments, the step ones in epochs.
+        """
+        from schedules.epochs import build_from_epochs
+
+        return build_from_epochs(cls, steps_per_epoch, epochs, arguments)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())

@@ -1,0 +1,200 @@
+"""Schedules made of other schedules: one after another, or scaled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+from schedules import _validation as v
+from schedules.base import SparsitySchedule, register
+
+__all__ = ["ScaledSparsity", "SequentialSparsity", "peak_sparsity"]
+
+PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+
+#: tfmot's built-in schedules, by the class names in their configs.
+_TFMOT_SCHEDULES = {
+    "ConstantSparsity": tfmot.sparsity.keras.ConstantSparsity,
+    "PolynomialDecay": tfmot.sparsity.keras.PolynomialDecay,
+}
+
+
+def peak_sparsity(schedule: PruningSchedule) -> float | None:
+    """The largest sparsity `schedule` ever returns, where its arguments tell; else None.
+
+    >>> from schedules import CyclicSparsity
+    >>> peak_sparsity(CyclicSparsity(0.5, 0.2, 0, 99, num_cycles=2))
+    0.5
+    """
+    if isinstance(schedule, SparsitySchedule):
+        return schedule.peak_sparsity()
+    if isinstance(schedule, tfmot.sparsity.keras.ConstantSparsity):
+        return float(schedule.target_sparsity)
+    if isinstance(schedule, tfmot.sparsity.keras.PolynomialDecay):
+        return float(max(schedule.initial_sparsity, schedule.final_sparsity))
+    return None
+
+
+def _as_schedule(name: str, value: object) -> PruningSchedule:
+    """A `PruningSchedule`, or one rebuilt from its `get_config()` (as in a saved model)."""
+    if isinstance(value, PruningSchedule):
+        return value
+    requirement = "a tfmot PruningSchedule or its get_config() dict"
+    if not isinstance(value, Mapping):
+        raise v.invalid(name, requirement, value, TypeError)
+    try:
+        schedule = tf_keras.utils.deserialize_keras_object(
+            dict(value), module_objects=_TFMOT_SCHEDULES, custom_objects=_TFMOT_SCHEDULES
+        )
+    except (ValueError, TypeError, KeyError) as error:
+        raise v.invalid(name, f"{requirement} ({error})", value) from None
+    if not isinstance(schedule, PruningSchedule):
+        raise v.invalid(name, requirement, value, TypeError)
+    return schedule
+
+
+def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A child's `(should_prune, sparsity)` at `step`, broadcast to its shape (bool, float64)."""
+    should_prune, sparsity = schedule(step)
+    shape = tf.shape(step)
+    return (
+        tf.broadcast_to(tf.cast(should_prune, tf.bool), shape),
+        tf.broadcast_to(tf.cast(sparsity, tf.float64), shape),
+    )
+
+
+@register
+class SequentialSparsity(SparsitySchedule):
+    """Several schedules one after another: `schedules[i]` rules from `boundaries[i - 1]`.
+
+    Builds the shapes no single family has: a warm-up with one shape, then
+    another; a cyclic phase followed by a cubic finish; AC/DC's alternation
+    followed by a long dense phase and a sparse fine-tuning. Each schedule is
+    called with the global step (not a step shifted to its range, unlike
+    Optax's `join_schedules`), so it is written with the steps it will see:
+
+    ```python
+    i = count(boundaries <= step)                    # the schedule in charge
+    should_prune, sparsity = schedules[i](step)
+    should_prune = should_prune or step in boundaries  # each hand-over applies the new sparsity
+    ```
+
+    The schedules may be any `PruningSchedule` (ours, tfmot's, or a registered
+    one of your own) and are saved as their configs.
+
+    Example (three cycles, then a cubic finish from 0.8 to 0.9):
+
+    >>> from schedules import CubicSparsity, CyclicSparsity
+    >>> schedule = SequentialSparsity(
+    ...     [CyclicSparsity(0.0, 0.8, 0, 299, num_cycles=3, frequency=20), CubicSparsity(0.8, 0.9, 300, 500, 50)],
+    ...     boundaries=[300],
+    ... )
+    >>> [round(float(schedule(step)[1]), 4) for step in (99, 100, 299, 300, 400, 500)]
+    [0.8, 0.0, 0.8, 0.8, 0.8875, 0.9]
+
+    Args:
+      schedules: a non-empty list of `PruningSchedule`s (or their `get_config()` dicts).
+      boundaries: `len(schedules) - 1` strictly increasing integer steps >= 0;
+        `schedules[i]` is in charge from `boundaries[i - 1]` (from the start for
+        `i = 0`) up to `boundaries[i]` (for good for the last).
+
+    Raises:
+      ValueError, TypeError: a schedule or a boundary is invalid, or the
+        numbers of schedules and boundaries do not fit.
+    """
+
+    _step_arguments = ("boundaries",)
+
+    def __init__(self, schedules: Sequence[PruningSchedule | Mapping], boundaries: Sequence[int]) -> None:
+        items = v.check_sequence("schedules", schedules)
+        self.schedules = [_as_schedule(f"schedules[{i}]", item) for i, item in enumerate(items)]
+        if isinstance(boundaries, (str, bytes)) or not isinstance(boundaries, Sequence):
+            raise v.invalid("boundaries", "a list of integer steps", boundaries, TypeError)
+        self.boundaries = [v.check_step(f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
+        v.check_strictly_increasing("boundaries", self.boundaries)
+        if len(self.boundaries) != len(self.schedules) - 1:
+            raise v.invalid(
+                "boundaries",
+                "one step fewer than there are schedules",
+                v.received(**{"len(boundaries)": len(self.boundaries), "len(schedules)": len(self.schedules)}),
+            )
+        self.begin_step = int(getattr(self.schedules[0], "begin_step", 0))
+        last_end = int(getattr(self.schedules[-1], "end_step", -1))
+        last_boundary = self.boundaries[-1] if self.boundaries else 0
+        self.end_step = -1 if last_end == -1 else max(last_end, last_boundary)
+
+    def _config(self) -> dict[str, Any]:
+        return {"schedules": [s.get_config() for s in self.schedules], "boundaries": list(self.boundaries)}
+
+    def peak_sparsity(self) -> float | None:
+        peaks = [peak_sparsity(s) for s in self.schedules]
+        return None if None in peaks else max(peaks)
+
+    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        events, sparsity = _child_call(self.schedules[0], step)
+        for boundary, schedule in zip(self.boundaries, self.schedules[1:], strict=True):
+            child_events, child_sparsity = _child_call(schedule, step)
+            later = step >= boundary
+            events = tf.where(later, tf.logical_or(child_events, tf.equal(step, boundary)), events)
+            sparsity = tf.where(later, child_sparsity, sparsity)
+        return events, sparsity
+
+
+@register
+class ScaledSparsity(SparsitySchedule):
+    """Another schedule with its sparsity multiplied by `factor`; same pruning steps.
+
+    Lets one schedule serve several layers (a sensitive first layer pruned at
+    half the rate of the others) or retarget a schedule without rewriting it:
+
+    ```python
+    should_prune, s = schedule(step)
+    sparsity = factor * s
+    ```
+
+    Example:
+
+    >>> from schedules import CubicSparsity
+    >>> half = ScaledSparsity(CubicSparsity(0.0, 0.8, 0, 100, 10), factor=0.5)
+    >>> round(float(half(100)[1]), 4)
+    0.4
+
+    Args:
+      schedule: a `PruningSchedule` (or its `get_config()` dict).
+      factor: a finite number > 0; above 1 only for a schedule whose peak
+        sparsity is known (ours, tfmot's) and then such that
+        `factor * peak < 1`.
+
+    Raises:
+      ValueError, TypeError: `schedule` is not a schedule or `factor` is out of range.
+    """
+
+    _step_arguments = ()
+
+    def __init__(self, schedule: PruningSchedule | Mapping, factor: float) -> None:
+        self.schedule = _as_schedule("schedule", schedule)
+        peak = peak_sparsity(self.schedule)
+        if peak is None or peak == 0.0:
+            self.factor = v.check_float("factor", factor, low=0.0, high=1.0, low_inclusive=False, high_inclusive=True)
+        else:
+            most = v.MAX_SPARSITY / peak
+            self.factor = v.check_float(
+                "factor", factor, low=0.0, high=most, low_inclusive=False, high_inclusive=True
+            )
+        self.begin_step = int(getattr(self.schedule, "begin_step", 0))
+        self.end_step = int(getattr(self.schedule, "end_step", -1))
+
+    def _config(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.get_config(), "factor": self.factor}
+
+    def peak_sparsity(self) -> float | None:
+        peak = peak_sparsity(self.schedule)
+        return None if peak is None else self.factor * peak
+
+    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        events, sparsity = _child_call(self.schedule, step)
+        return events, tf.minimum(self.factor * sparsity, v.MAX_SPARSITY)
