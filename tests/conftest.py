@@ -14,9 +14,21 @@ from collections.abc import Callable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
+import tensorflow_model_optimization as tfmot
 
 import schedules
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
+from schedules import (
+    AlternatingSparsity,
+    CosineSparsity,
+    CubicSparsity,
+    CyclicSparsity,
+    ExponentialSparsity,
+    OneCycleSparsity,
+    PolynomialSparsity,
+    ScaledSparsity,
+    SequentialSparsity,
+    StepSparsity,
+)
 
 Factory = Callable[[int], schedules.SparsitySchedule]
 
@@ -32,6 +44,37 @@ REGISTRY: dict[str, Factory] = {
     "cyclic_uneven": lambda o=0: CyclicSparsity(
         0.2, 0.75, begin_step=o + 7, end_step=o + 207, num_cycles=4, frequency=15, power=2
     ),
+    "polynomial_fast_late": lambda o=0: PolynomialSparsity(
+        0.05, 0.85, begin_step=o + 10, end_step=o + 260, frequency=40, power=3, orientation="fast_late"
+    ),
+    "polynomial_inverse_cubic": lambda o=0: PolynomialSparsity(
+        0.0, 0.8, begin_step=o, end_step=o + 200, frequency=25, power=1 / 3, orientation="fast_late"
+    ),
+    "polynomial_root": lambda o=0: PolynomialSparsity(
+        0.1, 0.7, begin_step=o + 5, end_step=o + 205, frequency=30, power=0.5, orientation="fast_early"
+    ),
+    "cosine": lambda o=0: CosineSparsity(0.0, 0.8, begin_step=o + 20, end_step=o + 220, frequency=20),
+    "cosine_fast_late": lambda o=0: CosineSparsity(0.2, 0.9, o + 0, o + 150, frequency=15, shape="fast_late"),
+    "cosine_fast_early": lambda o=0: CosineSparsity(0.0, 0.6, o + 3, o + 303, frequency=50, shape="fast_early"),
+    "one_cycle": lambda o=0: OneCycleSparsity(0.1, 0.9, begin_step=o, end_step=o + 300, frequency=30),
+    "alternating": lambda o=0: AlternatingSparsity(
+        0.8, begin_step=o + 20, end_step=o + 200, sparse_steps=30, dense_steps=20
+    ),
+    "sequential": lambda o=0: SequentialSparsity(
+        [
+            CyclicSparsity(0.0, 0.7, begin_step=o, end_step=o + 149, num_cycles=2, frequency=25),
+            CubicSparsity(0.7, 0.9, begin_step=o + 150, end_step=o + 300, frequency=50),
+        ],
+        boundaries=[o + 150],
+    ),
+    "sequential_tfmot": lambda o=0: SequentialSparsity(
+        [
+            tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, begin_step=o + 10, end_step=o + 110, frequency=20),
+            StepSparsity([o + 150, o + 250], [0.7, 0.85]),
+        ],
+        boundaries=[o + 140],
+    ),
+    "scaled": lambda o=0: ScaledSparsity(CubicSparsity(0.0, 0.6, o + 0, o + 200, frequency=40), factor=1.5),
 }
 
 #: The last step at which any registry entry changes; entries are constant after it

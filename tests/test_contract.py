@@ -89,19 +89,30 @@ def test_eager_equals_tf_function_and_xla(schedule):
         np.testing.assert_allclose(eager[1], other[1], rtol=0, atol=1e-7)
 
 
-def test_scalar_int64_inside_tf_function_like_tfmot(schedule):
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_scalar_int64_inside_tf_cond_like_tfmot(schedule, jit_compile):
+    """As tfmot calls it: the sparsity inside `tf.cond(should_prune, ...)`, also under XLA
+    (where fusion once turned `0.0 ** (1/3)` into NaN at the last step of a window)."""
     step_var = tf.Variable(0, dtype=tf.int64)
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def train_step():
         step_var.assign_add(1)
         should_prune = schedule(step_var)[0]
-        return tf.cond(should_prune, lambda: schedule(step_var)[1], lambda: tf.constant(-1.0))
 
-    should_prune, sparsity = evaluate(schedule, np.arange(1, 51))
-    for i in range(50):
+        def update():  # what tfmot's mask update computes from the sparsity
+            sparsity = schedule(step_var)[1]
+            return sparsity, tf.math.round(tf.cast(1000, tf.float32) * (1.0 - sparsity))
+
+        return tf.cond(should_prune, update, lambda: (tf.constant(-1.0), tf.constant(-1.0)))
+
+    should_prune, sparsity = evaluate(schedule, np.arange(1, HORIZON + 1))
+    for i in range(HORIZON):
         expected = sparsity[i] if should_prune[i] else -1.0
-        assert float(train_step()) == expected
+        got, kept = train_step()
+        assert float(got) == expected, i + 1
+        if should_prune[i]:
+            assert float(kept) == np.round(np.float32(1000) * (np.float32(1) - expected)), i + 1
 
 
 def test_float_step_is_a_type_error(schedule):
