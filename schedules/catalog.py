@@ -1,7 +1,8 @@
 """Build any schedule family by name from plain parameters (for the command line).
 
-Families: ours (`exponential`, `cubic`, `step`, `cyclic`) and tfmot's two
-built-ins (`polynomial` = `PolynomialDecay`, `constant` = `ConstantSparsity`).
+Families: ours (`exponential`, `cubic`, `step`, `cyclic`, `power`, `cosine`,
+`one_cycle`, `alternating`) and tfmot's two built-ins (`polynomial` =
+`PolynomialDecay`, `constant` = `ConstantSparsity`).
 Each takes the parameters it understands from a shared set and ignores the
 rest; a spec string ``"cyclic:num_cycles=2,final_sparsity=0.9"`` overrides the
 shared values for one schedule.
@@ -17,7 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
+from schedules import (
+    AlternatingSparsity,
+    CosineSparsity,
+    CubicSparsity,
+    CyclicSparsity,
+    ExponentialSparsity,
+    OneCycleSparsity,
+    PolynomialSparsity,
+    StepSparsity,
+)
 
 __all__ = ["DEFAULTS", "FAMILIES", "PARAMETERS", "build", "parse_spec"]
 
@@ -29,7 +39,13 @@ PARAMETERS: dict[str, tuple[type, Any, str]] = {
     "end_step": (int, 1000, "last step of the window"),
     "frequency": (int, 100, "prune every FREQUENCY steps from begin_step (cyclic: from each cycle start)"),
     "num_cycles": (int, 3, "cyclic: number of cycles"),
-    "power": (float, 3, "cyclic, polynomial: exponent of the ramp"),
+    "power": (float, 3, "cyclic, power, polynomial: exponent of the ramp"),
+    "orientation": (str, "fast_early", "power: 'fast_early' (concave, Zhu & Gupta) or 'fast_late' (convex)"),
+    "shape": (str, "s_curve", "cosine: 's_curve', 'fast_late' or 'fast_early'"),
+    "alpha": (float, 14.0, "one_cycle: steepness of the logistic"),
+    "beta": (float, 6.0, "one_cycle: offset of the logistic (steepest at progress beta / alpha)"),
+    "sparse_steps": (int, 100, "alternating: length of each sparse phase"),
+    "dense_steps": (int, 100, "alternating: length of each dense phase"),
     "num_stages": (int, 4, "step: number of uniform stairs"),
     "spacing": (str, "linear", "step: 'linear' or 'geometric' stairs"),
     "rate": (float, None, "exponential: per-event rate; makes it open-ended (end_step ignored, final = cap)"),
@@ -45,6 +61,10 @@ FAMILIES: dict[str, str] = {
     "cubic": "CubicSparsity: Zhu & Gupta gradual pruning",
     "step": "StepSparsity: staircase (uniform stairs, or explicit boundaries/sparsities)",
     "cyclic": "CyclicSparsity: repeated polynomial ramps",
+    "power": "PolynomialSparsity: any power, fast early or fast late",
+    "cosine": "CosineSparsity: cosine ramp (S-curve or quarter wave)",
+    "one_cycle": "OneCycleSparsity: logistic ramp of One-Cycle Pruning",
+    "alternating": "AlternatingSparsity: AC/DC sparse and dense phases, sparse from end_step",
     "polynomial": "tfmot PolynomialDecay (power, frequency)",
     "constant": "tfmot ConstantSparsity (final_sparsity from begin_step, every frequency steps)",
 }
@@ -75,6 +95,16 @@ def build(family: str, params: dict[str, Any]):
         return StepSparsity.uniform(*ramp, num_stages=p["num_stages"], spacing=p["spacing"])
     if family == "cyclic":
         return CyclicSparsity(*ramp, num_cycles=p["num_cycles"], frequency=p["frequency"], power=p["power"])
+    if family == "power":
+        return PolynomialSparsity(*ramp, frequency=p["frequency"], power=p["power"], orientation=p["orientation"])
+    if family == "cosine":
+        return CosineSparsity(*ramp, frequency=p["frequency"], shape=p["shape"])
+    if family == "one_cycle":
+        return OneCycleSparsity(*ramp, frequency=p["frequency"], alpha=p["alpha"], beta=p["beta"])
+    if family == "alternating":
+        return AlternatingSparsity(
+            p["final_sparsity"], p["begin_step"], p["end_step"], p["sparse_steps"], p["dense_steps"]
+        )
     if family == "polynomial":
         return tfmot.sparsity.keras.PolynomialDecay(*ramp, power=p["power"], frequency=p["frequency"])
     if family == "constant":

@@ -182,9 +182,7 @@ class ScaledSparsity(SparsitySchedule):
             self.factor = v.check_float("factor", factor, low=0.0, high=1.0, low_inclusive=False, high_inclusive=True)
         else:
             most = v.MAX_SPARSITY / peak
-            self.factor = v.check_float(
-                "factor", factor, low=0.0, high=most, low_inclusive=False, high_inclusive=True
-            )
+            self.factor = v.check_float("factor", factor, low=0.0, high=most, low_inclusive=False, high_inclusive=True)
         self.begin_step = int(getattr(self.schedule, "begin_step", 0))
         self.end_step = int(getattr(self.schedule, "end_step", -1))
 

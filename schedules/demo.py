@@ -57,7 +57,7 @@ def build_model(keras):
 
 
 def default_schedule_params(total_steps: int, final_sparsity: float) -> dict:
-    """Window from 5% to 70% of pruning, about 20 mask updates, 3 cycles, 4 stairs."""
+    """Window from 5% to 70% of pruning, about 20 mask updates, 3 cycles, 4 stairs, 3 sparse phases."""
     begin, end = total_steps // 20, (total_steps * 7) // 10
     return {
         "initial_sparsity": 0.0,
@@ -65,6 +65,8 @@ def default_schedule_params(total_steps: int, final_sparsity: float) -> dict:
         "begin_step": begin,
         "end_step": end,
         "frequency": max(1, (end - begin) // 20),
+        "sparse_steps": max(1, (end - begin) // 6),
+        "dense_steps": max(1, (end - begin) // 6),
     }
 
 

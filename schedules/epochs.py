@@ -124,9 +124,10 @@ its window ends at end_step=1000']
         applied = float(sparsity[should_prune][-1])
         if abs(applied - final) > 1e-6:
             end = getattr(schedule, "end_step", None)
+            window = f"; its window ends at end_step={end}" if end is not None and end > last else ""
             problems.append(
                 f"{name} reaches only sparsity {applied:.4g} (at step {last}) of its final {final:.4g} in the planned "
-                f"{total_steps} training steps" + (f"; its window ends at end_step={end}" if end is not None and end > last else "")
+                f"{total_steps} training steps{window}"
             )
     if warn:
         for problem in problems:

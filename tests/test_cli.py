@@ -35,6 +35,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["plot", "cubic", "--end-step", "-5", "-o", "x.png"], "`end_step` must be an integer"),
         (["plot", "step", "--boundaries", "10;5", "--sparsities", "0.1;0.2", "-o", "x.png"], "strictly increasing"),
         (["plot", "cubic", "--steps", "0", "-o", "x.png"], "`--steps` must be an integer in [1,"),
+        (["plot", "power", "--orientation", "sideways", "-o", "x.png"], "`orientation` must be one of 'fast_early'"),
+        (["plot", "cosine:shape=wave", "-o", "x.png"], "`shape` must be one of 's_curve'"),
+        (["plot", "one_cycle", "--alpha", "0", "-o", "x.png"], "`alpha` must be a finite number in (0.0, 1000.0]"),
+        (["plot", "alternating", "--sparse-steps", "0", "-o", "x.png"], "`sparse_steps` must be an integer in [1,"),
         (["demo", "--schedule", "nope"], "Unknown schedule family 'nope'"),
         (["demo", "--final-sparsity", "1"], "`--final-sparsity` must be a finite number in [0.0, 1.0)"),
         (["demo", "--prune-epochs", "0"], "`--prune-epochs` must be an integer in [1, 10000]"),
@@ -102,7 +106,18 @@ def test_plot_writes_a_valid_png(tmp_path, capsys):
 
 def test_plot_writes_a_valid_svg_comparing_several(tmp_path):
     output = tmp_path / "cmp.svg"
-    specs = ["cubic", "cyclic:num_cycles=4", "step:spacing=geometric", "exponential:rate=0.2", "polynomial", "constant"]
+    specs = [
+        "cubic",
+        "cyclic:num_cycles=4",
+        "step:spacing=geometric",
+        "exponential:rate=0.2",
+        "power:orientation=fast_late",
+        "cosine:shape=fast_early",
+        "one_cycle",
+        "alternating:sparse_steps=50,dense_steps=50",
+        "polynomial",
+        "constant",
+    ]
     assert main(["plot", *specs, "--end-step", "500", "--frequency", "25", "-o", str(output), "--title", "T"]) == 0
     root = ElementTree.parse(output).getroot()
     assert root.tag.endswith("svg")
@@ -114,7 +129,18 @@ def test_plot_writes_a_valid_svg_comparing_several(tmp_path):
 def test_gallery_writes_one_picture_per_family_and_a_comparison(tmp_path):
     assert main(["gallery", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["comparison.png", "cubic.png", "cyclic.png", "exponential.png", "step.png"]
+    assert names == [
+        "alternating.png",
+        "comparison.png",
+        "composition.png",
+        "cosine.png",
+        "cubic.png",
+        "cyclic.png",
+        "exponential.png",
+        "one_cycle.png",
+        "power.png",
+        "step.png",
+    ]
     for path in tmp_path.iterdir():
         assert path.read_bytes().startswith(PNG_SIGNATURE)
 
