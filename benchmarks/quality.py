@@ -11,6 +11,11 @@ sparsity. Schedules prune from 5% to 70% of the pruning steps:
 - the per-event exponential form (`ExponentialSparsity.from_rate`), with the
   rate that reaches the final sparsity at the middle of the window (a typical
   hand-written choice);
+- the other shapes over the same window: PolynomialSparsity fast late (power
+  3, Intel Neural Compressor's `cube`) and SparseML's inverse cubic (power 1/3,
+  fast late), CosineSparsity (S-curve), OneCycleSparsity (alpha 14, beta 6),
+  AlternatingSparsity (AC/DC: three sparse and three dense phases of a sixth
+  of the window each, sparse from its end on);
 - tfmot's PolynomialDecay (power 3; the same window, so the same curve as
   CubicSparsity where tfmot applies it) and one-shot ConstantSparsity (the final
   sparsity from the window's start);
@@ -25,7 +30,16 @@ import statistics
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
+from schedules import (
+    AlternatingSparsity,
+    CosineSparsity,
+    CubicSparsity,
+    CyclicSparsity,
+    ExponentialSparsity,
+    OneCycleSparsity,
+    PolynomialSparsity,
+    StepSparsity,
+)
 from schedules.demo import build_model as build_cnn
 from schedules.demo import default_schedule_params, load_digits
 from schedules.recording import kernel_sparsity
@@ -57,6 +71,15 @@ def schedules_for(final: float, total_steps: int) -> dict:
         "CubicSparsity": CubicSparsity(0.0, final, begin, end, frequency),
         "StepSparsity (4 geometric stairs)": StepSparsity.uniform(0.0, final, begin, end, 4, "geometric"),
         "CyclicSparsity (3 cycles)": CyclicSparsity(0.0, final, begin, end, 3, frequency),
+        "Polynomial fast_late (INC cube)": PolynomialSparsity(0.0, final, begin, end, frequency, 3, "fast_late"),
+        "Polynomial inverse cubic (SparseML)": PolynomialSparsity(
+            0.0, final, begin, end, frequency, 1 / 3, "fast_late"
+        ),
+        "CosineSparsity (s_curve)": CosineSparsity(0.0, final, begin, end, frequency),
+        "OneCycleSparsity": OneCycleSparsity(0.0, final, begin, end, frequency),
+        "AlternatingSparsity (AC/DC, 3 phases)": AlternatingSparsity(
+            final, begin, end, window["sparse_steps"], window["dense_steps"]
+        ),
         "tfmot PolynomialDecay": tfmot.sparsity.keras.PolynomialDecay(0.0, final, begin, end, frequency=frequency),
         "tfmot ConstantSparsity (one-shot)": tfmot.sparsity.keras.ConstantSparsity(final, begin, frequency=total_steps),
     }
