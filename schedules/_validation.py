@@ -118,20 +118,24 @@ def check_power(value: object, name: str = "power") -> float:
     return power
 
 
-def check_sequence(name: str, value: object) -> list:
+def check_sequence(name: str, value: object, items_are: str = "numbers") -> list:
     """A non-empty list or tuple (not a string)."""
+    requirement = f"a non-empty list of {items_are}"
     if isinstance(value, (str, bytes)) or (not isinstance(value, Sequence) and not isinstance(value, np.ndarray)):
-        raise invalid(name, "a non-empty list of numbers", value, TypeError)
+        raise invalid(name, requirement, value, TypeError)
     items = list(value)
     if not items:
-        raise invalid(name, "a non-empty list of numbers", value)
+        raise invalid(name, requirement, value)
     return items
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     """One of a fixed set of strings."""
+    requirement = f"one of {', '.join(map(repr, choices))}"
+    if not isinstance(value, str):
+        raise invalid(name, requirement, value, TypeError)
     if value not in choices:
-        raise invalid(name, f"one of {', '.join(map(repr, choices))}", value)
+        raise invalid(name, requirement, value)
     return value  # type: ignore[return-value]
 
 

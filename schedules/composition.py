@@ -46,15 +46,34 @@ def _as_schedule(name: str, value: object) -> PruningSchedule:
     requirement = "a tfmot PruningSchedule or its get_config() dict"
     if not isinstance(value, Mapping):
         raise v.invalid(name, requirement, value, TypeError)
+    if not isinstance(value.get("class_name"), str) or not isinstance(value.get("config"), Mapping):
+        raise v.invalid(name, f"{requirement}, {{'class_name': ..., 'config': {{...}}}}", value)
     try:
         schedule = tf_keras.utils.deserialize_keras_object(
-            dict(value), module_objects=_TFMOT_SCHEDULES, custom_objects=_TFMOT_SCHEDULES
+            dict(value), module_objects=_known_schedules(), custom_objects=_TFMOT_SCHEDULES
         )
     except (ValueError, TypeError, KeyError) as error:
         raise v.invalid(name, f"{requirement} ({error})", value) from None
     if not isinstance(schedule, PruningSchedule):
-        raise v.invalid(name, requirement, value, TypeError)
+        raise v.invalid(
+            name,
+            f"{requirement}; class_name {value['class_name']!r} is not a known schedule (import the module that "
+            "registers it with tf_keras.utils.register_keras_serializable before building or loading)",
+            value,
+        )
     return schedule
+
+
+def _known_schedules() -> dict[str, type]:
+    """tfmot's schedules and ours, by plain class name (registered names resolve anyway)."""
+    import schedules
+
+    ours = {
+        name: cls
+        for name in schedules.__all__
+        if isinstance(cls := getattr(schedules, name), type) and issubclass(cls, PruningSchedule)
+    }
+    return {**_TFMOT_SCHEDULES, **ours}
 
 
 def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -110,7 +129,7 @@ class SequentialSparsity(SparsitySchedule):
     _step_arguments = ("boundaries",)
 
     def __init__(self, schedules: Sequence[PruningSchedule | Mapping], boundaries: Sequence[int]) -> None:
-        items = v.check_sequence("schedules", schedules)
+        items = v.check_sequence("schedules", schedules, "schedules")
         self.schedules = [_as_schedule(f"schedules[{i}]", item) for i, item in enumerate(items)]
         if isinstance(boundaries, (str, bytes)) or not isinstance(boundaries, Sequence):
             raise v.invalid("boundaries", "a list of integer steps", boundaries, TypeError)

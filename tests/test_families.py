@@ -9,7 +9,20 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
+from schedules import (
+    AlternatingSparsity,
+    CosineSparsity,
+    CubicSparsity,
+    CyclicSparsity,
+    ExponentialSparsity,
+    OneCycleSparsity,
+    PolynomialSparsity,
+    ScaledSparsity,
+    SequentialSparsity,
+    StepSparsity,
+    peak_sparsity,
+)
+from schedules._validation import MAX_SPARSITY
 
 STEPS = np.arange(0, 1201, dtype=np.int64)
 
@@ -25,6 +38,70 @@ def grid_events(steps, begin, end, frequency):
     if 0 in events:
         events.add(1)
     return np.isin(steps, sorted(events))
+
+
+def progress(steps, begin, end):
+    """The window's progress `p`: clipped to [0, 1]; a one-shot window jumps from 0 to 1 at its step."""
+    steps = np.asarray(steps, dtype=np.float64)
+    if end > begin:
+        return np.clip((steps - begin) / (end - begin), 0.0, 1.0)
+    return (steps >= begin).astype(np.float64)
+
+
+def check_ramp(schedule, reference, initial, final, begin, end, frequency, atol=1e-6):
+    """Values at every step up to `end + 50` against `reference(p)` (float64), tfmot's grid plus
+    `end_step` as events, and exactly `initial` up to `begin_step`, exactly `final` from `end_step`."""
+    steps = np.arange(0, end + 51, dtype=np.int64)
+    should_prune, sparsity = evaluate(schedule, steps)
+    assert sparsity.dtype == np.float32
+    np.testing.assert_allclose(sparsity, reference(progress(steps, begin, end)), rtol=0, atol=atol)
+    np.testing.assert_array_equal(should_prune, grid_events(steps, begin, end, frequency))
+    if end > begin:
+        assert np.all(sparsity[: begin + 1] == np.float32(initial))
+    assert np.all(sparsity[end:] == np.float32(final))
+
+
+# The toolkits' own formulas, as their code writes them (the references below).
+
+
+def sparseml_interpolate(x_cur, x0, x1, y0, y1, inter_func):
+    """SparseML `sparseml.utils.interpolate` (x clipped to [x0, x1] first)."""
+    x_per = (np.clip(x_cur, x0, x1) - x0) / (x1 - x0)
+    if inter_func == "linear":
+        y_per = x_per
+    elif inter_func == "cubic":
+        y_per = 1 - (1 - x_per) ** 3
+    elif inter_func == "inverse_cubic":
+        y_per = 1 - (1 - x_per) ** (1 / 3)
+    return y_per * (y1 - y0) + y0
+
+
+def inc_cube(progress, init, target):
+    """Intel Neural Compressor's `cube` pruning scheduler."""
+    return (target - init) * progress**3 + init
+
+
+def inc_cos(progress, init, target):
+    """Intel Neural Compressor's `cos` pruning scheduler."""
+    return (target - init) * (1 - np.cos(progress * np.pi / 2)) + init
+
+
+def nncf_polynomial(progress, init, target, power, concave):
+    """NNCF's `PolynomialSparsityScheduler` (`concave` picks the form)."""
+    if concave:
+        return target - (target - init) * (1 - progress) ** power
+    return init + (target - init) * progress**power
+
+
+def fastai_sched_cos(start, end, pos):
+    """fastai's (and fasterai's) `sched_cos`."""
+    return start + (1 + np.cos(np.pi * (1 - pos))) * (end - start) / 2
+
+
+def fasterai_sched_onecycle(start, end, pos, alpha=14, beta=6):
+    """fasterai's `sched_onecycle`: the paper's `L(p) / L(1)`."""
+    out = (1 + np.exp(-alpha + beta)) / (1 + np.exp(-alpha * pos + beta))
+    return start + (end - start) * out
 
 
 # --- cubic -------------------------------------------------------------------------
@@ -252,3 +329,373 @@ def test_cyclic_phase_at_a_giant_step_is_as_right_as_at_step_500():
     ref_events, ref_values = cyclic_reference([999_999_500], 0.0, 0.9, 999_999_000, 999_999_999, 4, 25, 3)
     prune, value = far(999_999_500)
     assert bool(prune) == ref_events[0] and float(value) == ref_values[0]
+
+
+# --- polynomial --------------------------------------------------------------------
+
+POWERS = [1 / 3, 0.5, 1, 2, 3, 7]
+RAMP_WINDOWS = [
+    (0.0, 0.8, 0, 1000, 300),
+    (0.2, 0.95, 50, 850, 100),
+    (0.6, 0.1, 10, 400, 7),
+    (0.0, 0.9, 100, 100, 10),
+]
+
+
+def polynomial_reference(initial, final, power, orientation):
+    """NNCF's two forms; "fast_early" is the one that covers more of the way at half the window
+    (concave), "fast_late" the one that covers less (both are linear at power 1)."""
+    forms = {concave: nncf_polynomial(0.5, 0.0, 1.0, power, concave) for concave in (False, True)}
+    early, late = max(forms, key=forms.get), min(forms, key=forms.get)
+    concave = early if orientation == "fast_early" else late
+    return lambda p: nncf_polynomial(p, initial, final, power, concave)
+
+
+@pytest.mark.parametrize("initial, final, begin, end, frequency", RAMP_WINDOWS)
+@pytest.mark.parametrize("orientation", ["fast_early", "fast_late"])
+@pytest.mark.parametrize("power", POWERS)
+def test_polynomial_matches_nncf(power, orientation, initial, final, begin, end, frequency):
+    schedule = PolynomialSparsity(initial, final, begin, end, frequency, power=power, orientation=orientation)
+    reference = polynomial_reference(initial, final, power, orientation)
+    check_ramp(schedule, reference, initial, final, begin, end, frequency)
+
+
+@pytest.mark.parametrize("power", POWERS)
+def test_polynomial_orientation_is_what_the_curve_does(power):
+    """fast_early covers at least the linear share of the way at every step, fast_late at most."""
+    steps = np.arange(0, 1001, dtype=np.int64)
+    p = progress(steps, 0, 1000)
+    for initial, final in [(0.0, 0.8), (0.7, 0.2)]:
+        early = evaluate(PolynomialSparsity(initial, final, 0, 1000, 10, power=power), steps)[1]
+        late = evaluate(PolynomialSparsity(initial, final, 0, 1000, 10, power=power, orientation="fast_late"), steps)[1]
+        early, late = ((values - initial) / (final - initial) for values in (early, late))  # shares of the way
+        assert np.all(early >= p - 1e-6) and np.all(late <= p + 1e-6)
+        if power != 1:
+            assert early[500] > 0.5 + 0.05 and late[500] < 0.5 - 0.05
+
+
+@pytest.mark.parametrize("initial, final, begin, end, frequency", [*RAMP_WINDOWS[:3], (0.0, 0.5, 3, 1003, 1)])
+def test_polynomial_power_3_fast_early_is_tfmot_polynomial_decay(initial, final, begin, end, frequency):
+    ours = PolynomialSparsity(initial, final, begin, end, frequency, power=3, orientation="fast_early")
+    theirs = tfmot.sparsity.keras.PolynomialDecay(initial, final, begin, end, power=3, frequency=frequency)
+    steps = np.arange(0, end + 51, dtype=np.int64)
+    our_prune, our_sparsity = evaluate(ours, steps)
+    their_prune, their_sparsity = (t.numpy() for t in theirs(tf.constant(steps)))
+    np.testing.assert_allclose(our_sparsity, their_sparsity, rtol=0, atol=2e-7)
+    assert set(np.flatnonzero(our_prune & ~their_prune)) <= {end, 1}
+    assert not np.any(their_prune & ~our_prune)
+    # And SparseML's `cubic`.
+    np.testing.assert_allclose(
+        our_sparsity, sparseml_interpolate(steps, begin, end, initial, final, "cubic"), rtol=0, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("initial, final, begin, end, frequency", RAMP_WINDOWS[:3])
+def test_polynomial_power_3_fast_late_is_inc_cube(initial, final, begin, end, frequency):
+    schedule = PolynomialSparsity(initial, final, begin, end, frequency, power=3, orientation="fast_late")
+    check_ramp(schedule, lambda p: inc_cube(p, initial, final), initial, final, begin, end, frequency)
+
+
+@pytest.mark.parametrize("initial, final, begin, end, frequency", RAMP_WINDOWS[:3])
+def test_polynomial_power_one_third_fast_late_is_sparseml_inverse_cubic(initial, final, begin, end, frequency):
+    schedule = PolynomialSparsity(initial, final, begin, end, frequency, power=1 / 3, orientation="fast_late")
+    steps = np.arange(0, end + 51, dtype=np.int64)
+    expected = sparseml_interpolate(steps, begin, end, initial, final, "inverse_cubic")
+    np.testing.assert_allclose(evaluate(schedule, steps)[1], expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("initial, final, begin, end, frequency", RAMP_WINDOWS[:3])
+def test_polynomial_power_1_is_linear_in_both_orientations(initial, final, begin, end, frequency):
+    steps = np.arange(0, end + 51, dtype=np.int64)
+    linear = sparseml_interpolate(steps, begin, end, initial, final, "linear")
+    values = [
+        evaluate(PolynomialSparsity(initial, final, begin, end, frequency, power=1, orientation=o), steps)[1]
+        for o in ("fast_early", "fast_late")
+    ]
+    np.testing.assert_allclose(values[0], linear, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(values[1], linear, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(values[0], values[1], rtol=0, atol=1.2e-7)  # one float32 ulp at most
+
+
+# --- cosine ------------------------------------------------------------------------
+
+COSINE_REFERENCES = {
+    "s_curve": lambda initial, final: lambda p: fastai_sched_cos(initial, final, p),
+    "fast_late": lambda initial, final: lambda p: inc_cos(p, initial, final),
+    "fast_early": lambda initial, final: lambda p: initial + (final - initial) * np.sin(np.pi * p / 2),
+}
+
+
+@pytest.mark.parametrize("initial, final, begin, end, frequency", [*RAMP_WINDOWS, (0.1, 0.7, 3, 1003, 1)])
+@pytest.mark.parametrize("shape", sorted(COSINE_REFERENCES))
+def test_cosine_matches_the_toolkit_formulas(shape, initial, final, begin, end, frequency):
+    schedule = CosineSparsity(initial, final, begin, end, frequency, shape=shape)
+    check_ramp(schedule, COSINE_REFERENCES[shape](initial, final), initial, final, begin, end, frequency)
+
+
+# --- one-cycle ---------------------------------------------------------------------
+
+ALPHA_BETA = [(14.0, 6.0), (5.0, 2.5), (30.0, 20.0), (1.0, 0.0), (0.5, -3.0), (100.0, 40.0), (10.0, 12.0)]
+
+
+def logistic(p, alpha, beta):
+    return 1.0 / (1.0 + np.exp(beta - alpha * np.asarray(p, dtype=np.float64)))
+
+
+@pytest.mark.parametrize("initial, final, begin, end, frequency", RAMP_WINDOWS)
+@pytest.mark.parametrize("alpha, beta", ALPHA_BETA)
+def test_one_cycle_matches_the_normalized_logistic(alpha, beta, initial, final, begin, end, frequency):
+    schedule = OneCycleSparsity(initial, final, begin, end, frequency, alpha=alpha, beta=beta)
+    start, stop = logistic(0.0, alpha, beta), logistic(1.0, alpha, beta)
+
+    def reference(p):
+        return initial + (final - initial) * (logistic(p, alpha, beta) - start) / (stop - start)
+
+    check_ramp(schedule, reference, initial, final, begin, end, frequency)
+
+
+@pytest.mark.parametrize("initial, final, begin, end", [(0.0, 0.8, 0, 1000), (0.3, 0.9, 25, 525), (0.7, 0.2, 5, 305)])
+@pytest.mark.parametrize("alpha, beta", ALPHA_BETA)
+def test_one_cycle_differs_from_fasterai_by_at_most_its_start_offset(alpha, beta, initial, final, begin, end):
+    """fasterai's `L(p) / L(1)` starts `L(0) / L(1)` of the way along; ours starts at `initial` exactly."""
+    schedule = OneCycleSparsity(initial, final, begin, end, frequency=10, alpha=alpha, beta=beta)
+    steps = np.arange(0, end + 51, dtype=np.int64)
+    ours = evaluate(schedule, steps)[1].astype(np.float64)
+    theirs = fasterai_sched_onecycle(initial, final, progress(steps, begin, end), alpha, beta)
+    bound = abs(final - initial) * logistic(0.0, alpha, beta) / logistic(1.0, alpha, beta)
+    assert np.all(np.abs(ours - theirs) <= bound + 1e-6)
+    # The bound is reached at begin_step, and both end at `final`.
+    assert abs(ours[begin] - theirs[begin]) == pytest.approx(bound, abs=1e-6)
+    assert abs(ours[end] - theirs[end]) <= 1e-6
+
+
+# --- alternating -------------------------------------------------------------------
+
+
+def alternating_reference(steps, final, begin, end, sparse_steps, dense_steps):
+    """Step-by-step walk of the phase state machine: dense warm-up, then sparse and dense
+    phases in turn, each counted down step by step, and sparse for good from `end`."""
+    assert list(steps) == list(range(len(steps)))
+    events, values = [], []
+    phase, left = "dense", 0
+    for step in steps:
+        if step >= end:
+            events.append(step == end)
+            values.append(final)
+        elif step < begin:
+            events.append(False)
+            values.append(0.0)
+        else:
+            starts = left == 0
+            if starts:
+                phase = "dense" if phase == "sparse" else "sparse"  # the warm-up counts as dense
+                left = sparse_steps if phase == "sparse" else dense_steps
+            left -= 1
+            events.append(starts)
+            values.append(final if phase == "sparse" else 0.0)
+    events = np.array(events)
+    if events[0]:
+        events[1] = True
+    return events, np.array(values, dtype=np.float32)
+
+
+ALTERNATING_LAYOUTS = [
+    pytest.param(0.9, 10, 170, 20, 20, id="acdc_end_at_a_sparse_start"),
+    pytest.param(0.8, 10, 145, 30, 20, id="end_inside_a_dense_phase"),
+    pytest.param(0.75, 5, 65, 30, 20, id="end_inside_a_sparse_phase"),
+    pytest.param(0.6, 0, 10, 10, 5, id="end_at_a_dense_start"),
+    pytest.param(0.7, 40, 40, 10, 10, id="end_equals_begin"),
+    pytest.param(0.5, 0, 100, 7, 13, id="begin_0_uneven"),
+    pytest.param(0.95, 3, 50, 1, 1, id="single_steps"),
+    pytest.param(0.85, 100, 1000, 1, 99, id="one_sparse_step_per_cycle"),
+    pytest.param(0.4, 0, 0, 5, 5, id="one_shot_at_0"),
+]
+
+
+@pytest.mark.parametrize("final, begin, end, sparse_steps, dense_steps", ALTERNATING_LAYOUTS)
+def test_alternating_matches_the_step_by_step_walk(final, begin, end, sparse_steps, dense_steps):
+    schedule = AlternatingSparsity(final, begin, end, sparse_steps, dense_steps)
+    should_prune, sparsity = evaluate(schedule)
+    ref_events, ref_values = alternating_reference(STEPS, final, begin, end, sparse_steps, dense_steps)
+    np.testing.assert_array_equal(sparsity, ref_values)
+    np.testing.assert_array_equal(should_prune, ref_events)
+
+
+@pytest.mark.parametrize("final, begin, end, sparse_steps, dense_steps", ALTERNATING_LAYOUTS)
+def test_alternating_events_are_the_phase_starts_and_end_step(final, begin, end, sparse_steps, dense_steps):
+    """The events, enumerated from the phase lengths, and the values between them."""
+    starts, step, sparse = [], begin, True
+    while step < end:
+        starts.append(step)
+        step += sparse_steps if sparse else dense_steps
+        sparse = not sparse
+    expected = set(starts) | {end} | ({1} if 0 in [*starts, end] else set())
+    should_prune, sparsity = evaluate(AlternatingSparsity(final, begin, end, sparse_steps, dense_steps))
+    assert set(np.flatnonzero(should_prune)) == expected
+    # Each phase holds one value, from its start to the next event.
+    assert np.all(sparsity[:begin] == 0.0) and np.all(sparsity[end:] == np.float32(final))
+    for k, start in enumerate(starts):
+        stop = starts[k + 1] if k + 1 < len(starts) else end
+        assert np.all(sparsity[start:stop] == (np.float32(final) if k % 2 == 0 else 0.0))
+
+
+# --- sequential --------------------------------------------------------------------
+
+
+def cubic_reference(steps, initial, final, begin, end, frequency):
+    values = final + (initial - final) * (1.0 - progress(steps, begin, end)) ** 3
+    return grid_events(steps, begin, end, frequency), values
+
+
+def staircase_events(steps, boundaries):
+    events = np.isin(steps, boundaries)
+    if boundaries[0] == 0:
+        events |= np.asarray(steps) == 1
+    return events
+
+
+def tfmot_child(schedule):
+    """A tfmot schedule's own events and values (it is not the code under test)."""
+
+    def reference(steps):
+        should_prune, sparsity = schedule(tf.constant(steps, tf.int64))
+        return should_prune.numpy(), sparsity.numpy().astype(np.float64)
+
+    return schedule, reference
+
+
+def cubic_child(initial, final, begin, end, frequency):
+    schedule = CubicSparsity(initial, final, begin, end, frequency)
+    return schedule, lambda steps: cubic_reference(steps, initial, final, begin, end, frequency)
+
+
+def step_child(boundaries, sparsities):
+    schedule = StepSparsity(boundaries, sparsities)
+    return schedule, lambda steps: (
+        staircase_events(steps, boundaries),
+        staircase_reference(steps, boundaries, sparsities),
+    )
+
+
+def alternating_child(final, begin, end, sparse_steps, dense_steps):
+    schedule = AlternatingSparsity(final, begin, end, sparse_steps, dense_steps)
+    return schedule, lambda steps: alternating_reference(steps, final, begin, end, sparse_steps, dense_steps)
+
+
+def sequential_reference(steps, references, boundaries):
+    """Piecewise: child `i` in charge from `boundaries[i - 1]`, with a hand-over event at each boundary."""
+    in_charge = np.searchsorted(boundaries, steps, side="right")
+    events, values = np.zeros(len(steps), bool), np.zeros(len(steps))
+    for i, reference in enumerate(references):
+        child_events, child_values = reference(steps)
+        events = np.where(in_charge == i, child_events, events)
+        values = np.where(in_charge == i, child_values, values)
+    events |= np.isin(steps, boundaries)
+    if events[0]:
+        events[1] = True
+    return events, values
+
+
+SEQUENCES = {
+    # Hand-over at 330, inside the step child's first stair: not an event of either child.
+    "cubic_then_step": (
+        lambda: [cubic_child(0.0, 0.6, 0, 300, 70), step_child([300, 350, 500], [0.6, 0.7, 0.85])],
+        [330],
+    ),
+    # The hand-over falls on the second child's begin_step (an event of its own).
+    "step_then_cubic": (lambda: [step_child([20, 60], [0.3, 0.5]), cubic_child(0.5, 0.9, 100, 700, 90)], [100]),
+    # A tfmot child first; hand-overs at 130 (before the cubic begins) and 470 (inside a stair).
+    "tfmot_cubic_step": (
+        lambda: [
+            tfmot_child(tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, begin_step=10, end_step=110, frequency=20)),
+            cubic_child(0.5, 0.8, 150, 450, 60),
+            step_child([450, 700], [0.8, 0.9]),
+        ],
+        [130, 470],
+    ),
+    # AC/DC alternation (from step 0), a dense gap (a 0.0 stair), then a cubic finish.
+    "alternating_step_cubic": (
+        lambda: [
+            alternating_child(0.8, 0, 200, 30, 20),
+            step_child([300], [0.0]),
+            cubic_child(0.0, 0.9, 400, 900, 100),
+        ],
+        [200, 400],
+    ),
+    # A tfmot child with an event at step 0: the composition carries it to step 1.
+    "tfmot_at_0_then_step": (
+        lambda: [
+            tfmot_child(tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, begin_step=0, end_step=200, frequency=30)),
+            step_child([210, 400], [0.6, 0.8]),
+        ],
+        [250],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_sequential_is_the_piecewise_reference(name):
+    build, boundaries = SEQUENCES[name]
+    children = build()
+    schedule = SequentialSparsity([child for child, _ in children], boundaries)
+    should_prune, sparsity = evaluate(schedule)
+    ref_events, ref_values = sequential_reference(STEPS, [reference for _, reference in children], boundaries)
+    np.testing.assert_allclose(sparsity, ref_values, rtol=0, atol=2e-7)
+    np.testing.assert_array_equal(should_prune, ref_events)
+    assert all(should_prune[boundaries])  # every hand-over prunes
+
+
+def test_sequential_hand_over_events_are_added_only_at_boundaries():
+    cubic = CubicSparsity(0.0, 0.6, 0, 300, 70)
+    stairs = StepSparsity([300, 350, 500], [0.6, 0.7, 0.85])
+    should_prune, sparsity = evaluate(SequentialSparsity([cubic, stairs], [330]))
+    assert np.flatnonzero(should_prune).tolist() == [0, 1, 70, 140, 210, 280, 300, 330, 350, 500]
+    assert sparsity[329] == np.float32(0.6) and sparsity[330] == np.float32(0.6)
+    assert sparsity[349] == np.float32(0.6) and sparsity[350] == np.float32(0.7)
+
+
+# --- scaled ------------------------------------------------------------------------
+
+SCALED = {
+    "cubic_half": (lambda: cubic_child(0.0, 0.8, 20, 820, 100), 0.5),
+    "cubic_more": (lambda: cubic_child(0.1, 0.6, 0, 600, 45), 1.5),
+    "cubic_to_the_limit": (lambda: cubic_child(0.0, 0.6, 0, 600, 45), MAX_SPARSITY / 0.6),
+    "step": (lambda: step_child([0, 100, 400], [0.2, 0.5, 0.9]), 0.3),
+    "alternating": (lambda: alternating_child(0.8, 30, 330, 40, 25), 1.1),
+    "tfmot_begin_0": (
+        lambda: tfmot_child(tfmot.sparsity.keras.PolynomialDecay(0.0, 0.7, begin_step=0, end_step=700, frequency=60)),
+        1.2,
+    ),
+    "tfmot_constant": (
+        lambda: tfmot_child(tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=50, end_step=650, frequency=25)),
+        0.4,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCALED))
+def test_scaled_is_the_factor_times_the_child(name):
+    build, factor = SCALED[name]
+    child, reference = build()
+    should_prune, sparsity = evaluate(ScaledSparsity(child, factor))
+    child_events, child_values = reference(STEPS)
+    expected = np.minimum(factor * np.broadcast_to(child_values, STEPS.shape), MAX_SPARSITY)
+    np.testing.assert_allclose(sparsity, expected, rtol=0, atol=3e-7)
+    assert np.all(sparsity < 1.0)
+    # The child's own events (and step 1 when step 0 is one, which a tfmot child does not add itself).
+    child_events = np.broadcast_to(child_events, STEPS.shape).copy()
+    child_events[1] |= child_events[0]
+    np.testing.assert_array_equal(should_prune, child_events)
+    called = np.broadcast_to(child(tf.constant(STEPS))[0].numpy(), STEPS.shape).copy()
+    called[1] |= called[0]
+    np.testing.assert_array_equal(should_prune, called)
+
+
+def test_peak_sparsity_of_compositions():
+    cubic = CubicSparsity(0.1, 0.6, 0, 100, 10)
+    stairs = StepSparsity([200, 300], [0.7, 0.5])
+    assert peak_sparsity(cubic) == 0.6 and peak_sparsity(stairs) == 0.7
+    assert peak_sparsity(SequentialSparsity([cubic, stairs], [200])) == 0.7
+    assert peak_sparsity(ScaledSparsity(stairs, 0.5)) == pytest.approx(0.35)
+    assert peak_sparsity(tfmot.sparsity.keras.ConstantSparsity(0.4, 0)) == pytest.approx(0.4)
+    assert peak_sparsity(tfmot.sparsity.keras.PolynomialDecay(0.5, 0.2, 0, 10)) == pytest.approx(0.5)

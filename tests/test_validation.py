@@ -6,8 +6,21 @@ from __future__ import annotations
 import math
 
 import pytest
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
 
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
+from schedules import (
+    AlternatingSparsity,
+    CosineSparsity,
+    CubicSparsity,
+    CyclicSparsity,
+    ExponentialSparsity,
+    OneCycleSparsity,
+    PolynomialSparsity,
+    ScaledSparsity,
+    SequentialSparsity,
+    StepSparsity,
+)
 
 RAMP = {"initial_sparsity": 0.0, "final_sparsity": 0.8, "begin_step": 10, "end_step": 110, "frequency": 10}
 CYCLIC = {**RAMP, "num_cycles": 2, "power": 3}
@@ -17,6 +30,9 @@ RAMPS = [
     pytest.param(CubicSparsity, RAMP, id="cubic"),
     pytest.param(ExponentialSparsity, RAMP, id="exponential"),
     pytest.param(CyclicSparsity, CYCLIC, id="cyclic"),
+    pytest.param(PolynomialSparsity, {**RAMP, "power": 0.5, "orientation": "fast_late"}, id="polynomial"),
+    pytest.param(CosineSparsity, {**RAMP, "shape": "fast_early"}, id="cosine"),
+    pytest.param(OneCycleSparsity, {**RAMP, "alpha": 10.0, "beta": 4.0}, id="one_cycle"),
 ]
 
 # (argument, bad value, exception, the words the message must contain)
@@ -140,3 +156,224 @@ def test_uniform_stairs_arguments(kwargs, error, message):
 def test_one_stage_is_a_one_shot():
     stairs = StepSparsity.uniform(0.0, 0.8, 10, 10, num_stages=1)
     assert stairs.boundaries == [10] and stairs.sparsities == [0.8]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"power": 0}, ValueError, r"`power` must be a finite number in \(0.0, 1000000.0\]. Received: power=0"),
+        ({"power": -0.5}, ValueError, r"`power`.*Received: power=-0.5"),
+        ({"power": 2e6}, ValueError, r"`power`.*Received: power=2000000.0"),
+        ({"power": math.nan}, ValueError, r"`power`.*Received: power=nan"),
+        ({"power": math.inf}, ValueError, r"`power`.*Received: power=inf"),
+        ({"power": "3"}, TypeError, r"`power`.*Received: power='3'"),
+        ({"power": True}, TypeError, r"`power`.*Received: power=True"),
+        (
+            {"orientation": "concave"},
+            ValueError,
+            r"`orientation` must be one of 'fast_early', 'fast_late'. Received: orientation='concave'",
+        ),
+        ({"orientation": "cubic"}, ValueError, r"`orientation`.*Received: orientation='cubic'"),
+        ({"orientation": "FAST_EARLY"}, ValueError, r"`orientation`.*Received: orientation='FAST_EARLY'"),
+        ({"orientation": None}, TypeError, r"`orientation`.*Received: orientation=None"),
+        ({"orientation": ["fast_early"]}, TypeError, r"`orientation`.*Received: orientation=\[.fast_early.\]"),
+    ],
+)
+def test_polynomial_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        PolynomialSparsity(**{**RAMP, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ("cos", r"`shape` must be one of 's_curve', 'fast_late', 'fast_early'. Received: shape='cos'"),
+        ("s-curve", r"`shape`.*Received: shape='s-curve'"),
+        ("", r"`shape`.*Received: shape=''"),
+    ],
+)
+def test_cosine_shape(shape, message):
+    with pytest.raises(ValueError, match=message):
+        CosineSparsity(**{**RAMP, "shape": shape})
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"alpha": 0}, ValueError, r"`alpha` must be a finite number in \(0.0, 1000.0\]. Received: alpha=0"),
+        ({"alpha": -14.0}, ValueError, r"`alpha`.*Received: alpha=-14.0"),
+        ({"alpha": 1000.5}, ValueError, r"`alpha`.*Received: alpha=1000.5"),
+        ({"alpha": math.nan}, ValueError, r"`alpha`.*Received: alpha=nan"),
+        ({"alpha": "14"}, TypeError, r"`alpha`.*Received: alpha='14'"),
+        ({"beta": 1000.5}, ValueError, r"`beta` must be a finite number in \[-1000.0, 1000.0\]. Received: beta=1000.5"),
+        ({"beta": -1001}, ValueError, r"`beta`.*Received: beta=-1001"),
+        ({"beta": -math.inf}, ValueError, r"`beta`.*Received: beta=-inf"),
+        ({"beta": None}, TypeError, r"`beta`.*Received: beta=None"),
+        # Valid alone, but the logistic hardly rises over the window:
+        ({"alpha": 1e-9}, ValueError, r"`alpha` and `beta` must be such that the logistic rises by more than 1e-6"),
+        ({"alpha": 1e-9}, ValueError, r"Received: alpha=1e-09, beta=6.0"),
+        ({"alpha": 1.0, "beta": 1000.0}, ValueError, r"rises by more than 1e-6.*alpha=1.0, beta=1000.0"),
+        ({"alpha": 14.0, "beta": -1000.0}, ValueError, r"rises by more than 1e-6.*alpha=14.0, beta=-1000.0"),
+        ({"alpha": 1.0, "beta": 30.0}, ValueError, r"`alpha` and `beta`.*Received: alpha=1.0, beta=30.0"),
+    ],
+)
+def test_one_cycle_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        OneCycleSparsity(**{**RAMP, "alpha": 14.0, "beta": 6.0, **kwargs})
+
+
+ALTERNATING = {"final_sparsity": 0.8, "begin_step": 10, "end_step": 110, "sparse_steps": 20, "dense_steps": 15}
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"final_sparsity": 1.0}, ValueError, r"`final_sparsity` must be a finite number in \[0.0, 1.0\).*=1.0"),
+        ({"final_sparsity": -0.1}, ValueError, r"`final_sparsity`.*Received: final_sparsity=-0.1"),
+        ({"final_sparsity": "0.8"}, TypeError, r"`final_sparsity`.*Received: final_sparsity='0.8'"),
+        ({"begin_step": -1}, ValueError, r"`begin_step` must be an integer in \[0, .*Received: begin_step=-1"),
+        ({"begin_step": 10.0}, TypeError, r"`begin_step`.*Received: begin_step=10.0"),
+        ({"end_step": 9}, ValueError, r"`end_step` must be an integer in \[begin_step, .*\] = \[10, .*end_step=9"),
+        ({"end_step": -1}, ValueError, r"`end_step`.*Received: end_step=-1"),
+        ({"end_step": 110.0}, TypeError, r"`end_step`.*Received: end_step=110.0"),
+        ({"sparse_steps": 0}, ValueError, r"`sparse_steps` must be an integer in \[1, .*Received: sparse_steps=0"),
+        ({"sparse_steps": -5}, ValueError, r"`sparse_steps`.*Received: sparse_steps=-5"),
+        ({"sparse_steps": 2.0}, TypeError, r"`sparse_steps`.*Received: sparse_steps=2.0"),
+        ({"dense_steps": 0}, ValueError, r"`dense_steps` must be an integer in \[1, .*Received: dense_steps=0"),
+        ({"dense_steps": True}, TypeError, r"`dense_steps`.*Received: dense_steps=True"),
+        ({"dense_steps": 2**62 + 1}, ValueError, r"`dense_steps`.*Received: dense_steps=4611686018427387905"),
+    ],
+)
+def test_alternating_arguments(kwargs, error, message):
+    AlternatingSparsity(**ALTERNATING)
+    with pytest.raises(error, match=message):
+        AlternatingSparsity(**{**ALTERNATING, **kwargs})
+
+
+class UnknownPeak(tfmot.sparsity.keras.PruningSchedule):
+    """A minimal custom schedule: its peak sparsity cannot be read from its arguments."""
+
+    def __call__(self, step):
+        return tf.equal(tf.math.floormod(step, 10), 0), tf.constant(0.5, tf.float32)
+
+    def get_config(self):
+        return {"class_name": "UnknownPeak", "config": {}}
+
+
+def cubic():
+    return CubicSparsity(0.0, 0.8, begin_step=0, end_step=100, frequency=10)
+
+
+@pytest.mark.parametrize(
+    "schedules, boundaries, error, message",
+    [
+        ([], [], ValueError, r"`schedules` must be a non-empty list.*Received: schedules=\[\]"),
+        (cubic(), [], TypeError, r"`schedules` must be a non-empty list.*Received: schedules=CubicSparsity\("),
+        ("cubic", [], TypeError, r"`schedules` must be a non-empty list.*Received: schedules='cubic'"),
+        (
+            [cubic(), 42],
+            [50],
+            TypeError,
+            r"`schedules\[1\]` must be a tfmot PruningSchedule or its get_config\(\) dict. Received: schedules\[1\]=42",
+        ),
+        ([cubic(), "cubic"], [50], TypeError, r"`schedules\[1\]`.*Received: schedules\[1\]='cubic'"),
+        ([None, cubic()], [50], TypeError, r"`schedules\[0\]`.*Received: schedules\[0\]=None"),
+        (
+            [cubic(), {"class_name": "NoSuchSchedule", "config": {}}],
+            [50],
+            ValueError,
+            r"`schedules\[1\]` must be a tfmot PruningSchedule.*'NoSuchSchedule' is not a known schedule",
+        ),
+        (
+            [cubic(), {"class_name": "schedules>CubicSparsity", "config": {"initial_sparsity": 0.0}}],
+            [50],
+            ValueError,
+            r"`schedules\[1\]` must be .*missing keys \['final_sparsity', 'begin_step', 'end_step'\]",
+        ),
+        (
+            [cubic(), {"class_name": "PolynomialDecay", "config": {**RAMP, "final_sparsity": 1.5}}],
+            [50],
+            ValueError,
+            r"`schedules\[1\]` must be .*final_sparsity must be in range \[0,1\)",
+        ),
+        ([cubic(), {"config": {}}], [50], ValueError, r"`schedules\[1\]` must be a tfmot PruningSchedule"),
+        (
+            [cubic(), cubic()],
+            [],
+            ValueError,
+            r"`boundaries` must be one step fewer than there are schedules. "
+            r"Received: len\(boundaries\)=0, len\(schedules\)=2",
+        ),
+        ([cubic(), cubic()], [50, 60], ValueError, r"len\(boundaries\)=2, len\(schedules\)=2"),
+        ([cubic()], [50], ValueError, r"len\(boundaries\)=1, len\(schedules\)=1"),
+        (
+            [cubic(), cubic(), cubic()],
+            [60, 50],
+            ValueError,
+            r"`boundaries` must be strictly increasing \(boundaries\[1\]=50 <= boundaries\[0\]=60\)"
+            r". Received: boundaries=\[60, 50\]",
+        ),
+        ([cubic(), cubic(), cubic()], [50, 50], ValueError, r"`boundaries` must be strictly increasing"),
+        ([cubic(), cubic()], [-1], ValueError, r"`boundaries\[0\]` must be an integer in \[0, .*=-1"),
+        ([cubic(), cubic()], [50.0], TypeError, r"`boundaries\[0\]`.*Received: boundaries\[0\]=50.0"),
+        ([cubic(), cubic()], 50, TypeError, r"`boundaries` must be a list of integer steps. Received: boundaries=50"),
+        ([cubic(), cubic()], "50", TypeError, r"`boundaries` must be a list.*Received: boundaries='50'"),
+    ],
+)
+def test_sequential_arguments(schedules, boundaries, error, message):
+    with pytest.raises(error, match=message):
+        SequentialSparsity(schedules, boundaries)
+
+
+def test_sequential_accepts_configs_and_custom_schedules():
+    tfmot_config = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, 0, 100).get_config()
+    schedule = SequentialSparsity([tfmot_config, cubic().get_config(), UnknownPeak()], [50, 200])
+    assert isinstance(schedule.schedules[0], tfmot.sparsity.keras.PolynomialDecay)
+    assert isinstance(schedule.schedules[1], CubicSparsity) and schedule.peak_sparsity() is None
+
+
+@pytest.mark.parametrize(
+    "schedule, factor, error, message",
+    [
+        (cubic, 0, ValueError, r"`factor` must be a finite number in \(0.0, 1.24999.*\]. Received: factor=0"),
+        (cubic, -0.5, ValueError, r"`factor`.*Received: factor=-0.5"),
+        (cubic, math.nan, ValueError, r"`factor`.*Received: factor=nan"),
+        (cubic, math.inf, ValueError, r"`factor`.*Received: factor=inf"),
+        (cubic, "0.5", TypeError, r"`factor`.*Received: factor='0.5'"),
+        (cubic, True, TypeError, r"`factor`.*Received: factor=True"),
+        (cubic, None, TypeError, r"`factor`.*Received: factor=None"),
+        # factor * peak must stay below 1 in float32: peak 0.8, so factor <= 1.2499999...
+        (cubic, 1.25, ValueError, r"`factor` must be a finite number in \(0.0, 1.24999.*\]. Received: factor=1.25"),
+        (cubic, 10.0, ValueError, r"`factor`.*Received: factor=10.0"),
+        (
+            lambda: StepSparsity([0, 10], [0.9, 0.5]),
+            1.2,
+            ValueError,
+            r"`factor` must be a finite number in \(0.0, 1.1111.*\]. Received: factor=1.2",
+        ),
+        (
+            lambda: tfmot.sparsity.keras.ConstantSparsity(0.5, 0),
+            2.0,
+            ValueError,
+            r"`factor` must be a finite number in \(0.0, 1.99999.*\]. Received: factor=2.0",
+        ),
+        # Peak unknown: factor <= 1 only.
+        (UnknownPeak, 1.5, ValueError, r"`factor` must be a finite number in \(0.0, 1.0\]. Received: factor=1.5"),
+        (UnknownPeak, 1.0000001, ValueError, r"`factor`.*\(0.0, 1.0\].*Received: factor=1.0000001"),
+        (UnknownPeak, 0.0, ValueError, r"`factor`.*\(0.0, 1.0\].*Received: factor=0.0"),
+        # Not a schedule.
+        (lambda: "cubic", 0.5, TypeError, r"`schedule` must be a tfmot PruningSchedule or its get_config\(\) dict"),
+        (lambda: 0.8, 0.5, TypeError, r"`schedule`.*Received: schedule=0.8"),
+        (lambda: {"class_name": "NoSuchSchedule", "config": {}}, 0.5, ValueError, r"`schedule`.*NoSuchSchedule"),
+        (lambda: {"config": {}}, 0.5, ValueError, r"`schedule`.*\{'class_name': \.\.\., 'config'"),
+    ],
+)
+def test_scaled_arguments(schedule, factor, error, message):
+    with pytest.raises(error, match=message):
+        ScaledSparsity(schedule(), factor)
+
+
+def test_scaled_accepts_factors_up_to_its_bound():
+    assert ScaledSparsity(UnknownPeak(), 1.0).factor == 1.0
+    assert ScaledSparsity(cubic(), 1.2499999).peak_sparsity() < 1.0
+    assert ScaledSparsity(cubic().get_config(), 0.5).peak_sparsity() == pytest.approx(0.4)
