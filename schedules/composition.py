@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,7 +44,7 @@ def peak_sparsity(schedule: PruningSchedule) -> float | None:
 def _as_schedule(name: str, value: object) -> PruningSchedule:
     """A `PruningSchedule`, or one rebuilt from its `get_config()` (as in a saved model)."""
     if isinstance(value, PruningSchedule):
-        return value
+        return _check_child(name, value)
     requirement = "a tfmot PruningSchedule or its get_config() dict"
     if not isinstance(value, Mapping):
         raise v.invalid(name, requirement, value, TypeError)
@@ -61,7 +63,7 @@ def _as_schedule(name: str, value: object) -> PruningSchedule:
             "registers it with tf_keras.utils.register_keras_serializable before building or loading)",
             value,
         )
-    return schedule
+    return _check_child(name, schedule)
 
 
 def _known_schedules() -> dict[str, type]:
@@ -74,6 +76,34 @@ def _known_schedules() -> dict[str, type]:
         if isinstance(cls := getattr(schedules, name), type) and issubclass(cls, PruningSchedule)
     }
     return {**_TFMOT_SCHEDULES, **ours}
+
+
+def _check_child(name: str, schedule: PruningSchedule) -> PruningSchedule:
+    """Refuses tfmot children that would return NaN (tfmot accepts them)."""
+    if isinstance(schedule, tfmot.sparsity.keras.PolynomialDecay):
+        power = schedule.power
+        if isinstance(power, bool) or not isinstance(power, numbers.Real) or not math.isfinite(power) or power <= 0:
+            raise v.invalid(f"{name}.power", "a finite number > 0 (tfmot's PolynomialDecay)", power)
+        if schedule.begin_step == schedule.end_step:
+            raise v.invalid(
+                name,
+                "not a tfmot PolynomialDecay with begin_step == end_step (it returns NaN there; "
+                "CubicSparsity or PolynomialSparsity prune once there)",
+                v.received(begin_step=schedule.begin_step, end_step=schedule.end_step),
+            )
+    for attribute in ("begin_step", "end_step"):
+        _step_attribute(name, schedule, attribute)
+    return schedule
+
+
+def _step_attribute(name: str, schedule: PruningSchedule, attribute: str) -> int:
+    """A child's `begin_step` / `end_step` as an int (0 / -1 where it has none)."""
+    value = getattr(schedule, attribute, 0 if attribute == "begin_step" else -1)
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral):
+        return int(value)
+    if not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) and value == int(value):
+        return int(value)
+    raise v.invalid(f"{name}.{attribute}", "an integer step", value, TypeError)
 
 
 def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -141,8 +171,8 @@ class SequentialSparsity(SparsitySchedule):
                 "one step fewer than there are schedules",
                 v.received(**{"len(boundaries)": len(self.boundaries), "len(schedules)": len(self.schedules)}),
             )
-        self.begin_step = int(getattr(self.schedules[0], "begin_step", 0))
-        last_end = int(getattr(self.schedules[-1], "end_step", -1))
+        self.begin_step = _step_attribute("schedules[0]", self.schedules[0], "begin_step")
+        last_end = _step_attribute(f"schedules[{len(self.schedules) - 1}]", self.schedules[-1], "end_step")
         last_boundary = self.boundaries[-1] if self.boundaries else 0
         self.end_step = -1 if last_end == -1 else max(last_end, last_boundary)
 
@@ -202,8 +232,8 @@ class ScaledSparsity(SparsitySchedule):
         else:
             most = v.MAX_SPARSITY / peak
             self.factor = v.check_float("factor", factor, low=0.0, high=most, low_inclusive=False, high_inclusive=True)
-        self.begin_step = int(getattr(self.schedule, "begin_step", 0))
-        self.end_step = int(getattr(self.schedule, "end_step", -1))
+        self.begin_step = _step_attribute("schedule", self.schedule, "begin_step")
+        self.end_step = _step_attribute("schedule", self.schedule, "end_step")
 
     def _config(self) -> dict[str, Any]:
         return {"schedule": self.schedule.get_config(), "factor": self.factor}

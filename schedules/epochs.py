@@ -48,7 +48,8 @@ def steps_from_epochs(name: str, epochs: object, steps_per_epoch: int, *, minimu
         raise v.invalid(name, requirement, epochs, TypeError)
     if not math.isfinite(epochs) or epochs < 0:
         raise v.invalid(name, requirement, epochs)
-    exact = Fraction(repr(float(epochs))) if isinstance(epochs, float) else Fraction(epochs)
+    # str() is the shortest text that reads back as the same number (also for NumPy floats).
+    exact = Fraction(int(epochs)) if isinstance(epochs, numbers.Integral) else Fraction(str(epochs))
     steps = math.floor(exact * steps_per_epoch + Fraction(1, 2))
     if steps < minimum:
         raise v.invalid(
@@ -64,6 +65,7 @@ def build_from_epochs(cls: type, steps_per_epoch: int, epochs: float | None, arg
     """`cls(**arguments)` with the step arguments converted from epochs (see `from_epochs`)."""
     steps_per_epoch = v.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     converted = dict(arguments)
+    conversions = []
     for step_name in cls._step_arguments:
         name = epoch_name(step_name)
         if name != step_name and step_name in arguments:
@@ -81,9 +83,18 @@ def build_from_epochs(cls: type, steps_per_epoch: int, epochs: float | None, arg
             ]
         else:
             converted[step_name] = steps_from_epochs(name, value, steps_per_epoch, minimum=minimum)
-    schedule = cls(**converted)
+        conversions.append(f"{name}={value!r} -> {step_name}={converted[step_name]!r}")
+    try:
+        schedule = cls(**converted)
+    except (TypeError, ValueError) as error:
+        done = "; ".join(conversions) or "none"
+        raise type(error)(
+            f"{error} (in {cls.__name__}.from_epochs with steps_per_epoch={steps_per_epoch}; step arguments are "
+            f"given in epochs as {', '.join(map(epoch_name, cls._step_arguments)) or 'none'}; converted: {done})"
+        ) from None
     if epochs is not None:
-        check_plan(schedule, steps_from_epochs("epochs", epochs, steps_per_epoch, minimum=1))
+        total_steps = steps_from_epochs("epochs", epochs, steps_per_epoch, minimum=1)
+        _check_plan(schedule, total_steps, warn=True, stacklevel=4)  # the caller of from_epochs
     return schedule
 
 
@@ -101,8 +112,12 @@ def check_plan(schedule, total_steps: int, *, warn: bool = True) -> list[str]:
     >>> from schedules import CubicSparsity
     >>> check_plan(CubicSparsity(0.0, 0.9, 0, 1000, 100), 500, warn=False)
     ['CubicSparsity reaches only sparsity 0.7875 (at step 500) of its final 0.9 in the planned 500 training steps; \
-its window ends at end_step=1000']
+its window ends at end_step=1000, after training']
     """
+    return _check_plan(schedule, total_steps, warn=warn, stacklevel=3)
+
+
+def _check_plan(schedule, total_steps: int, *, warn: bool, stacklevel: int) -> list[str]:
     from schedules.evaluation import evaluate_schedule
 
     total_steps = v.check_int("total_steps", total_steps, minimum=1)
@@ -124,12 +139,17 @@ its window ends at end_step=1000']
         applied = float(sparsity[should_prune][-1])
         if abs(applied - final) > 1e-6:
             end = getattr(schedule, "end_step", None)
-            window = f"; its window ends at end_step={end}" if end is not None and end > last else ""
+            if end is not None and end > total_steps:
+                window = f"; its window ends at end_step={end}, after training"
+            elif end is not None and last < end:
+                window = f"; it does not prune at its end_step={end}"
+            else:
+                window = ""
             problems.append(
                 f"{name} reaches only sparsity {applied:.4g} (at step {last}) of its final {final:.4g} in the planned "
                 f"{total_steps} training steps{window}"
             )
     if warn:
         for problem in problems:
-            warnings.warn(problem, PlanWarning, stacklevel=2)
+            warnings.warn(problem, PlanWarning, stacklevel=stacklevel)
     return problems

@@ -6,10 +6,23 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+import tensorflow_model_optimization as tfmot
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
+from schedules import (
+    AlternatingSparsity,
+    CosineSparsity,
+    CubicSparsity,
+    CyclicSparsity,
+    ExponentialSparsity,
+    OneCycleSparsity,
+    PolynomialSparsity,
+    ScaledSparsity,
+    SequentialSparsity,
+    StepSparsity,
+    peak_sparsity,
+)
 from schedules._validation import MAX_SPARSITY, MAX_STEP
 
 settings.register_profile(
@@ -56,9 +69,92 @@ def cyclics(draw):
     return CyclicSparsity(draw(sparsities), draw(sparsities), begin, begin + length, cycles, draw(frequencies), power)
 
 
-every_schedule = st.one_of(
-    ramps(CubicSparsity), ramps(ExponentialSparsity), open_exponentials(), staircases(), cyclics()
+powers = st.floats(min_value=1e-3, max_value=1e3)
+
+
+@st.composite
+def polynomials(draw, orientation=None, increasing=False):
+    begin, length = draw(begins), draw(lengths)
+    initial, final = draw(sparsities), draw(sparsities)
+    if increasing:
+        initial, final = min(initial, final), max(initial, final)
+    orientation = orientation or draw(st.sampled_from(["fast_early", "fast_late"]))
+    power = draw(st.one_of(powers, st.sampled_from([1, 3, 1 / 3, 0.5, 2])))
+    return PolynomialSparsity(initial, final, begin, begin + length, draw(frequencies), power, orientation)
+
+
+@st.composite
+def cosines(draw):
+    begin, length = draw(begins), draw(lengths)
+    shape = draw(st.sampled_from(["s_curve", "fast_late", "fast_early"]))
+    return CosineSparsity(draw(sparsities), draw(sparsities), begin, begin + length, draw(frequencies), shape)
+
+
+@st.composite
+def one_cycles(draw):
+    begin, length = draw(begins), draw(lengths)
+    alpha = draw(st.floats(min_value=1e-3, max_value=1000.0))
+    beta = draw(st.floats(min_value=-1000.0, max_value=1000.0))
+    try:
+        return OneCycleSparsity(
+            draw(sparsities), draw(sparsities), begin, begin + length, draw(frequencies), alpha, beta
+        )
+    except ValueError:  # the logistic barely rises over the window: refused by the constructor
+        reject()
+
+
+@st.composite
+def alternatings(draw):
+    begin, length = draw(begins), draw(lengths)
+    sparse_steps = draw(st.one_of(st.integers(1, 200), st.integers(1, 2**40)))
+    dense_steps = draw(st.one_of(st.integers(1, 200), st.integers(1, 2**40)))
+    return AlternatingSparsity(draw(sparsities), begin, begin + length, sparse_steps, dense_steps)
+
+
+@st.composite
+def tfmot_schedules(draw):
+    """tfmot's own schedules, with arguments it handles (begin < end, steps below 2**24 for float32)."""
+    begin = draw(st.integers(0, 10**6))
+    if draw(st.booleans()):
+        return tfmot.sparsity.keras.ConstantSparsity(
+            draw(sparsities), begin, draw(st.sampled_from([-1, begin + 10**5])), draw(frequencies)
+        )
+    end = begin + draw(st.integers(1, 10**6))
+    initial, final = draw(sparsities), draw(sparsities)
+    return tfmot.sparsity.keras.PolynomialDecay(initial, final, begin, end, draw(st.integers(1, 3)), draw(frequencies))
+
+
+simple_schedules = st.one_of(
+    ramps(CubicSparsity),
+    ramps(ExponentialSparsity),
+    open_exponentials(),
+    staircases(),
+    cyclics(),
+    polynomials(),
+    cosines(),
+    one_cycles(),
+    alternatings(),
 )
+
+
+@st.composite
+def sequentials(draw, children=simple_schedules):
+    schedules = draw(st.lists(children, min_size=1, max_size=4))
+    boundaries = sorted(
+        draw(st.sets(st.integers(0, MAX_STEP), min_size=len(schedules) - 1, max_size=len(schedules) - 1))
+    )
+    return SequentialSparsity(schedules, boundaries)
+
+
+@st.composite
+def scaleds(draw, children=simple_schedules):
+    child = draw(children)
+    peak = peak_sparsity(child)
+    most = 1.0 if peak is None or peak == 0.0 else MAX_SPARSITY / peak
+    return ScaledSparsity(child, draw(st.floats(min_value=0.0, max_value=most, exclude_min=True)))
+
+
+every_schedule = st.one_of(simple_schedules, sequentials(), scaleds())
 
 
 @given(every_schedule, any_steps)
@@ -117,3 +213,121 @@ def test_cyclic_is_periodic_inside_its_window(initial, final, begin, cycle_lengt
         first[0] = np.where(offsets == 1, other[0], first[0])
     np.testing.assert_array_equal(first[0], other[0])
     np.testing.assert_array_equal(first[1], other[1])
+
+
+# --- the newer families -------------------------------------------------------------------
+
+
+def _float32(value: float) -> np.float32:
+    """`value` in float32 as TensorFlow gives it on CPU: values below the smallest normal flushed to zero."""
+    value = np.float32(value)
+    return value if abs(value) >= np.finfo(np.float32).tiny else np.float32(0.0)
+
+
+def _values(schedule, steps) -> tuple[np.ndarray, np.ndarray]:
+    should_prune, sparsity = schedule(tf.constant(steps, tf.int64))
+    return should_prune.numpy(), sparsity.numpy()
+
+
+@given(st.one_of(polynomials(), cosines(), one_cycles()), st.data())
+def test_shaped_ramps_move_monotonically_from_initial_to_final_within_their_bounds(schedule, data):
+    steps = _steps_around(schedule, data)
+    sparsity = _values(schedule, steps)[1].astype(np.float64)
+    initial, final = np.float32(schedule.initial_sparsity), np.float32(schedule.final_sparsity)
+    if final >= initial:
+        assert np.all(np.diff(sparsity) >= 0), sparsity
+    else:
+        assert np.all(np.diff(sparsity) <= 0), sparsity
+    # float32, with values below float32's smallest normal flushed to zero as TensorFlow does on CPU
+    tiny = np.finfo(np.float32).tiny
+    assert np.all((sparsity >= min(initial, final) - tiny) & (sparsity <= max(initial, final)))
+    np.testing.assert_allclose(sparsity[steps < schedule.begin_step], initial, rtol=0, atol=tiny)
+    np.testing.assert_allclose(sparsity[steps >= schedule.end_step], final, rtol=0, atol=tiny)
+
+
+#: Rounding allowed between a float64 curve cast to float32 and the float32 linear ramp.
+_ULPS = 4 * np.spacing(np.float32(1.0))
+
+
+@given(
+    st.sampled_from(["fast_early", "fast_late"]).flatmap(lambda o: polynomials(orientation=o, increasing=True)),
+    st.data(),
+)
+def test_fast_early_is_on_or_above_the_linear_ramp_and_fast_late_on_or_below(schedule, data):
+    steps = _steps_around(schedule, data)
+    sparsity = _values(schedule, steps)[1].astype(np.float64)
+    begin, end = schedule.begin_step, schedule.end_step
+    # the linear ramp, in float64 from exact integer offsets
+    offsets = np.clip(steps - begin, 0, end - begin)
+    progress = (offsets / (end - begin)) if end > begin else (steps >= begin).astype(np.float64)
+    linear = schedule.initial_sparsity + (schedule.final_sparsity - schedule.initial_sparsity) * progress
+    if schedule.orientation == "fast_early":
+        assert np.all(sparsity >= linear - _ULPS), (sparsity, linear)
+    else:
+        assert np.all(sparsity <= linear + _ULPS), (sparsity, linear)
+
+
+def _alternating_reference(schedule, step: int) -> tuple[bool, float]:
+    """AC/DC with Python ints, step by step."""
+    begin, end, s, d = schedule.begin_step, schedule.end_step, schedule.sparse_steps, schedule.dense_steps
+    position = (step - begin) % (s + d)
+    if step >= end:
+        sparse = True
+    else:
+        sparse = step >= begin and position < s
+    event = (begin <= step < end and position in (0, s)) or step == end
+    return event, schedule.final_sparsity if sparse else 0.0
+
+
+@given(alternatings(), st.data())
+def test_alternating_takes_only_zero_or_final_and_is_final_from_end_step(schedule, data):
+    begin, end = schedule.begin_step, schedule.end_step
+    period = schedule.sparse_steps + schedule.dense_steps
+    near = [begin, end, begin + schedule.sparse_steps, begin + period, end - 1, end + 1, begin - 1, 1, 0]
+    inside = data.draw(st.lists(st.integers(max(begin - 10, 0), end + 10), max_size=30))
+    steps = np.array(sorted({x for x in [*near, *inside, *data.draw(any_steps)] if x >= 0}), np.int64)
+    should_prune, sparsity = _values(schedule, steps)
+    final = _float32(schedule.final_sparsity)
+    assert set(np.unique(sparsity)) <= {np.float32(0.0), final}
+    assert np.all(sparsity[steps >= end] == final)
+    event_at_zero = _alternating_reference(schedule, 0)[0]
+    for step, prune, value in zip(steps.tolist(), should_prune, sparsity, strict=True):
+        event, expected = _alternating_reference(schedule, step)
+        assert value == _float32(expected), step
+        assert prune == (event or (step == 1 and event_at_zero)), step
+
+
+@given(
+    st.one_of(sequentials(), sequentials(st.one_of(simple_schedules, tfmot_schedules(), sequentials(), scaleds()))),
+    st.data(),
+)
+def test_sequential_equals_the_schedule_in_charge_at_every_step(schedule, data):
+    boundaries = schedule.boundaries
+    near = [b + delta for b in boundaries for delta in (-1, 0, 1)] + [0, 1]
+    steps = np.array(sorted({x for x in [*near, *data.draw(any_steps)] if 0 <= x <= MAX_STEP}), np.int64)
+    should_prune, sparsity = _values(schedule, steps)
+    in_charge = np.searchsorted(np.array(boundaries, np.int64), steps, side="right")
+
+    def child_at(i, step):
+        prune, value = schedule.schedules[i](tf.constant(step, tf.int64))
+        return bool(prune.numpy()), np.float32(value.numpy())
+
+    event_at_zero = 0 in boundaries or child_at(int(0 in boundaries), 0)[0]
+    for step, i, prune, value in zip(steps.tolist(), in_charge.tolist(), should_prune, sparsity, strict=True):
+        child_prune, child_value = child_at(i, step)
+        assert value == child_value, (step, i)
+        forced = step in boundaries or (step == 1 and event_at_zero)  # hand-over events
+        assert prune == (child_prune or forced), (step, i)
+
+
+@given(st.one_of(scaleds(), scaleds(tfmot_schedules()), scaleds(sequentials())), any_steps)
+def test_scaled_is_factor_times_the_schedule(schedule, steps):
+    should_prune, sparsity = _values(schedule, steps)
+    child_prune, child_sparsity = (
+        np.broadcast_to(np.asarray(t), np.shape(steps)) for t in schedule.schedule(tf.constant(steps, tf.int64))
+    )
+    expected = schedule.factor * child_sparsity.astype(np.float64)
+    np.testing.assert_allclose(sparsity, expected, rtol=np.finfo(np.float32).eps, atol=np.finfo(np.float32).tiny)
+    assert np.all(sparsity < 1.0)
+    event_at_zero = bool(np.asarray(schedule.schedule(tf.constant(0, tf.int64))[0]))
+    np.testing.assert_array_equal(should_prune, child_prune | ((np.asarray(steps) == 1) & event_at_zero))
