@@ -88,13 +88,13 @@ def check_float(
     requirement = f"a finite number in {interval}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise invalid(name, requirement, value, TypeError)
-    value = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
+    given, value = value, float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
     if not math.isfinite(value):
-        raise invalid(name, requirement, value)
+        raise invalid(name, requirement, given)
     above = value >= low if low_inclusive else value > low
     below = value <= high if high_inclusive else value < high
     if not (above and below):
-        raise invalid(name, requirement, value)
+        raise invalid(name, requirement, given)  # the value as given (0, not 0.0)
     return value
 
 
@@ -118,13 +118,15 @@ def check_power(value: object, name: str = "power") -> float:
     return power
 
 
-def check_sequence(name: str, value: object, items_are: str = "numbers") -> list:
-    """A non-empty list or tuple (not a string)."""
-    requirement = f"a non-empty list of {items_are}"
+def check_sequence(name: str, value: object, items_are: str = "numbers", *, allow_empty: bool = False) -> list:
+    """A list, tuple or 1-D array (not a string), non-empty unless `allow_empty`."""
+    requirement = f"a {'' if allow_empty else 'non-empty '}list of {items_are}"
     if isinstance(value, (str, bytes)) or (not isinstance(value, Sequence) and not isinstance(value, np.ndarray)):
         raise invalid(name, requirement, value, TypeError)
+    if isinstance(value, np.ndarray) and value.ndim != 1:
+        raise invalid(name, requirement, value, TypeError)
     items = list(value)
-    if not items:
+    if not items and not allow_empty:
         raise invalid(name, requirement, value)
     return items
 

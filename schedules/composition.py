@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
@@ -79,7 +81,22 @@ def _known_schedules() -> dict[str, type]:
 
 
 def _check_child(name: str, schedule: PruningSchedule) -> PruningSchedule:
-    """Refuses tfmot children that would return NaN (tfmot accepts them)."""
+    """Refuses children that would return NaN (tfmot accepts some) or that would not reload."""
+    config = _plain(schedule.get_config())
+    try:
+        json.dumps(config)
+        reloaded = tf_keras.utils.deserialize_keras_object(
+            config, module_objects=_known_schedules(), custom_objects=_TFMOT_SCHEDULES
+        )
+    except (TypeError, ValueError) as error:
+        raise v.invalid(name, f"a schedule whose get_config() is JSON and reloads ({error})", schedule) from None
+    if not isinstance(reloaded, PruningSchedule):
+        raise v.invalid(
+            name,
+            "a schedule whose class is registered with tf_keras.utils.register_keras_serializable (its config "
+            f"names {config.get('class_name')!r}, which would not reload with a saved model)",
+            schedule,
+        )
     if isinstance(schedule, tfmot.sparsity.keras.PolynomialDecay):
         power = schedule.power
         if isinstance(power, bool) or not isinstance(power, numbers.Real) or not math.isfinite(power) or power <= 0:
@@ -104,6 +121,15 @@ def _step_attribute(name: str, schedule: PruningSchedule, attribute: str) -> int
     if not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) and value == int(value):
         return int(value)
     raise v.invalid(f"{name}.{attribute}", "an integer step", value, TypeError)
+
+
+def _plain(value: Any) -> Any:
+    """A config with NumPy scalars (tfmot keeps the arguments as given) turned into plain Python values."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -161,8 +187,7 @@ class SequentialSparsity(SparsitySchedule):
     def __init__(self, schedules: Sequence[PruningSchedule | Mapping], boundaries: Sequence[int]) -> None:
         items = v.check_sequence("schedules", schedules, "schedules")
         self.schedules = [_as_schedule(f"schedules[{i}]", item) for i, item in enumerate(items)]
-        if isinstance(boundaries, (str, bytes)) or not isinstance(boundaries, Sequence):
-            raise v.invalid("boundaries", "a list of integer steps", boundaries, TypeError)
+        boundaries = v.check_sequence("boundaries", boundaries, "integer steps", allow_empty=True)
         self.boundaries = [v.check_step(f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
         v.check_strictly_increasing("boundaries", self.boundaries)
         if len(self.boundaries) != len(self.schedules) - 1:
@@ -177,7 +202,7 @@ class SequentialSparsity(SparsitySchedule):
         self.end_step = -1 if last_end == -1 else max(last_end, last_boundary)
 
     def _config(self) -> dict[str, Any]:
-        return {"schedules": [s.get_config() for s in self.schedules], "boundaries": list(self.boundaries)}
+        return {"schedules": [_plain(s.get_config()) for s in self.schedules], "boundaries": list(self.boundaries)}
 
     def peak_sparsity(self) -> float | None:
         peaks = [peak_sparsity(s) for s in self.schedules]
@@ -202,7 +227,7 @@ class ScaledSparsity(SparsitySchedule):
 
     ```python
     should_prune, s = schedule(step)
-    sparsity = factor * s
+    sparsity = min(factor * s, MAX_SPARSITY)   # MAX_SPARSITY: the largest float32 below 1
     ```
 
     Example:
@@ -236,7 +261,7 @@ class ScaledSparsity(SparsitySchedule):
         self.end_step = _step_attribute("schedule", self.schedule, "end_step")
 
     def _config(self) -> dict[str, Any]:
-        return {"schedule": self.schedule.get_config(), "factor": self.factor}
+        return {"schedule": _plain(self.schedule.get_config()), "factor": self.factor}
 
     def peak_sparsity(self) -> float | None:
         peak = peak_sparsity(self.schedule)

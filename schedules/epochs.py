@@ -8,6 +8,7 @@ reach its final sparsity in the steps that training will run.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import warnings
@@ -15,10 +16,19 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import tensorflow_model_optimization as tfmot
 
 from schedules import _validation as v
 
+PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+
 __all__ = ["PlanWarning", "check_plan", "epoch_name", "steps_from_epochs"]
+
+#: Steps evaluated at once by `check_plan`.
+_CHUNK = 1 << 20
+
+#: How far past the run `check_plan` looks for pruning that would still change the sparsity.
+_LOOK_AHEAD = 4 * _CHUNK
 
 #: Step arguments that must be at least one step (the others may be 0).
 _AT_LEAST_ONE = ("frequency", "sparse_steps", "dense_steps")
@@ -43,11 +53,7 @@ def steps_from_epochs(name: str, epochs: object, steps_per_epoch: int, *, minimu
     >>> steps_from_epochs("end_epoch", 2.5, 45), steps_from_epochs("frequency", 0.1, 45)
     (113, 5)
     """
-    requirement = f"a finite number of epochs >= {minimum / steps_per_epoch:g}"
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real):
-        raise v.invalid(name, requirement, epochs, TypeError)
-    if not math.isfinite(epochs) or epochs < 0:
-        raise v.invalid(name, requirement, epochs)
+    v.check_float(name, epochs, low=0.0, high=math.inf)  # a finite number >= 0
     # str() is the shortest text that reads back as the same number (also for NumPy floats).
     exact = Fraction(int(epochs)) if isinstance(epochs, numbers.Integral) else Fraction(str(epochs))
     steps = math.floor(exact * steps_per_epoch + Fraction(1, 2))
@@ -61,16 +67,28 @@ def steps_from_epochs(name: str, epochs: object, steps_per_epoch: int, *, minimu
     return steps
 
 
-def build_from_epochs(cls: type, steps_per_epoch: int, epochs: float | None, arguments: dict[str, Any]):
+def build_from_epochs(
+    cls: type[PruningSchedule], steps_per_epoch: int, epochs: float | None, arguments: dict[str, Any]
+) -> PruningSchedule:
     """`cls(**arguments)` with the step arguments converted from epochs (see `from_epochs`)."""
     steps_per_epoch = v.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     converted = dict(arguments)
     conversions = []
+    defaults = inspect.signature(cls.__init__).parameters
     for step_name in cls._step_arguments:
         name = epoch_name(step_name)
         if name != step_name and step_name in arguments:
             raise v.invalid(step_name, f"given in epochs, as `{name}`, to from_epochs", arguments[step_name])
         if name not in arguments:
+            default = defaults[step_name].default
+            if default is not inspect.Parameter.empty:
+                # A default such as frequency=100 is in steps: never mix units silently.
+                raise v.invalid(
+                    name,
+                    f"given to {cls.__name__}.from_epochs (in epochs; the constructor's default, {default!r}, "
+                    "is in steps)",
+                    None,
+                )
             continue
         value = converted.pop(name)
         minimum = 1 if step_name in _AT_LEAST_ONE else 0
@@ -98,7 +116,7 @@ def build_from_epochs(cls: type, steps_per_epoch: int, epochs: float | None, arg
     return schedule
 
 
-def check_plan(schedule, total_steps: int, *, warn: bool = True) -> list[str]:
+def check_plan(schedule: PruningSchedule, total_steps: int, *, warn: bool = True) -> list[str]:
     """What `schedule` will fail to do in `total_steps` training steps (tfmot's steps 1 .. N).
 
     Returns the problems found (and, with `warn`, emits each as a
@@ -111,22 +129,45 @@ def check_plan(schedule, total_steps: int, *, warn: bool = True) -> list[str]:
 
     >>> from schedules import CubicSparsity
     >>> check_plan(CubicSparsity(0.0, 0.9, 0, 1000, 100), 500, warn=False)
-    ['CubicSparsity reaches only sparsity 0.7875 (at step 500) of its final 0.9 in the planned 500 training steps; \
-its window ends at end_step=1000, after training']
+    ['CubicSparsity is cut short: it runs to end_step=1000, after the planned 500 training steps; its last pruning \
+step in training, 500, applies sparsity 0.7875, not its final 0.9']
+
+    It evaluates the schedule at every step of the run, in chunks of a
+    million steps (about 0.5 s per million).
     """
     return _check_plan(schedule, total_steps, warn=warn, stacklevel=3)
 
 
-def _check_plan(schedule, total_steps: int, *, warn: bool, stacklevel: int) -> list[str]:
+def _events(schedule: PruningSchedule, first: int, last: int):
+    """`(steps, sparsity)` arrays of the pruning events in `first .. last`, a chunk at a time."""
+    from schedules.evaluation import evaluate_schedule
+
+    for start in range(first, last + 1, _CHUNK):  # chunks: memory stays bounded for long runs
+        steps, should_prune, sparsity = evaluate_schedule(
+            schedule, np.arange(start, min(start + _CHUNK, last + 1), dtype=np.int64)
+        )
+        if should_prune.any():
+            yield steps[should_prune], sparsity[should_prune]
+
+
+def _check_plan(schedule: PruningSchedule, total_steps: int, *, warn: bool, stacklevel: int) -> list[str]:
     from schedules.evaluation import evaluate_schedule
 
     total_steps = v.check_int("total_steps", total_steps, minimum=1)
     name = type(schedule).__name__
-    steps, should_prune, sparsity = evaluate_schedule(schedule, np.arange(1, total_steps + 1, dtype=np.int64))
-    _, _, final = evaluate_schedule(schedule, [v.MAX_STEP])
-    final = float(final[0])
+    last = applied = None
+    for steps, sparsity in _events(schedule, 1, total_steps):
+        last, applied = int(steps[-1]), float(sparsity[-1])
+    final = float(evaluate_schedule(schedule, [v.MAX_STEP])[2][0])
+    end = getattr(schedule, "end_step", None)
+    end = int(end) if isinstance(end, numbers.Real) and math.isfinite(end) and end >= 0 else None
+    cut_short = end is not None and end > total_steps and applied is not None
+    if cut_short and abs(applied - final) <= 1e-6:
+        # Cut short only if pruning after the run would still change something (cycles, phases).
+        later = _events(schedule, total_steps + 1, min(end, total_steps + _LOOK_AHEAD))
+        cut_short = any(np.any(np.abs(sparsity - applied) > 1e-6) for _, sparsity in later)
     problems = []
-    if not should_prune.any():
+    if last is None:
         details = ", ".join(
             f"{key}={getattr(schedule, key)}" for key in ("begin_step", "frequency") if hasattr(schedule, key)
         )
@@ -134,21 +175,17 @@ def _check_plan(schedule, total_steps: int, *, warn: bool, stacklevel: int) -> l
             f"{name} prunes nothing in the planned {total_steps} training steps (tfmot calls it at steps 1 .. "
             f"{total_steps}){f'; {details}' if details else ''}"
         )
-    else:
-        last = int(steps[should_prune][-1])
-        applied = float(sparsity[should_prune][-1])
-        if abs(applied - final) > 1e-6:
-            end = getattr(schedule, "end_step", None)
-            if end is not None and end > total_steps:
-                window = f"; its window ends at end_step={end}, after training"
-            elif end is not None and last < end:
-                window = f"; it does not prune at its end_step={end}"
-            else:
-                window = ""
-            problems.append(
-                f"{name} reaches only sparsity {applied:.4g} (at step {last}) of its final {final:.4g} in the planned "
-                f"{total_steps} training steps{window}"
-            )
+    elif cut_short:
+        problems.append(
+            f"{name} is cut short: it runs to end_step={end}, after the planned {total_steps} training steps; its "
+            f"last pruning step in training, {last}, applies sparsity {applied:.4g}, not its final {final:.4g}"
+        )
+    elif abs(applied - final) > 1e-6:
+        missed = f"; it does not prune at its end_step={end}" if end is not None and last < end else ""
+        problems.append(
+            f"{name} ends the planned {total_steps} training steps at sparsity {applied:.4g} (its last pruning "
+            f"step, {last}), not at its final {final:.4g}{missed}"
+        )
     if warn:
         for problem in problems:
             warnings.warn(problem, PlanWarning, stacklevel=stacklevel)

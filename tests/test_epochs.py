@@ -410,8 +410,8 @@ def test_a_window_that_ends_after_the_run_says_the_reached_and_final_sparsity():
     with pytest.warns(PlanWarning) as record:
         check_plan(schedule, 500)
     (message,) = [str(w.message) for w in record]
-    assert f"only sparsity {reached:.4g} (at step 500)" in message
-    assert "final 0.9" in message and "end_step=1000" in message
+    assert message.startswith("CubicSparsity is cut short: it runs to end_step=1000, after the planned 500")
+    assert f"500, applies sparsity {reached:.4g}, not its final 0.9" in message
 
 
 def test_tfmot_polynomial_decay_off_its_grid_never_applies_its_final_sparsity():
@@ -420,7 +420,10 @@ def test_tfmot_polynomial_decay_off_its_grid_never_applies_its_final_sparsity():
     with pytest.warns(PlanWarning) as record:
         check_plan(schedule, 2000)
     (message,) = [str(w.message) for w in record]
-    assert message.startswith("PolynomialDecay reaches only sparsity 0.7992 (at step 900) of its final 0.8 ")
+    assert message.startswith(
+        "PolynomialDecay ends the planned 2000 training steps at sparsity 0.7992 (its last pruning step, 900), "
+        "not at its final 0.8"
+    )
 
 
 def test_tfmot_constant_sparsity_beginning_at_zero_prunes_nothing_before_frequency():
@@ -505,6 +508,32 @@ def test_constructor_errors_from_epochs_say_what_was_converted():
             initial_sparsity=0.0, final_sparsity=0.9, begin_epochs=1, end_epoch=2, frequency=1, steps_per_epoch=10
         )
     assert "given in epochs as begin_epoch, end_epoch, frequency" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "schedule, total_steps",
+    [
+        (CyclicSparsity(0.0, 0.8, 0, 299, num_cycles=3, frequency=10), 99),  # 1 of 3 cycles, at its final value
+        (AlternatingSparsity(0.9, 10, 170, 20, 20), 25),  # in the first sparse phase
+    ],
+    ids=["cyclic", "alternating"],
+)
+def test_a_run_that_stops_before_the_last_cycle_or_phase_is_cut_short(schedule, total_steps):
+    (problem,) = check_plan(schedule, total_steps, warn=False)
+    assert problem.startswith(f"{type(schedule).__name__} is cut short: it runs to end_step={schedule.end_step}")
+
+
+def test_a_decreasing_ramp_that_stops_early_says_where_it_ended():
+    (problem,) = check_plan(CubicSparsity(0.9, 0.5, 0, 100, 10), 50, warn=False)
+    assert "applies sparsity 0.55, not its final 0.5" in problem
+
+
+def test_from_epochs_needs_every_step_argument_in_epochs():
+    """frequency defaults to 100 *steps* in the constructor: from_epochs refuses to use it."""
+    with pytest.raises(ValueError, match=r"Argument `frequency` must be given to CubicSparsity.from_epochs"):
+        CubicSparsity.from_epochs(
+            initial_sparsity=0.0, final_sparsity=0.9, begin_epoch=1, end_epoch=8, steps_per_epoch=45
+        )
 
 
 def test_an_off_grid_tfmot_window_is_named_as_the_cause():

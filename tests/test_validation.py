@@ -3,11 +3,14 @@ the received value and the allowed range."""
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
+import tf_keras
 
 from schedules import (
     AlternatingSparsity,
@@ -250,14 +253,44 @@ def test_alternating_arguments(kwargs, error, message):
         AlternatingSparsity(**{**ALTERNATING, **kwargs})
 
 
+@tf_keras.utils.register_keras_serializable(package="tests")
 class UnknownPeak(tfmot.sparsity.keras.PruningSchedule):
-    """A minimal custom schedule: its peak sparsity cannot be read from its arguments."""
+    """A minimal registered custom schedule: its peak sparsity cannot be read from its arguments."""
 
     def __call__(self, step):
         return tf.equal(tf.math.floormod(step, 10), 0), tf.constant(0.5, tf.float32)
 
     def get_config(self):
-        return {"class_name": "UnknownPeak", "config": {}}
+        return {"class_name": "tests>UnknownPeak", "config": {}}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls()
+
+
+class Unregistered(tfmot.sparsity.keras.PruningSchedule):
+    """A custom schedule nobody registered: it would not reload inside a saved model."""
+
+    def __call__(self, step):
+        return tf.equal(tf.math.floormod(step, 10), 0), tf.constant(0.5, tf.float32)
+
+    def get_config(self):
+        return {"class_name": "Unregistered", "config": {}}
+
+
+def test_an_unregistered_child_is_refused_at_construction():
+    with pytest.raises(ValueError, match=r"`schedules\[1\]` must be a schedule whose class is registered"):
+        SequentialSparsity([cubic(), Unregistered()], [50])
+    with pytest.raises(ValueError, match=r"`schedule` must be a schedule whose class is registered.*'Unregistered'"):
+        ScaledSparsity(Unregistered(), 0.5)
+
+
+def test_numpy_boundaries_and_numpy_tfmot_arguments_are_accepted_and_saved_as_json():
+
+    child = tfmot.sparsity.keras.ConstantSparsity(np.float32(0.5), np.int64(0), frequency=np.int64(10))
+    schedule = SequentialSparsity([cubic(), child], np.array([50]))
+    restored = SequentialSparsity.from_config(json.loads(json.dumps(schedule.get_config())))
+    assert restored.get_config() == schedule.get_config() and restored.boundaries == [50]
 
 
 def cubic():
