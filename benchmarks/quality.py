@@ -77,7 +77,7 @@ def schedules_for(final: float, total_steps: int) -> dict:
         ),
         "CosineSparsity (s_curve)": CosineSparsity(0.0, final, begin, end, frequency),
         "OneCycleSparsity": OneCycleSparsity(0.0, final, begin, end, frequency),
-        "AlternatingSparsity (AC/DC, 3 phases)": AlternatingSparsity(
+        "Alternating (AC/DC, 3 phases)": AlternatingSparsity(
             final, begin, end, window["sparse_steps"], window["dense_steps"]
         ),
         "tfmot PolynomialDecay": tfmot.sparsity.keras.PolynomialDecay(0.0, final, begin, end, frequency=frequency),
