@@ -121,11 +121,12 @@ def check_plan(schedule: PruningSchedule, total_steps: int, *, warn: bool = True
 
     Returns the problems found (and, with `warn`, emits each as a
     `PlanWarning`): the schedule prunes nothing in that time (for example a
-    run shorter than `frequency`, or a window that begins after training), or
-    the last pruning step inside the run applies less than the sparsity the
-    schedule ends at (its window ends after training; or tfmot's
-    `PolynomialDecay` whose window is not a multiple of `frequency`). Works
-    for any `PruningSchedule`.
+    run shorter than `frequency`, or a window that begins after training); it
+    is cut short (its `end_step` is after the run, and its last pruning step
+    in the run applies another sparsity than its final one, or later cycles or
+    phases would still change it); or its last pruning step applies another
+    sparsity than the one it ends at (tfmot's `PolynomialDecay` whose window
+    is not a multiple of `frequency`). Works for any `PruningSchedule`.
 
     >>> from schedules import CubicSparsity
     >>> check_plan(CubicSparsity(0.0, 0.9, 0, 1000, 100), 500, warn=False)
@@ -176,9 +177,14 @@ def _check_plan(schedule: PruningSchedule, total_steps: int, *, warn: bool, stac
             f"{total_steps}){f'; {details}' if details else ''}"
         )
     elif cut_short:
+        outcome = (
+            f"not its final {final:.4g}"
+            if abs(applied - final) > 1e-6
+            else "and the changes it makes after that (cycles, phases) never happen"
+        )
         problems.append(
             f"{name} is cut short: it runs to end_step={end}, after the planned {total_steps} training steps; its "
-            f"last pruning step in training, {last}, applies sparsity {applied:.4g}, not its final {final:.4g}"
+            f"last pruning step in training, {last}, applies sparsity {applied:.4g}, {outcome}"
         )
     elif abs(applied - final) > 1e-6:
         missed = f"; it does not prune at its end_step={end}" if end is not None and last < end else ""
