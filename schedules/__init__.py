@@ -16,7 +16,7 @@ from schedules.composition import ScaledSparsity, SequentialSparsity, peak_spars
 from schedules.cosine import CosineSparsity
 from schedules.cubic import CubicSparsity
 from schedules.cyclic import CyclicSparsity
-from schedules.epochs import PlanWarning, check_plan
+from schedules.epochs import CheckPlan, PlanWarning, check_plan
 from schedules.evaluation import evaluate_schedule
 from schedules.exponential import ExponentialSparsity
 from schedules.one_cycle import OneCycleSparsity
@@ -28,6 +28,7 @@ from schedules.step import StepSparsity
 
 __all__ = [
     "AlternatingSparsity",
+    "CheckPlan",
     "CosineSparsity",
     "CubicSparsity",
     "CyclicSparsity",

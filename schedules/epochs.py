@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 import tensorflow_model_optimization as tfmot
+import tf_keras
 
 from schedules import _validation as v
 
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
-__all__ = ["PlanWarning", "check_plan", "epoch_name", "steps_from_epochs"]
+__all__ = ["CheckPlan", "PlanWarning", "check_plan", "epoch_name", "steps_from_epochs"]
 
 #: Steps evaluated at once by `check_plan`.
 _CHUNK = 1 << 20
@@ -196,3 +197,37 @@ def _check_plan(schedule: PruningSchedule, total_steps: int, *, warn: bool, stac
         for problem in problems:
             warnings.warn(problem, PlanWarning, stacklevel=stacklevel)
     return problems
+
+
+class CheckPlan(tf_keras.callbacks.Callback):
+    """At the start of `fit`, runs `check_plan` for every pruned layer's schedule.
+
+    The run is `epochs * steps_per_epoch` steps as `fit` knows them, so a
+    schedule that prunes nothing or is cut short in *this* run is reported
+    before the first batch, as a `PlanWarning` naming the layers (one per
+    schedule object). Turn it into an error with
+    `warnings.simplefilter("error", schedules.PlanWarning)`.
+
+    ```python
+    model.fit(x, y, epochs=10, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), schedules.CheckPlan()])
+    ```
+    """
+
+    def on_train_begin(self, logs=None) -> None:
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        if not epochs or not steps:
+            warnings.warn(
+                "CheckPlan cannot check the schedules: fit does not know the number of steps per epoch "
+                "(pass steps_per_epoch to fit)",
+                PlanWarning,
+                stacklevel=2,
+            )
+            return
+        by_schedule: dict[int, tuple[PruningSchedule, list[str]]] = {}
+        for layer in self.model.submodules:
+            schedule = getattr(layer, "pruning_schedule", None)
+            if isinstance(schedule, PruningSchedule):
+                by_schedule.setdefault(id(schedule), (schedule, []))[1].append(layer.name)
+        for schedule, layers in by_schedule.values():
+            for problem in _check_plan(schedule, int(epochs) * int(steps), warn=False, stacklevel=2):
+                warnings.warn(f"layers {', '.join(sorted(layers))}: {problem}", PlanWarning, stacklevel=2)

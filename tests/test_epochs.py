@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+import schedules
 from schedules import (
     AlternatingSparsity,
     CosineSparsity,
@@ -577,3 +578,34 @@ def test_a_schedule_flagged_as_pruning_nothing_prunes_nothing_in_training(make, 
     assert step == steps  # the schedule was called at steps 1 .. steps
     assert np.count_nonzero(mask == 0) == pruned
     assert np.count_nonzero(kernel == 0) == pruned
+
+
+# --- the CheckPlan callback ---------------------------------------------------------------------
+
+
+def _fit_with_check(schedule, epochs: int, num_samples: int = 40, batch_size: int = 8) -> list[str]:
+    """Fits a tiny pruned model with CheckPlan; returns the PlanWarning messages."""
+    keras.utils.set_random_seed(0)
+    first = tfmot.sparsity.keras.prune_low_magnitude(keras.layers.Dense(4, name="first"), pruning_schedule=schedule)
+    second = tfmot.sparsity.keras.prune_low_magnitude(keras.layers.Dense(2, name="second"), pruning_schedule=schedule)
+    model = keras.Sequential([keras.Input((6,)), first, second])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x = np.random.default_rng(0).normal(size=(num_samples, 6)).astype(np.float32)
+    y = np.zeros((num_samples, 2), np.float32)
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(), schedules.CheckPlan()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=callbacks)
+    return [str(w.message) for w in caught if issubclass(w.category, PlanWarning)]
+
+
+def test_check_plan_callback_warns_once_per_schedule_naming_its_layers():
+    # 40 samples / 8 = 5 steps per epoch, 3 epochs: 15 steps; the window runs to step 100.
+    messages = _fit_with_check(CubicSparsity(0.0, 0.8, begin_step=0, end_step=100, frequency=5), epochs=3)
+    assert len(messages) == 1
+    assert messages[0].startswith("layers prune_low_magnitude_first, prune_low_magnitude_second: CubicSparsity is")
+    assert "after the planned 15 training steps" in messages[0]
+
+
+def test_check_plan_callback_is_silent_for_a_schedule_that_fits_the_run():
+    assert _fit_with_check(CubicSparsity(0.0, 0.8, begin_step=0, end_step=10, frequency=5), epochs=3) == []
