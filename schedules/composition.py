@@ -46,16 +46,14 @@ def peak_sparsity(schedule: PruningSchedule) -> float | None:
 def _as_schedule(name: str, value: object) -> PruningSchedule:
     """A `PruningSchedule`, or one rebuilt from its `get_config()` (as in a saved model)."""
     if isinstance(value, PruningSchedule):
-        return _check_child(name, value)
+        return _check_values(name, _check_reloads(name, value))
     requirement = "a tfmot PruningSchedule or its get_config() dict"
     if not isinstance(value, Mapping):
         raise v.invalid(name, requirement, value, TypeError)
     if not isinstance(value.get("class_name"), str) or not isinstance(value.get("config"), Mapping):
         raise v.invalid(name, f"{requirement}, {{'class_name': ..., 'config': {{...}}}}", value)
     try:
-        schedule = tf_keras.utils.deserialize_keras_object(
-            dict(value), module_objects=_known_schedules(), custom_objects=_TFMOT_SCHEDULES
-        )
+        schedule = _deserialize(value)
     except (ValueError, TypeError, KeyError) as error:
         raise v.invalid(name, f"{requirement} ({error})", value) from None
     if not isinstance(schedule, PruningSchedule):
@@ -65,7 +63,15 @@ def _as_schedule(name: str, value: object) -> PruningSchedule:
             "registers it with tf_keras.utils.register_keras_serializable before building or loading)",
             value,
         )
-    return _check_child(name, schedule)
+    _json_config(name, schedule)  # it was just rebuilt from a config, so it reloads; is its own config JSON?
+    return _check_values(name, schedule)
+
+
+def _deserialize(config: Mapping) -> object:
+    """What tf-keras rebuilds from a schedule's config (a string where it knows no such class)."""
+    return tf_keras.utils.deserialize_keras_object(
+        dict(config), module_objects=_known_schedules(), custom_objects=_TFMOT_SCHEDULES
+    )
 
 
 def _known_schedules() -> dict[str, type]:
@@ -80,14 +86,21 @@ def _known_schedules() -> dict[str, type]:
     return {**_TFMOT_SCHEDULES, **ours}
 
 
-def _check_child(name: str, schedule: PruningSchedule) -> PruningSchedule:
-    """Refuses children that would return NaN (tfmot accepts some) or that would not reload."""
+def _json_config(name: str, schedule: PruningSchedule) -> dict:
+    """The child's config as plain JSON values, or a clear error."""
     config = _plain(schedule.get_config())
     try:
         json.dumps(config)
-        reloaded = tf_keras.utils.deserialize_keras_object(
-            config, module_objects=_known_schedules(), custom_objects=_TFMOT_SCHEDULES
-        )
+    except (TypeError, ValueError) as error:
+        raise v.invalid(name, f"a schedule whose get_config() is JSON and reloads ({error})", schedule) from None
+    return config
+
+
+def _check_reloads(name: str, schedule: PruningSchedule) -> PruningSchedule:
+    """Refuses a child whose config is not JSON or would not rebuild it inside a saved model."""
+    config = _json_config(name, schedule)
+    try:
+        reloaded = _deserialize(config)
     except (TypeError, ValueError) as error:
         raise v.invalid(name, f"a schedule whose get_config() is JSON and reloads ({error})", schedule) from None
     if not isinstance(reloaded, PruningSchedule):
@@ -97,6 +110,11 @@ def _check_child(name: str, schedule: PruningSchedule) -> PruningSchedule:
             f"names {config.get('class_name')!r}, which would not reload with a saved model)",
             schedule,
         )
+    return schedule
+
+
+def _check_values(name: str, schedule: PruningSchedule) -> PruningSchedule:
+    """Refuses tfmot children that would return NaN (tfmot accepts them) or have non-integer steps."""
     if isinstance(schedule, tfmot.sparsity.keras.PolynomialDecay):
         power = schedule.power
         if isinstance(power, bool) or not isinstance(power, numbers.Real) or not math.isfinite(power) or power <= 0:
@@ -252,11 +270,8 @@ class ScaledSparsity(SparsitySchedule):
     def __init__(self, schedule: PruningSchedule | Mapping, factor: float) -> None:
         self.schedule = _as_schedule("schedule", schedule)
         peak = peak_sparsity(self.schedule)
-        if peak is None or peak == 0.0:
-            self.factor = v.check_float("factor", factor, low=0.0, high=1.0, low_inclusive=False, high_inclusive=True)
-        else:
-            most = v.MAX_SPARSITY / peak
-            self.factor = v.check_float("factor", factor, low=0.0, high=most, low_inclusive=False, high_inclusive=True)
+        most = 1.0 if peak is None or peak == 0.0 else v.MAX_SPARSITY / peak  # factor * peak stays below 1
+        self.factor = v.check_float("factor", factor, low=0.0, high=most, low_inclusive=False, high_inclusive=True)
         self.begin_step = _step_attribute("schedule", self.schedule, "begin_step")
         self.end_step = _step_attribute("schedule", self.schedule, "end_step")
 
