@@ -214,6 +214,8 @@ class CheckPlan(tf_keras.callbacks.Callback):
     """
 
     def on_train_begin(self, logs=None) -> None:
+        from schedules.recording import pruning_wrappers
+
         epochs, steps = self.params.get("epochs"), self.params.get("steps")
         if not epochs or not steps:
             warnings.warn(
@@ -224,9 +226,9 @@ class CheckPlan(tf_keras.callbacks.Callback):
             )
             return
         by_schedule: dict[int, tuple[PruningSchedule, list[str]]] = {}
-        for layer in self.model.submodules:
-            schedule = getattr(layer, "pruning_schedule", None)
-            if isinstance(schedule, PruningSchedule):
+        for layer in pruning_wrappers(self.model):
+            schedule = layer.pruning_schedule
+            if isinstance(schedule, PruningSchedule):  # (a schedule that did not reload is a string)
                 by_schedule.setdefault(id(schedule), (schedule, []))[1].append(layer.name)
         for schedule, layers in by_schedule.values():
             for problem in _check_plan(schedule, int(epochs) * int(steps), warn=False, stacklevel=2):

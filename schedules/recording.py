@@ -127,11 +127,14 @@ def _row(item: Any, path) -> RecordRow:
         raise ValueError(f"{os.fspath(path)!r}: invalid row {item!r}: {error}") from None
 
 
-def _pruned_layers(model) -> list:
+def pruning_wrappers(model) -> list:
+    """The layers of `model` that tfmot's `prune_low_magnitude` wrapped, built or not.
+
+    (The wrapper sets `pruning_schedule` and `pruning_vars` in its constructor;
+    `pruning_vars` is filled, and `pruning_step` made, when it is built.)
+    """
     return [
-        layer
-        for layer in model.submodules
-        if hasattr(layer, "pruning_vars") and hasattr(layer, "pruning_schedule") and hasattr(layer, "pruning_step")
+        layer for layer in model.submodules if hasattr(layer, "pruning_schedule") and hasattr(layer, "pruning_vars")
     ]
 
 
@@ -174,7 +177,7 @@ class PruningRecorder(tf_keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         if getattr(self, "_layers", None) is None:
-            self._layers = [layer for layer in _pruned_layers(self.model) if layer.pruning_vars]
+            self._layers = [layer for layer in pruning_wrappers(self.model) if layer.pruning_vars]
         for layer in self._layers:
             step = int(layer.pruning_step.numpy())
             if step < 0 or self._last_step.get(id(layer)) == step:
