@@ -5,24 +5,35 @@ Every schedule is a `tfmot.sparsity.keras.PruningSchedule`: pass it to
 this package registers them with tf-keras, so pruned models that use them
 reload with `keras.models.load_model` inside `tfmot.sparsity.keras.prune_scope()`.
 
-Also here: `plot_schedule` / `plot_schedules` (what a schedule will do),
-`PruningRecorder` and `plot_record` (what training did), `evaluate_schedule`
-(any schedule over many steps as NumPy arrays).
+The package has three layers, each importing only from the ones below it:
+
+* the core: the schedules (`SparsitySchedule`, `RampSchedule`, the families,
+  composition), `register` and the `registry` of families, validation,
+  `evaluate_schedule`, epochs as units and `check_plan`; no matplotlib;
+* the tools: `PruningRecorder` and `CheckPlan` (callbacks), `SparsityRecord`,
+  `plot_schedule` / `plot_schedules` / `plot_record`, `load_model`,
+  `schedules.testing.check_schedule`;
+* the application: the command line, the demo, the quick start and the
+  gallery (`schedules.cli`, `schedules.demo`, ...), not imported here.
 """
 
+from schedules import registry
 from schedules.alternating import AlternatingSparsity
-from schedules.base import SparsitySchedule
+from schedules.base import SparsitySchedule, register
+from schedules.callbacks import CheckPlan, PruningRecorder
 from schedules.composition import ScaledSparsity, SequentialSparsity, peak_sparsity
 from schedules.cosine import CosineSparsity
 from schedules.cubic import CubicSparsity
 from schedules.cyclic import CyclicSparsity
-from schedules.epochs import CheckPlan, PlanWarning, check_plan
-from schedules.evaluation import evaluate_schedule
-from schedules.exponential import ExponentialSparsity
+from schedules.evaluation import evaluate_schedule, expected_mask_sparsity
+from schedules.exponential import ExponentialRateSparsity, ExponentialSparsity
+from schedules.inspection import kernel_sparsity, pruned_layers
 from schedules.one_cycle import OneCycleSparsity
-from schedules.plotting import plot_schedule, plot_schedules
+from schedules.plan import PlanWarning, check_plan
+from schedules.plotting import plot_record, plot_schedule, plot_schedules
 from schedules.polynomial import PolynomialSparsity
-from schedules.recording import PruningRecorder, SparsityRecord, plot_record
+from schedules.ramp import RampSchedule
+from schedules.record import RecordRow, SparsityRecord
 from schedules.saving import check_pruned_model, load_model
 from schedules.step import StepSparsity
 
@@ -32,11 +43,14 @@ __all__ = [
     "CosineSparsity",
     "CubicSparsity",
     "CyclicSparsity",
+    "ExponentialRateSparsity",
     "ExponentialSparsity",
     "OneCycleSparsity",
     "PlanWarning",
     "PolynomialSparsity",
     "PruningRecorder",
+    "RampSchedule",
+    "RecordRow",
     "ScaledSparsity",
     "SequentialSparsity",
     "SparsityRecord",
@@ -45,11 +59,16 @@ __all__ = [
     "check_plan",
     "check_pruned_model",
     "evaluate_schedule",
+    "expected_mask_sparsity",
+    "kernel_sparsity",
     "load_model",
     "peak_sparsity",
     "plot_record",
     "plot_schedule",
     "plot_schedules",
+    "pruned_layers",
+    "register",
+    "registry",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -59,13 +59,14 @@ class AlternatingSparsity(SparsitySchedule):
       https://arxiv.org/abs/2106.12379
     """
 
-    _step_arguments = ("begin_step", "end_step", "sparse_steps", "dense_steps")
+    step_arguments = ("begin_step", "end_step", "sparse_steps", "dense_steps")
 
     def __init__(
         self,
         final_sparsity: float,
         begin_step: int,
         end_step: int,
+        *,
         sparse_steps: int,
         dense_steps: int,
     ) -> None:
@@ -75,7 +76,7 @@ class AlternatingSparsity(SparsitySchedule):
         self.sparse_steps = v.check_int("sparse_steps", sparse_steps, minimum=1)
         self.dense_steps = v.check_int("dense_steps", dense_steps, minimum=1)
 
-    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         offset = step - self.begin_step
         in_cycles = tf.logical_and(offset >= 0, step < self.end_step)
         # Clip before the modulo: no overflow, and the same phases at any step.

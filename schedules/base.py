@@ -12,6 +12,25 @@ its formula and its own arguments:
 * `get_config` in tfmot's `{'class_name', 'config'}` shape with the
   registered Keras name, and a `from_config` that accepts the inner dict too;
 * `__repr__`.
+
+Writing a family of your own takes a constructor that validates and stores
+its arguments, and `call(step)` (decorate it with `@schedules.register` so that
+saved models reload it):
+
+>>> import tensorflow as tf
+>>> class LinearSparsity(SparsitySchedule):
+...     # Linear from 0 at step 0 to `final_sparsity` at `end_step`, pruning every `frequency` steps.
+...     def __init__(self, final_sparsity: float, end_step: int, *, frequency: int = 10) -> None:
+...         self.final_sparsity = v.check_sparsity("final_sparsity", final_sparsity)
+...         self.end_step = v.check_int("end_step", end_step, minimum=1)
+...         self.frequency = v.check_int("frequency", frequency, minimum=1)
+...     def call(self, step):
+...         events = tf.logical_and(step <= self.end_step, tf.equal(step % self.frequency, 0))
+...         progress = tf.cast(tf.clip_by_value(step, 0, self.end_step), tf.float64) / self.end_step
+...         return events, self.final_sparsity * progress
+>>> should_prune, sparsity = LinearSparsity(0.8, 100)(tf.constant([0, 1, 55, 100]))
+>>> should_prune.numpy().tolist(), [round(float(s), 3) for s in sparsity]
+([True, True, False, True], [0.0, 0.008, 0.44, 0.8])
 """
 
 from __future__ import annotations
@@ -27,6 +46,8 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from schedules import _validation as v
+from schedules import registry
+from schedules.units import build_from_epochs
 
 __all__ = ["SparsitySchedule", "register"]
 
@@ -37,9 +58,43 @@ _S = TypeVar("_S", bound="SparsitySchedule")
 PACKAGE = "schedules"
 
 
-def register(cls: type[_S]) -> type[_S]:
-    """Registers a schedule class with tf-keras, where tfmot looks it up on load."""
-    return tf_keras.utils.register_keras_serializable(package=PACKAGE)(cls)
+def register(
+    cls: type[_S] | None = None,
+    *,
+    name: str | None = None,
+    forms: tuple[str, ...] = ("__init__",),
+    command_line: bool = True,
+):
+    """Registers a schedule class with tf-keras (where tfmot looks it up when a model
+    is loaded) and as a family in `schedules.registry`.
+
+    Use it as `@register` or `@register(name="linear")`.
+
+    Args:
+      cls: the class (when used as `@register` without arguments).
+      name: the family's short name for the command line and the catalog;
+        default: the class name in snake case, without `Sparsity`
+        (`LinearSparsity` -> `"linear"`).
+      forms: the methods that build it from plain values, tried in that
+        order by the command line (`"__init__"` is the constructor).
+      command_line: whether plain command-line values can build it (not
+        for schedules whose arguments are other schedules).
+
+    Returns:
+      The class itself (or a decorator, without `cls`).
+    """
+
+    def decorate(cls: type[_S]) -> type[_S]:
+        registered = tf_keras.utils.register_keras_serializable(package=PACKAGE)(cls)
+        family_name = name if name is not None else _snake_case(cls.__name__.removesuffix("Sparsity"))
+        registry.add(registered, family_name, forms=forms, command_line=command_line)
+        return registered
+
+    return decorate if cls is None else decorate(cls)
+
+
+def _snake_case(text: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(text))
 
 
 class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMeta):
@@ -47,38 +102,37 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
 
     A subclass implements:
 
-    * `_evaluate(step)`: `(events, sparsity)` at int64 `step` (any shape), both
+    * `call(step)`: `(events, sparsity)` at int64 `step` (any shape), both
       of `step`'s shape, from element-wise tf ops: the bool pruning events and
       the sparsity (any float dtype; the base casts to float32). Computing both
       in one place lets them share work; inside a `tf.function`, ops whose
       result is not used (tfmot uses one result of each call) are pruned.
-    * its constructor, storing each argument (validated, as a plain JSON value)
-      in the attribute of the same name: `get_config` reads them back.
+      `__call__` converts the step and carries a step-0 event to step 1.
+    * its constructor, storing each argument (validated with
+      `schedules._validation`, as a plain JSON value) in the attribute of the
+      same name: `get_config` reads them back, `from_config` passes them in.
+    * `step_arguments`, if its step arguments are not `begin_step`,
+      `end_step` and `frequency` (for `from_epochs`).
+
+    Register it with `@schedules.register` so saved models reload it.
     """
 
     # --- what a family implements -------------------------------------------------
     @abc.abstractmethod
-    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """`(events, sparsity)` at each int64 step."""
+    def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(events, sparsity)` at each int64 step: bool and float tensors of `step`'s shape."""
+
+    #: The constructor arguments counted in steps, which `from_epochs` takes in
+    #: epochs (as `begin_epoch`, `end_epoch`, `frequency`, ...).
+    step_arguments: tuple[str, ...] = ("begin_step", "end_step", "frequency")
 
     def _config(self) -> dict[str, Any]:
         """The constructor arguments, as JSON values: the attributes named after them."""
         values = {name: getattr(self, name) for name in _constructor_arguments(type(self))}
         return {name: list(value) if isinstance(value, list) else value for name, value in values.items()}
 
-    #: The constructor arguments counted in steps, which `from_epochs` takes in
-    #: epochs (as `begin_epoch`, `end_epoch`, `frequency`, ...).
-    _step_arguments: tuple[str, ...] = ("begin_step", "end_step", "frequency")
-
-    def peak_sparsity(self) -> float | None:
-        """The largest sparsity this schedule ever returns (None where unknown)."""
-        values = [getattr(self, name, None) for name in ("initial_sparsity", "final_sparsity")]
-        values += list(getattr(self, "sparsities", []))
-        values = [float(x) for x in values if x is not None]
-        return max(values) if values else None
-
     # --- what the base provides ---------------------------------------------------
-    def __call__(self, step) -> tuple[tf.Tensor, tf.Tensor]:
+    def __call__(self, step: int | np.integer | np.ndarray | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns `(should_prune, sparsity)` at `step`.
 
         Args:
@@ -91,7 +145,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         """
         step = _as_int64_step(step)
         with tf.name_scope(type(self).__name__):
-            should_prune, sparsity = self._evaluate(step)
+            should_prune, sparsity = self.call(step)
             # tfmot increments its step before the first training batch, so a
             # schedule never sees step 0: an event at step 0 is carried to step 1.
             if self._is_event_at_zero():
@@ -106,7 +160,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         cached = self.__dict__.get("_event_at_zero")
         if cached is None:
             with tf.init_scope():
-                cached = bool(self._evaluate(tf.constant(0, tf.int64))[0].numpy())
+                cached = bool(self.call(tf.constant(0, tf.int64))[0].numpy())
             self.__dict__["_event_at_zero"] = cached
         return cached
 
@@ -181,8 +235,6 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
           epochs: the planned number of training epochs, or None (no check).
           **arguments: the constructor's arguments, the step ones in epochs.
         """
-        from schedules.epochs import build_from_epochs
-
         return build_from_epochs(cls, steps_per_epoch, epochs, arguments)
 
     def __repr__(self) -> str:

@@ -1,145 +1,241 @@
-"""Build any schedule family by name from plain parameters (for the command line).
+"""Build any registered schedule family by name from plain values: the command line's view of the registry.
 
-Families: ours (`exponential`, `cubic`, `step`, `cyclic`, `power`, `cosine`,
-`one_cycle`, `alternating`) and tfmot's two built-ins (`polynomial` =
-`PolynomialDecay`, `constant` = `ConstantSparsity`).
-Each takes the parameters it understands from a shared set and ignores the
-rest; a spec string ``"cyclic:num_cycles=2,final_sparsity=0.9"`` overrides the
-shared values for one schedule.
+The families, their parameters, types and help texts all come from
+`schedules.registry` (the registered classes, their signatures and the `Args:`
+of their docstrings); this module adds only the command line's example values
+(`DEFAULTS`) and the names it shares between families (`ALIASES`).
 
->>> build("cyclic", {**DEFAULTS, "num_cycles": 2})
+A spec ``"cyclic:num_cycles=2,final_sparsity=0.9"`` names a family and
+overrides values for it; each key must be a parameter of that family.
+
+>>> build("cyclic", {"num_cycles": 2})
 CyclicSparsity(initial_sparsity=0.0, final_sparsity=0.8, begin_step=0, end_step=1000, num_cycles=2, \
 frequency=100, power=3)
 >>> parse_spec("step:boundaries=100;200,sparsities=0.5;0.8")
 ('step', {'boundaries': [100, 200], 'sparsities': [0.5, 0.8]})
+>>> build("cubic", {"power": 2})
+Traceback (most recent call last):
+...
+ValueError: Schedule family 'cubic' (CubicSparsity) takes no parameter 'power'. Its parameters: initial_sparsity, \
+final_sparsity, begin_step, end_step, frequency
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import functools
+import inspect
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from schedules import (
-    AlternatingSparsity,
-    CosineSparsity,
-    CubicSparsity,
-    CyclicSparsity,
-    ExponentialSparsity,
-    OneCycleSparsity,
-    PolynomialSparsity,
-    StepSparsity,
-)
+import tensorflow_model_optimization as tfmot
 
-__all__ = ["DEFAULTS", "FAMILIES", "PARAMETERS", "build", "parse_spec"]
+from schedules import registry
 
-#: Every parameter the families share, with its type and default.
-PARAMETERS: dict[str, tuple[type, Any, str]] = {
-    "initial_sparsity": (float, 0.0, "sparsity at the start of the window (of each cycle)"),
-    "final_sparsity": (float, 0.8, "sparsity at the end of the window (of each cycle); constant: its sparsity"),
-    "begin_step": (int, 0, "first step of the window"),
-    "end_step": (int, 1000, "last step of the window"),
-    "frequency": (int, 100, "prune every FREQUENCY steps from begin_step (cyclic: from each cycle start)"),
-    "num_cycles": (int, 3, "cyclic: number of cycles"),
-    "power": (float, 3, "cyclic, power, polynomial: exponent of the ramp"),
-    "orientation": (str, "fast_early", "power: 'fast_early' (concave, Zhu & Gupta) or 'fast_late' (convex)"),
-    "shape": (str, "s_curve", "cosine: 's_curve', 'fast_late' or 'fast_early'"),
-    "alpha": (float, 14.0, "one_cycle: steepness of the logistic"),
-    "beta": (float, 6.0, "one_cycle: offset of the logistic (steepest at progress beta / alpha)"),
-    "sparse_steps": (int, 100, "alternating: length of each sparse phase"),
-    "dense_steps": (int, 100, "alternating: length of each dense phase"),
-    "num_stages": (int, 4, "step: number of uniform stairs"),
-    "spacing": (str, "linear", "step: 'linear' or 'geometric' stairs"),
-    "rate": (float, None, "exponential: per-event rate; makes it open-ended (end_step ignored, final = cap)"),
-    "boundaries": (list, None, "step: explicit stair steps, separated by ';' (with sparsities)"),
-    "sparsities": (list, None, "step: explicit stair sparsities, separated by ';' (with boundaries)"),
+__all__ = ["ALIASES", "DEFAULTS", "Parameter", "build", "command_line_families", "parameters", "parse_spec"]
+
+PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+
+#: Example values for the command line, for the parameters a family needs and has no default for
+#: (and a window shared by every family). A family's own defaults hold for the rest.
+DEFAULTS: dict[str, Any] = {
+    "initial_sparsity": 0.0,
+    "final_sparsity": 0.8,
+    "begin_step": 0,
+    "end_step": 1000,
+    "frequency": 100,
+    "num_cycles": 3,
+    "num_stages": 4,
+    "sparse_steps": 100,
+    "dense_steps": 100,
+    "rate": 0.2,
 }
 
-DEFAULTS: dict[str, Any] = {name: default for name, (_, default, _) in PARAMETERS.items()}
+#: A family's parameter -> the shared name it takes its value from: `--final-sparsity` sets
+#: tfmot's `ConstantSparsity(target_sparsity)` and `ExponentialRateSparsity(max_sparsity)` too.
+ALIASES: dict[str, str] = {"target_sparsity": "final_sparsity", "max_sparsity": "final_sparsity"}
 
-#: Family name -> a one-line description.
-FAMILIES: dict[str, str] = {
-    "exponential": "ExponentialSparsity: kept fraction decays geometrically",
-    "cubic": "CubicSparsity: Zhu & Gupta gradual pruning",
-    "step": "StepSparsity: staircase (uniform stairs, or explicit boundaries/sparsities)",
-    "cyclic": "CyclicSparsity: repeated polynomial ramps",
-    "power": "PolynomialSparsity: any power, fast early or fast late",
-    "cosine": "CosineSparsity: cosine ramp (S-curve or quarter wave)",
-    "one_cycle": "OneCycleSparsity: logistic ramp of One-Cycle Pruning",
-    "alternating": "AlternatingSparsity: AC/DC sparse and dense phases, sparse from end_step",
-    "polynomial": "tfmot PolynomialDecay (power, frequency)",
-    "constant": "tfmot ConstantSparsity (final_sparsity from begin_step, every frequency steps)",
-}
+#: How a parameter's annotation reads a value from text: the item type of a list, or a scalar type.
+_TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
 
 
-def build(family: str, params: dict[str, Any]):
-    """The schedule of `family` with `params` (missing ones take `DEFAULTS`).
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """A parameter some command-line family takes: its name, value type (`list` for a list of `item`) and help."""
+
+    name: str
+    kind: type
+    item: type | None
+    help: str
+    families: tuple[str, ...]
+
+    @property
+    def default(self) -> Any:
+        return DEFAULTS.get(self.name)
+
+    def convert(self, text: str) -> Any:
+        """The value of `text`, or a `ValueError` naming the parameter."""
+        try:
+            if self.kind is list:
+                return [self.item(part) for part in text.split(";") if part.strip()]  # type: ignore[misc]
+            return self.kind(text)
+        except ValueError:
+            expected = {int: "an integer", float: "a number", list: "numbers separated by ';'"}.get(self.kind, "text")
+            raise ValueError(f"Parameter `{self.name}` must be {expected}. Received: {self.name}={text!r}") from None
+
+
+def command_line_families() -> list[registry.Family]:
+    """The families plain values can build (not the compositions)."""
+    return registry.families(command_line=True)
+
+
+@functools.cache
+def _parameters() -> dict[str, Parameter]:
+    found: dict[str, dict[str, Any]] = {}
+    for family in command_line_families():
+        helps = _argument_help(family)
+        for form in family.forms:
+            for name, parameter in _signature(form).items():
+                shared = ALIASES.get(name, name)
+                entry = found.setdefault(shared, {"kind": _kind(shared, parameter), "helps": [], "families": []})
+                if family.name not in entry["families"]:
+                    entry["families"].append(family.name)
+                if name in helps:
+                    entry["helps"].append(helps[shared] if shared in helps else helps[name])
+    # The parameters most families share first (the window), then the others as they appear;
+    # the help text most families agree on.
+    order = sorted(found, key=lambda name: -len(found[name]["families"]))
+    return {
+        name: Parameter(
+            name,
+            *found[name]["kind"],
+            collections.Counter(found[name]["helps"]).most_common(1)[0][0] if found[name]["helps"] else "",
+            tuple(found[name]["families"]),
+        )
+        for name in order
+    }
+
+
+def parameters() -> dict[str, Parameter]:
+    """Every parameter of the command-line families, by shared name, in order of first appearance."""
+    return dict(_parameters())
+
+
+def _signature(form) -> dict[str, inspect.Parameter]:
+    target = form.__init__ if isinstance(form, type) else form
+    return {name: p for name, p in inspect.signature(target).parameters.items() if name not in ("self", "cls")}
+
+
+def _kind(name: str, parameter: inspect.Parameter) -> tuple[type, type | None]:
+    """The value type from the annotation (`float`, `Sequence[int]`, ...), else from the default."""
+    annotation = parameter.annotation if isinstance(parameter.annotation, str) else ""
+    annotation = annotation.replace(" | None", "")
+    listed = re.fullmatch(r"(?:Sequence|list)\[(\w+)\]", annotation)
+    if listed:
+        return list, _TYPES.get(listed.group(1), float)
+    if annotation in _TYPES:
+        return _TYPES[annotation], None
+    example = DEFAULTS.get(name, parameter.default)
+    if isinstance(example, bool) or example is None or example is inspect.Parameter.empty:
+        return str, None
+    return (float if isinstance(example, float) else type(example)), None
+
+
+def _argument_help(family: registry.Family) -> dict[str, str]:
+    """`name: text` from the `Args:` sections of the class, constructor and form docstrings."""
+    helps: dict[str, str] = {}
+    sources = [family.cls, family.cls.__init__, *family.forms]
+    for source in sources:
+        doc = inspect.getdoc(source) or ""
+        match = re.search(r"^Args:\n((?:[ \t]+.*\n?|\n)+)", doc, flags=re.MULTILINE)
+        if not match:
+            continue
+        current = None
+        for line in match.group(1).splitlines():
+            item = re.match(r"^ {2}(\w+): (.*)", line)
+            if item:
+                current = item.group(1) if item.group(1) not in helps else None
+                if current:
+                    helps[current] = item.group(2)
+            elif current and line.startswith("    "):
+                helps[current] += " " + line.strip()
+    return {name: " ".join(text.split()) for name, text in helps.items()}
+
+
+def _accepted_names(family: registry.Family) -> dict[str, str]:
+    """Each name a spec may use for this family -> the family's own parameter."""
+    own = family.parameters()
+    names = {name: name for name in own}
+    for name in own:
+        shared = ALIASES.get(name)
+        if shared and shared not in own:
+            names[shared] = name
+    return names
+
+
+def build(name: str, params: Mapping[str, Any] | None = None, *, shared: Mapping[str, Any] | None = None):
+    """The schedule of family `name`.
+
+    Args:
+      name: a command-line family (`registry.families(command_line=True)`).
+      params: values for this family; each key must be one of its parameters
+        (or the shared name of one, `final_sparsity` for `target_sparsity`).
+      shared: values for any family, used where this family takes them.
+
+    Unset parameters take `DEFAULTS`, then the family's own defaults.
 
     Raises:
-      ValueError, TypeError: unknown family or invalid parameters (from the
-        schedule's own validation).
+      ValueError, TypeError: unknown family, a parameter the family does not
+        take (naming both), a needed parameter missing, or invalid values
+        (from the schedule's own validation).
     """
-    import tensorflow_model_optimization as tfmot
-
-    p = {**DEFAULTS, **params}
-    ramp = (p["initial_sparsity"], p["final_sparsity"], p["begin_step"], p["end_step"])
-    if family == "exponential":
-        if p["rate"] is not None:
-            return ExponentialSparsity.from_rate(
-                p["rate"], p["final_sparsity"], p["begin_step"], p["frequency"], p["initial_sparsity"]
-            )
-        return ExponentialSparsity(*ramp, frequency=p["frequency"])
-    if family == "cubic":
-        return CubicSparsity(*ramp, frequency=p["frequency"])
-    if family == "step":
-        if p["boundaries"] is not None or p["sparsities"] is not None:
-            return StepSparsity(p["boundaries"] or [], p["sparsities"] or [])
-        return StepSparsity.uniform(*ramp, num_stages=p["num_stages"], spacing=p["spacing"])
-    if family == "cyclic":
-        return CyclicSparsity(*ramp, num_cycles=p["num_cycles"], frequency=p["frequency"], power=p["power"])
-    if family == "power":
-        return PolynomialSparsity(*ramp, frequency=p["frequency"], power=p["power"], orientation=p["orientation"])
-    if family == "cosine":
-        return CosineSparsity(*ramp, frequency=p["frequency"], shape=p["shape"])
-    if family == "one_cycle":
-        return OneCycleSparsity(*ramp, frequency=p["frequency"], alpha=p["alpha"], beta=p["beta"])
-    if family == "alternating":
-        return AlternatingSparsity(
-            p["final_sparsity"], p["begin_step"], p["end_step"], p["sparse_steps"], p["dense_steps"]
+    family = registry.family(name)
+    if not family.command_line:
+        raise ValueError(
+            f"Schedule family {name!r} ({family.cls.__name__}) is built from other schedules, not from plain values"
         )
-    if family == "polynomial":
-        return tfmot.sparsity.keras.PolynomialDecay(*ramp, power=p["power"], frequency=p["frequency"])
-    if family == "constant":
-        return tfmot.sparsity.keras.ConstantSparsity(
-            p["final_sparsity"], p["begin_step"], p["end_step"], frequency=p["frequency"]
-        )
-    raise ValueError(f"Unknown schedule family {family!r}. Choose one of: {', '.join(FAMILIES)}")
-
-
-def convert(name: str, text: str) -> Any:
-    """Converts one parameter from text, with a message naming it on failure."""
-    if name not in PARAMETERS:
-        raise ValueError(f"Unknown parameter {name!r}. Known parameters: {', '.join(PARAMETERS)}")
-    kind = PARAMETERS[name][0]
-    try:
-        if kind is list:
-            item = int if name == "boundaries" else float
-            return [item(part) for part in text.split(";") if part.strip()]
-        return kind(text)
-    except ValueError:
-        expected = {int: "an integer", float: "a number", list: "numbers separated by ';'"}.get(kind, "text")
-        raise ValueError(f"Parameter `{name}` must be {expected}. Received: {name}={text!r}") from None
+    accepted = _accepted_names(family)
+    given: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if key not in accepted:
+            family.form_for({key})  # raises, naming the parameter and the family
+        given[accepted[key]] = value
+    for key, value in (shared or {}).items():
+        if key in accepted and accepted[key] not in given:
+            given[accepted[key]] = value
+    form = family.form_for(set(given))
+    values = {}
+    for parameter_name, parameter in _signature(form).items():
+        shared_name = ALIASES.get(parameter_name, parameter_name)
+        if parameter_name in given:
+            values[parameter_name] = given[parameter_name]
+        elif shared_name in DEFAULTS:
+            values[parameter_name] = DEFAULTS[shared_name]
+        elif parameter.default is inspect.Parameter.empty:
+            raise ValueError(f"Schedule family {name!r} needs the parameter {parameter_name!r}")
+    return form(**values)
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Parses ``"family"`` or ``"family:key=value,key=value"``."""
-    family, _, rest = spec.partition(":")
-    family = family.strip()
-    if family not in FAMILIES:
-        raise ValueError(f"Unknown schedule family {family!r} in {spec!r}. Choose one of: {', '.join(FAMILIES)}")
+    """Parses ``"family"`` or ``"family:key=value,key=value"``; lists are separated by ``;``.
+
+    Raises:
+      ValueError: an unknown family, a key the family does not take, or a value that does not convert.
+    """
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    family = registry.family(name)
+    accepted = _accepted_names(family)
+    known = parameters()
     params: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, equals, value = item.partition("=")
         if not equals:
             raise ValueError(f"Expected key=value in {spec!r}, got {item!r}")
         key = key.strip().replace("-", "_")
-        params[key] = convert(key, value.strip())
-    return family, params
+        if key not in accepted:
+            family.form_for({key})  # raises, naming the parameter and the family
+        params[key] = known[ALIASES.get(accepted[key], accepted[key])].convert(value.strip())
+    return name, params

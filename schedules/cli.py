@@ -10,13 +10,14 @@ Commands:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from schedules import _validation as v
-from schedules import catalog
+from schedules import catalog, demo, quickstart
+from schedules.gallery import gallery
+from schedules.plotting import plot_schedules
 
 FORMATS = (".png", ".svg")
 
@@ -24,20 +25,23 @@ FORMATS = (".png", ".svg")
 def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "schedule parameters",
-        "Shared by every schedule named; a spec FAMILY:key=value,... overrides them for one schedule.",
+        "Each applies to the named schedules that take it; a spec FAMILY:key=value,... sets values for one "
+        "schedule (lists separated by ';').",
     )
-    for name, (_kind, default, text) in catalog.PARAMETERS.items():
-        option = "--" + name.replace("_", "-")
-        shown = "" if default is None else f" (default: {default})"
-        group.add_argument(option, dest=name, metavar=name.upper(), default=None, help=f"{text}{shown}")
+    for parameter in catalog.parameters().values():
+        option = "--" + parameter.name.replace("_", "-")
+        shown = "" if parameter.default is None else f" (default: {parameter.default})"
+        families = "" if len(parameter.families) > 3 else f" [{', '.join(parameter.families)}]"
+        text = (parameter.help or parameter.name).replace("%", "%%")
+        group.add_argument(option, dest=parameter.name, metavar=parameter.name.upper(), help=f"{text}{families}{shown}")
 
 
 def _schedule_params(args: argparse.Namespace) -> dict:
     params = {}
-    for name in catalog.PARAMETERS:
+    for name, parameter in catalog.parameters().items():
         text = getattr(args, name, None)
         if text is not None:
-            params[name] = catalog.convert(name, text)
+            params[name] = parameter.convert(text)
     return params
 
 
@@ -47,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Pruning schedules for the TensorFlow Model Optimization Toolkit. "
         "Without a command, runs `demo` with its defaults.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="families: " + "; ".join(f"{name} ({text})" for name, text in catalog.FAMILIES.items()),
+        epilog="families: " + "; ".join(f"{f.name} ({f.summary})" for f in catalog.command_line_families()),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -63,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         default="cubic",
         metavar="SPEC",
         help="FAMILY or FAMILY:key=value,... (families: "
-        f"{', '.join(catalog.FAMILIES)}); the window defaults to 5%%..70%% of pruning (default: cubic)",
+        f"{', '.join(f.name for f in catalog.command_line_families())}); the window defaults to 5%%..70%% of "
+        "pruning (default: cubic)",
     )
     demo.add_argument("--final-sparsity", type=float, default=0.9, help="final sparsity, in [0, 1) (default: 0.9)")
     demo.add_argument("--dense-epochs", type=int, default=10, help="epochs of dense training (default: 10)")
@@ -114,14 +119,19 @@ def _output_path(text: str) -> Path:
 
 
 def _prepare_plot(args: argparse.Namespace):
-    from schedules.plotting import plot_schedules
-
     output = _output_path(args.output)
     shared = _schedule_params(args)
     labelled = {}
-    for spec in args.specs:
-        family, overrides = catalog.parse_spec(spec)
-        schedule = catalog.build(family, {**shared, **overrides})
+    parsed = [catalog.parse_spec(spec) for spec in args.specs]
+    for name in shared:
+        takers = catalog.parameters()[name].families
+        if not any(family in takers for family, _ in parsed):
+            raise ValueError(
+                f"Parameter `{name}` is taken by none of the schedules named ({', '.join(f for f, _ in parsed)}); "
+                f"it is a parameter of {', '.join(takers)}"
+            )
+    for spec, (family, overrides) in zip(args.specs, parsed, strict=True):
+        schedule = catalog.build(family, overrides, shared=shared)
         label = spec if spec not in labelled else f"{spec} ({len(labelled) + 1})"
         labelled[label] = schedule
     if args.steps is None:
@@ -140,73 +150,6 @@ def _prepare_plot(args: argparse.Namespace):
         print(f"wrote {output}")
 
     return job
-
-
-def gallery(directory: str | os.PathLike = "plots") -> list[Path]:
-    """Writes one picture per family and a comparison into `directory`."""
-    from schedules import ScaledSparsity
-    from schedules.plotting import plot_schedule, plot_schedules
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    base = {"initial_sparsity": 0.0, "final_sparsity": 0.9, "begin_step": 100, "end_step": 1000, "frequency": 50}
-    pictures = {
-        "exponential": {"exponential": {}, "from_rate(0.15), begin_step=0, no end": {"rate": 0.15, "begin_step": 0}},
-        "cubic": {"cubic": {}, "tfmot PolynomialDecay(power=3)": {"_family": "polynomial", "_dashed": True}},
-        "step": {"step: linear, 4 stages": {}, "step: geometric, 4 stages": {"spacing": "geometric"}},
-        "cyclic": {"cyclic: 3 cycles": {"num_cycles": 3}, "cyclic: 5 cycles, power 2": {"num_cycles": 5, "power": 2}},
-        "power": {
-            "power 3, fast_early (Zhu & Gupta)": {},
-            "power 3, fast_late (INC cube)": {"orientation": "fast_late"},
-            "power 1/3, fast_late (SparseML inverse_cubic)": {"power": 1 / 3, "orientation": "fast_late"},
-            "power 1 (linear)": {"power": 1},
-        },
-        "cosine": {
-            "cosine: s_curve": {},
-            "cosine: fast_late (INC cos)": {"shape": "fast_late"},
-            "cosine: fast_early": {"shape": "fast_early"},
-        },
-        "one_cycle": {"one_cycle (alpha 14, beta 6)": {}, "one_cycle (alpha 10, beta 5)": {"alpha": 10, "beta": 5}},
-        "alternating": {"alternating: 150 sparse / 150 dense": {"sparse_steps": 150, "dense_steps": 150}},
-    }
-    written = []
-    for family, variants in pictures.items():
-        ax = None
-        for label, overrides in variants.items():
-            overrides = dict(overrides)
-            style = {"linestyle": "--", "linewidth": 2.4} if overrides.pop("_dashed", False) else {}
-            schedule = catalog.build(overrides.pop("_family", family), {**base, **overrides})
-            ax = plot_schedule(schedule, 1100, ax=ax, label=label, **style)
-        ax.legend(loc="lower right")
-        ax.set_title(f"{family}: sparsity per step, dots at pruning steps")
-        path = directory / f"{family}.png"
-        ax.figure.savefig(path, dpi=110)
-        written.append(path)
-    ax = plot_schedule(_composition_example(), 1100, label="cyclic (2 cycles) to 0.8, then cubic to 0.9")
-    ax = plot_schedule(
-        ScaledSparsity(catalog.build("cubic", base), 0.5), 1100, ax=ax, label="cubic to 0.9, scaled by 0.5"
-    )
-    ax.legend(loc="lower right")
-    ax.set_title("composition: SequentialSparsity and ScaledSparsity")
-    path = directory / "composition.png"
-    ax.figure.savefig(path, dpi=110)
-    written.append(path)
-    names = ("exponential", "cubic", "step", "cyclic", "power", "cosine", "one_cycle")
-    comparison = {name: catalog.build(name, base) for name in names}
-    ax = plot_schedules(comparison, 1100, title="0 -> 0.9 over steps 100..1000, every 50 steps")
-    path = directory / "comparison.png"
-    ax.figure.savefig(path, dpi=110)
-    written.append(path)
-    return written
-
-
-def _composition_example():
-    """Two cycles up to 0.8 over steps 100..599, then a cubic finish to 0.9 at step 1000."""
-    from schedules import CubicSparsity, CyclicSparsity, SequentialSparsity
-
-    cycles = CyclicSparsity(0.0, 0.8, begin_step=100, end_step=599, num_cycles=2, frequency=50)
-    finish = CubicSparsity(0.8, 0.9, begin_step=600, end_step=1000, frequency=50)
-    return SequentialSparsity([cycles, finish], boundaries=[600])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -234,8 +177,6 @@ def _prepare(command: str, args: argparse.Namespace):
             )
         )
         spec = getattr(args, "schedule", "cubic")
-        from schedules import demo
-
         demo.build_schedule(spec, final, prune_epochs)  # the schedule run_demo will build, checked now
         return lambda: demo.run_demo(
             spec,
@@ -254,8 +195,6 @@ def _prepare(command: str, args: argparse.Namespace):
         return lambda: [print(f"wrote {path}") for path in gallery(directory)]
     steps = v.check_int("--steps", args.steps, minimum=20, maximum=10**7)
     final = v.check_sparsity("--final-sparsity", args.final_sparsity)
-    from schedules import quickstart
-
     return lambda: quickstart.run(steps=steps, final_sparsity=final, seed=args.seed)
 
 

@@ -14,33 +14,37 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from schedules import _validation as v
+from schedules import registry
 from schedules.base import SparsitySchedule, register
 
 __all__ = ["ScaledSparsity", "SequentialSparsity", "peak_sparsity"]
 
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
-#: tfmot's built-in schedules, by the class names in their configs.
-_TFMOT_SCHEDULES = {
-    "ConstantSparsity": tfmot.sparsity.keras.ConstantSparsity,
-    "PolynomialDecay": tfmot.sparsity.keras.PolynomialDecay,
-}
-
 
 def peak_sparsity(schedule: PruningSchedule) -> float | None:
     """The largest sparsity `schedule` ever returns, where its arguments tell; else None.
+
+    Known for ours and tfmot's schedules, for compositions of them, and for a
+    schedule of your own that keeps its sparsities in attributes named
+    `initial_sparsity`, `final_sparsity`, `max_sparsity` or `sparsities`.
 
     >>> from schedules import CyclicSparsity
     >>> peak_sparsity(CyclicSparsity(0.5, 0.2, 0, 99, num_cycles=2))
     0.5
     """
-    if isinstance(schedule, SparsitySchedule):
-        return schedule.peak_sparsity()
+    if isinstance(schedule, SequentialSparsity):
+        peaks = [peak_sparsity(child) for child in schedule.schedules]
+        return None if None in peaks else max(peaks)
+    if isinstance(schedule, ScaledSparsity):
+        peak = peak_sparsity(schedule.schedule)
+        return None if peak is None else schedule.factor * peak
     if isinstance(schedule, tfmot.sparsity.keras.ConstantSparsity):
         return float(schedule.target_sparsity)
-    if isinstance(schedule, tfmot.sparsity.keras.PolynomialDecay):
-        return float(max(schedule.initial_sparsity, schedule.final_sparsity))
-    return None
+    values = [getattr(schedule, name, None) for name in ("initial_sparsity", "final_sparsity", "max_sparsity")]
+    values += list(getattr(schedule, "sparsities", None) or [])
+    values = [float(x) for x in values if isinstance(x, numbers.Real) and not isinstance(x, bool)]
+    return max(values) if values else None
 
 
 def _as_schedule(name: str, value: object) -> PruningSchedule:
@@ -69,21 +73,7 @@ def _as_schedule(name: str, value: object) -> PruningSchedule:
 
 def _deserialize(config: Mapping) -> object:
     """What tf-keras rebuilds from a schedule's config (a string where it knows no such class)."""
-    return tf_keras.utils.deserialize_keras_object(
-        dict(config), module_objects=_known_schedules(), custom_objects=_TFMOT_SCHEDULES
-    )
-
-
-def _known_schedules() -> dict[str, type]:
-    """tfmot's schedules and ours, by plain class name (registered names resolve anyway)."""
-    import schedules
-
-    ours = {
-        name: cls
-        for name in schedules.__all__
-        if isinstance(cls := getattr(schedules, name), type) and issubclass(cls, PruningSchedule)
-    }
-    return {**_TFMOT_SCHEDULES, **ours}
+    return tf_keras.utils.deserialize_keras_object(dict(config), module_objects=registry.schedule_classes())
 
 
 def _json_config(name: str, schedule: PruningSchedule) -> dict:
@@ -160,7 +150,7 @@ def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, 
     )
 
 
-@register
+@register(name="sequential", command_line=False)
 class SequentialSparsity(SparsitySchedule):
     """Several schedules one after another: `schedules[i]` rules from `boundaries[i - 1]`.
 
@@ -183,7 +173,10 @@ class SequentialSparsity(SparsitySchedule):
 
     >>> from schedules import CubicSparsity, CyclicSparsity
     >>> schedule = SequentialSparsity(
-    ...     [CyclicSparsity(0.0, 0.8, 0, 299, num_cycles=3, frequency=20), CubicSparsity(0.8, 0.9, 300, 500, 50)],
+    ...     [
+    ...         CyclicSparsity(0.0, 0.8, 0, 299, num_cycles=3, frequency=20),
+    ...         CubicSparsity(0.8, 0.9, 300, 500, frequency=50),
+    ...     ],
     ...     boundaries=[300],
     ... )
     >>> [round(float(schedule(step)[1]), 4) for step in (99, 100, 299, 300, 400, 500)]
@@ -200,9 +193,9 @@ class SequentialSparsity(SparsitySchedule):
         numbers of schedules and boundaries do not fit.
     """
 
-    _step_arguments = ("boundaries",)
+    step_arguments = ("boundaries",)
 
-    def __init__(self, schedules: Sequence[PruningSchedule | Mapping], boundaries: Sequence[int]) -> None:
+    def __init__(self, schedules: Sequence[PruningSchedule | Mapping], *, boundaries: Sequence[int]) -> None:
         items = v.check_sequence("schedules", schedules, "schedules")
         self.schedules = [_as_schedule(f"schedules[{i}]", item) for i, item in enumerate(items)]
         boundaries = v.check_sequence("boundaries", boundaries, "integer steps", allow_empty=True)
@@ -222,11 +215,7 @@ class SequentialSparsity(SparsitySchedule):
     def _config(self) -> dict[str, Any]:
         return {"schedules": [_plain(s.get_config()) for s in self.schedules], "boundaries": list(self.boundaries)}
 
-    def peak_sparsity(self) -> float | None:
-        peaks = [peak_sparsity(s) for s in self.schedules]
-        return None if None in peaks else max(peaks)
-
-    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         events, sparsity = _child_call(self.schedules[0], step)
         for boundary, schedule in zip(self.boundaries, self.schedules[1:], strict=True):
             child_events, child_sparsity = _child_call(schedule, step)
@@ -236,7 +225,7 @@ class SequentialSparsity(SparsitySchedule):
         return events, sparsity
 
 
-@register
+@register(name="scaled", command_line=False)
 class ScaledSparsity(SparsitySchedule):
     """Another schedule with its sparsity multiplied by `factor`; same pruning steps.
 
@@ -251,7 +240,7 @@ class ScaledSparsity(SparsitySchedule):
     Example:
 
     >>> from schedules import CubicSparsity
-    >>> half = ScaledSparsity(CubicSparsity(0.0, 0.8, 0, 100, 10), factor=0.5)
+    >>> half = ScaledSparsity(CubicSparsity(0.0, 0.8, 0, 100, frequency=10), factor=0.5)
     >>> round(float(half(100)[1]), 4)
     0.4
 
@@ -265,9 +254,9 @@ class ScaledSparsity(SparsitySchedule):
       ValueError, TypeError: `schedule` is not a schedule or `factor` is out of range.
     """
 
-    _step_arguments = ()
+    step_arguments = ()
 
-    def __init__(self, schedule: PruningSchedule | Mapping, factor: float) -> None:
+    def __init__(self, schedule: PruningSchedule | Mapping, *, factor: float) -> None:
         self.schedule = _as_schedule("schedule", schedule)
         peak = peak_sparsity(self.schedule)
         most = 1.0 if peak is None or peak == 0.0 else v.MAX_SPARSITY / peak  # factor * peak stays below 1
@@ -278,10 +267,6 @@ class ScaledSparsity(SparsitySchedule):
     def _config(self) -> dict[str, Any]:
         return {"schedule": _plain(self.schedule.get_config()), "factor": self.factor}
 
-    def peak_sparsity(self) -> float | None:
-        peak = peak_sparsity(self.schedule)
-        return None if peak is None else self.factor * peak
-
-    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         events, sparsity = _child_call(self.schedule, step)
         return events, tf.minimum(self.factor * sparsity, v.MAX_SPARSITY)

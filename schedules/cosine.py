@@ -7,8 +7,8 @@ import math
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ramp import RampSchedule, interpolate
 from schedules.base import register
+from schedules.ramp import RampSchedule, interpolate
 
 __all__ = ["COSINE_SHAPES", "CosineSparsity"]
 
@@ -63,13 +63,14 @@ class CosineSparsity(RampSchedule):
         final_sparsity: float,
         begin_step: int,
         end_step: int,
+        *,
         frequency: int = 100,
         shape: str = "s_curve",
     ) -> None:
-        super().__init__(initial_sparsity, final_sparsity, begin_step, end_step, frequency)
+        super().__init__(initial_sparsity, final_sparsity, begin_step, end_step, frequency=frequency)
         self.shape = v.check_choice("shape", shape, COSINE_SHAPES)
 
-    def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
+    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         if self.shape == "s_curve":
             fraction = (1.0 - tf.cos(math.pi * progress)) / 2.0
         elif self.shape == "fast_late":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from schedules._ramp import RampSchedule, polynomial_ramp
 from schedules.base import register
+from schedules.ramp import RampSchedule, polynomial_ramp
 
 __all__ = ["CubicSparsity"]
 
@@ -49,5 +49,5 @@ class CubicSparsity(RampSchedule):
       pruning for model compression. 2017. https://arxiv.org/abs/1710.01878
     """
 
-    def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
+    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, 3.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ramp import grid_events, polynomial_ramp
 from schedules.base import SparsitySchedule, register
+from schedules.ramp import grid_events, polynomial_ramp
 
 __all__ = ["CyclicSparsity"]
 
@@ -67,6 +67,7 @@ class CyclicSparsity(SparsitySchedule):
         final_sparsity: float,
         begin_step: int,
         end_step: int,
+        *,
         num_cycles: int,
         frequency: int = 100,
         power: float = 3,
@@ -114,7 +115,7 @@ class CyclicSparsity(SparsitySchedule):
         first = self.begin_step + t - position
         return first, first + length
 
-    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         offset, t, position, length = self._cycle(step)
         # Inside the window where the clipped offset t is the offset itself.
         events = tf.logical_and(tf.equal(offset, t), grid_events(position, position, length, self.frequency))

@@ -19,8 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
 
 from schedules import catalog
+from schedules.callbacks import PruningRecorder
+from schedules.inspection import kernel_sparsity
+from schedules.models import build_cnn
+from schedules.plotting import plot_record
 
 __all__ = ["DemoResult", "load_digits", "run_demo"]
 
@@ -42,20 +48,6 @@ def load_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return images[train], labels[train], images[test], labels[test]
 
 
-def build_model(keras):
-    return keras.Sequential(
-        [
-            keras.layers.Input((8, 8, 1)),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
-            keras.layers.Conv2D(32, 3, activation="relu", name="conv2"),
-            keras.layers.MaxPooling2D(2, name="pool"),
-            keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(64, activation="relu", name="dense"),
-            keras.layers.Dense(10, name="logits"),
-        ]
-    )
-
-
 def default_schedule_params(total_steps: int, final_sparsity: float) -> dict:
     """Window from 5% to 70% of pruning, about 20 mask updates, 3 cycles, 4 stairs, 3 sparse phases."""
     begin, end = total_steps // 20, (total_steps * 7) // 10
@@ -74,8 +66,8 @@ def build_schedule(spec: str, final_sparsity: float, prune_epochs: int, batch_si
     """The schedule the demo prunes with: `spec` over the demo's default window."""
     steps_per_epoch = -(-DIGITS_TRAIN_SIZE // batch_size)
     family, overrides = catalog.parse_spec(spec)
-    params = default_schedule_params(steps_per_epoch * prune_epochs, final_sparsity)
-    return catalog.build(family, {**params, **overrides})
+    window = default_schedule_params(steps_per_epoch * prune_epochs, final_sparsity)
+    return catalog.build(family, overrides, shared=window)
 
 
 @dataclass
@@ -102,11 +94,6 @@ def run_demo(
     print_fn: Callable[[str], None] = print,
 ) -> DemoResult:
     """Runs the demo; see the module docstring. Returns what it measured."""
-    import tensorflow_model_optimization as tfmot
-    import tf_keras as keras
-
-    from schedules.recording import PruningRecorder, kernel_sparsity, plot_record
-
     start = time.perf_counter()
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -118,7 +105,7 @@ def run_demo(
     print_fn(f"Schedule: {schedule!r}")
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model = build_model(keras)
+    model = build_cnn(keras)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss, metrics=["accuracy"])
     print_fn(f"\n[1/4] Training the dense model for {dense_epochs} epochs")
     model.fit(x_train, y_train, batch_size=batch_size, epochs=dense_epochs, verbose=verbose)

@@ -7,8 +7,11 @@ from collections.abc import Iterable
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_model_optimization as tfmot
 
-__all__ = ["as_steps", "evaluate_schedule"]
+PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+
+__all__ = ["as_steps", "evaluate_schedule", "expected_mask_sparsity"]
 
 
 def as_steps(steps: int | Iterable[int] | np.ndarray) -> np.ndarray:
@@ -28,7 +31,23 @@ def as_steps(steps: int | Iterable[int] | np.ndarray) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def evaluate_schedule(schedule, steps: int | Iterable[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def expected_mask_sparsity(sparsity: float | np.ndarray, size: int) -> float | np.ndarray:
+    """The mask sparsity tfmot produces for a scheduled `sparsity` on `size` weights.
+
+    tfmot keeps the `k = max(1, round(size * (1 - sparsity)))` largest
+    magnitudes (computed in float32, halves to even), so the mask's sparsity is `1 - k / size`.
+
+    >>> expected_mask_sparsity(0.5, 9)
+    0.5555555555555556
+    """
+    keep = np.maximum(1, np.round(np.float32(size) * (np.float32(1.0) - np.float32(sparsity))))
+    result = 1.0 - keep.astype(np.float64) / size
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def evaluate_schedule(
+    schedule: PruningSchedule, steps: int | Iterable[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluates `schedule` at every step: returns `(steps, should_prune, sparsity)` arrays.
 
     The schedule is called once with the whole vector of steps. A schedule
@@ -37,7 +56,7 @@ def evaluate_schedule(schedule, steps: int | Iterable[int] | np.ndarray) -> tupl
     `tf.cond`) is evaluated step by step inside one `tf.function`.
 
     >>> from schedules import CubicSparsity
-    >>> steps, prune, sparsity = evaluate_schedule(CubicSparsity(0.0, 0.8, 0, 100, 50), 100)
+    >>> steps, prune, sparsity = evaluate_schedule(CubicSparsity(0.0, 0.8, 0, 100, frequency=50), 100)
     >>> steps[prune].tolist(), [round(float(sparsity[i]), 2) for i in (0, 50, 100)]
     ([0, 1, 50, 100], [0.0, 0.7, 0.8])
     """

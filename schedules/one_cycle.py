@@ -7,8 +7,8 @@ import math
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ramp import RampSchedule, interpolate
 from schedules.base import register
+from schedules.ramp import RampSchedule, interpolate
 
 __all__ = ["OneCycleSparsity"]
 
@@ -63,11 +63,12 @@ class OneCycleSparsity(RampSchedule):
         final_sparsity: float,
         begin_step: int,
         end_step: int,
+        *,
         frequency: int = 100,
         alpha: float = 14.0,
         beta: float = 6.0,
     ) -> None:
-        super().__init__(initial_sparsity, final_sparsity, begin_step, end_step, frequency)
+        super().__init__(initial_sparsity, final_sparsity, begin_step, end_step, frequency=frequency)
         self.alpha = v.check_float("alpha", alpha, low=0.0, high=1000.0, low_inclusive=False, high_inclusive=True)
         self.beta = v.check_float("beta", beta, low=-1000.0, high=1000.0, high_inclusive=True)
         self._start, end = _logistic(-self.beta), _logistic(self.alpha - self.beta)
@@ -79,7 +80,7 @@ class OneCycleSparsity(RampSchedule):
                 v.received(alpha=self.alpha, beta=self.beta),
             )
 
-    def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
+    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         logistic = tf.sigmoid(self.alpha * progress - self.beta)
         fraction = (logistic - self._start) / self._rise
         return interpolate(progress, fraction, self.initial_sparsity, self.final_sparsity)

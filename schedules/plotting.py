@@ -1,6 +1,7 @@
-"""Pictures of schedules: what a schedule will do, before training.
+"""Pictures of schedules: what a schedule will do (before training) and what training did.
 
-Library code here keeps no pyplot state: every function takes an optional
+Importing this module does not import matplotlib; drawing does. Library code
+here keeps no pyplot state: every function takes an optional
 matplotlib `Axes`, draws on it with the object-oriented API and returns it;
 with `ax=None` it makes a new `Figure` (not registered with pyplot, never
 shown). Save with `ax.figure.savefig(path)`.
@@ -9,33 +10,40 @@ shown). Save with `ax.figure.savefig(path)`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import tensorflow_model_optimization as tfmot
 
 from schedules.evaluation import evaluate_schedule
+from schedules.record import SparsityRecord
 
-__all__ = ["label_axes", "new_axes", "plot_schedule", "plot_schedules"]
+__all__ = ["label_axes", "new_axes", "plot_record", "plot_schedule", "plot_schedules"]
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
 
-def new_axes(figsize: tuple[float, float] = (7.0, 3.6)):
+def new_axes(figsize: tuple[float, float] = (7.0, 3.6)) -> Axes:
     """A fresh `Axes` on a new `Figure` that pyplot does not know about."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib is imported only when something is drawn
 
     figure = Figure(figsize=figsize, layout="constrained")
     return figure.add_subplot()
 
 
 def plot_schedule(
-    schedule,
+    schedule: PruningSchedule,
     steps: int | Iterable[int] | np.ndarray,
     *,
-    ax=None,
+    ax: Axes | None = None,
     label: str | None = None,
     mark_pruning_steps: bool = True,
     marker_kwargs: Mapping[str, Any] | None = None,
     **line_kwargs: Any,
-):
+) -> Axes:
     """Draws a schedule's sparsity curve and marks its pruning steps.
 
     `ax.lines[-2]` (or `[-1]` without markers) is the curve, one point per
@@ -76,7 +84,7 @@ def plot_schedule(
     return ax
 
 
-def label_axes(ax, created: bool) -> None:
+def label_axes(ax: Axes, created: bool) -> None:
     """Axis labels where missing; limits and grid only on an Axes we created."""
     if not ax.get_xlabel():
         ax.set_xlabel("training step")
@@ -88,13 +96,13 @@ def label_axes(ax, created: bool) -> None:
 
 
 def plot_schedules(
-    schedules: Mapping[str, Any],
+    schedules: Mapping[str, PruningSchedule],
     steps: int | Iterable[int] | np.ndarray,
     *,
-    ax=None,
+    ax: Axes | None = None,
     title: str | None = None,
     mark_pruning_steps: bool = True,
-):
+) -> Axes:
     """Draws several schedules on one Axes with a legend, `{label: schedule}`.
 
     Returns:
@@ -108,6 +116,51 @@ def plot_schedules(
     label_axes(ax, created)
     if schedules:
         ax.legend(handles=[line for line in ax.lines if not line.get_label().startswith("_")], loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_record(
+    record: SparsityRecord, *, ax: Axes | None = None, layers: Iterable[str] | None = None, title: str | None = None
+) -> Axes:
+    """Draws scheduled (line) against achieved (markers) sparsity per pruned weight.
+
+    The line is the sparsity the schedule asked for at each pruning step; the
+    markers are each mask's sparsity after that step. They agree to within
+    one weight (`1 / size`): tfmot keeps `max(1, round(size * (1 - s)))` weights.
+
+    Returns:
+      The matplotlib `Axes` drawn on.
+    """
+    created = ax is None
+    if created:
+        ax = new_axes()
+    series = record.series()
+    keys = list(series) if layers is None else [k for k in series if k.split("/")[0] in set(layers)]
+    scheduled_drawn: set[tuple] = set()
+    markers = "osD^vP*X"
+    for index, key in enumerate(keys):
+        data = series[key]
+        signature = (tuple(data["step"]), tuple(data["scheduled"]))
+        if signature not in scheduled_drawn:
+            scheduled_drawn.add(signature)
+            ax.step(data["step"], data["scheduled"], where="post", color="0.35", linewidth=1.2, label="scheduled")
+        ax.plot(
+            data["step"],
+            data["achieved"],
+            linestyle="none",
+            marker=markers[index % len(markers)],
+            markersize=max(3.0, 8.0 - 1.2 * index),
+            markerfacecolor="none",
+            label=f"achieved: {key.removeprefix('prune_low_magnitude_')}",
+        )
+    handles = {}
+    for line in ax.lines:
+        handles.setdefault(line.get_label(), line)
+    if handles:
+        ax.legend(handles=list(handles.values()), loc="lower right", fontsize="small")
+    label_axes(ax, created)
     if title:
         ax.set_title(title)
     return ax

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ramp import RampSchedule, interpolate, polynomial_ramp, power_of_fraction
 from schedules.base import register
+from schedules.ramp import RampSchedule, interpolate, polynomial_ramp, power_of_fraction
 
 __all__ = ["ORIENTATIONS", "PolynomialSparsity"]
 
@@ -15,7 +15,7 @@ __all__ = ["ORIENTATIONS", "PolynomialSparsity"]
 ORIENTATIONS = ("fast_early", "fast_late")
 
 
-@register
+@register(name="power")
 class PolynomialSparsity(RampSchedule):
     """A polynomial ramp of any `power`, rising fast early or fast late.
 
@@ -74,15 +74,16 @@ class PolynomialSparsity(RampSchedule):
         final_sparsity: float,
         begin_step: int,
         end_step: int,
+        *,
         frequency: int = 100,
         power: float = 3,
         orientation: str = "fast_early",
     ) -> None:
-        super().__init__(initial_sparsity, final_sparsity, begin_step, end_step, frequency)
+        super().__init__(initial_sparsity, final_sparsity, begin_step, end_step, frequency=frequency)
         self.power = v.check_power(power)
         self.orientation = v.check_choice("orientation", orientation, ORIENTATIONS)
 
-    def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
+    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         if (self.orientation == "fast_early") == (self.power >= 1):  # g = 1 - (1 - p) ** power
             # The form of CubicSparsity (and tfmot's PolynomialDecay), bit for bit.
             return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, float(self.power))

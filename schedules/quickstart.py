@@ -14,10 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
 
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
 from schedules.base import SparsitySchedule
-from schedules.recording import kernel_sparsity
+from schedules.cubic import CubicSparsity
+from schedules.cyclic import CyclicSparsity
+from schedules.exponential import ExponentialSparsity
+from schedules.inspection import kernel_sparsity
+from schedules.models import build_cnn
+from schedules.step import StepSparsity
 
 __all__ = ["default_schedules", "make_data", "prune_with", "run"]
 
@@ -27,8 +33,8 @@ def default_schedules(steps: int, final_sparsity: float = 0.8) -> dict[str, Spar
     begin, end = steps // 10, (steps * 3) // 4
     frequency = max(1, (end - begin) // 12)
     return {
-        "exponential": ExponentialSparsity(0.0, final_sparsity, begin, end, frequency),
-        "cubic": CubicSparsity(0.0, final_sparsity, begin, end, frequency),
+        "exponential": ExponentialSparsity(0.0, final_sparsity, begin, end, frequency=frequency),
+        "cubic": CubicSparsity(0.0, final_sparsity, begin, end, frequency=frequency),
         "step": StepSparsity.uniform(0.0, final_sparsity, begin, end, num_stages=4, spacing="geometric"),
         "cyclic": CyclicSparsity(0.0, final_sparsity, begin, end, num_cycles=3, frequency=frequency),
     }
@@ -46,19 +52,6 @@ def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
-def _model(keras):
-    return keras.Sequential(
-        [
-            keras.layers.Input((12, 12, 1)),
-            keras.layers.Conv2D(16, 3, activation="relu", name="conv"),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(32, activation="relu", name="dense"),
-            keras.layers.Dense(4, name="logits"),
-        ]
-    )
-
-
 @dataclass
 class Result:
     name: str
@@ -70,14 +63,11 @@ class Result:
 
 def prune_with(schedule: SparsitySchedule, steps: int, batch_size: int = 32, seed: int = 0, verbose: int = 0) -> Result:
     """Trains the small model for `steps` steps pruned with `schedule`."""
-    import tensorflow_model_optimization as tfmot
-    import tf_keras as keras
-
     keras.utils.set_random_seed(seed)
     x, y = make_data(steps * batch_size + 512, seed)
     x_test, y_test = x[-512:], y[-512:]
     x, y = x[:-512], y[:-512]
-    model = tfmot.sparsity.keras.prune_low_magnitude(_model(keras), pruning_schedule=schedule)
+    model = tfmot.sparsity.keras.prune_low_magnitude(build_cnn(keras, (12, 12, 1), 4), pruning_schedule=schedule)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -102,7 +92,7 @@ def run(
 ) -> list[Result]:
     """Prunes the small model once per family and prints a table."""
     results = []
-    layers = ["conv", "dense", "logits"]
+    layers = ["conv1", "conv2", "dense", "logits"]
     print_fn(f"Pruning a small CNN for {steps} steps with each schedule family (final sparsity {final_sparsity}).")
     header = f"{'schedule':<22}{'scheduled':>10}" + "".join(f"{name:>9}" for name in layers) + f"{'accuracy':>10}"
     print_fn(header)
@@ -111,5 +101,5 @@ def run(
         results.append(result)
         zeros = "".join(f"{result.achieved.get(name, float('nan')):>9.3f}" for name in layers)
         print_fn(f"{label:<22}{result.scheduled:>10.3f}{zeros}{result.accuracy:>10.3f}")
-    print_fn("Columns conv/dense/logits: share of zero weights per layer after strip_pruning.")
+    print_fn("Columns conv1 .. logits: share of zero weights per layer after strip_pruning.")
     return results

@@ -8,6 +8,8 @@ from typing import Any
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
+from schedules.inspection import pruned_layers
+
 __all__ = ["check_pruned_model", "load_model"]
 
 
@@ -43,9 +45,7 @@ def load_model(path: str | os.PathLike, **kwargs: Any) -> tf_keras.Model:
 
 def check_pruned_model(model: tf_keras.Model) -> tf_keras.Model:
     """Raises `ValueError` unless every pruned layer of `model` holds a real `PruningSchedule`."""
-    for layer in model.submodules:
-        if not hasattr(layer, "pruning_schedule") or not hasattr(layer, "pruning_step"):
-            continue
+    for layer in pruned_layers(model):
         schedule = layer.pruning_schedule
         if not isinstance(schedule, tfmot.sparsity.keras.PruningSchedule):
             raise ValueError(

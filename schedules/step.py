@@ -15,7 +15,7 @@ __all__ = ["StepSparsity"]
 SPACINGS = ("linear", "geometric")
 
 
-@register
+@register(forms=("uniform", "__init__"))
 class StepSparsity(SparsitySchedule):
     """A staircase: `sparsities[i]` holds from `boundaries[i]` to the next boundary.
 
@@ -49,7 +49,7 @@ class StepSparsity(SparsitySchedule):
         wrong type, boundaries are not strictly increasing, or the lengths differ.
     """
 
-    _step_arguments = ("boundaries",)
+    step_arguments = ("boundaries",)
 
     def __init__(self, boundaries: Sequence[int], sparsities: Sequence[float]) -> None:
         boundaries = v.check_sequence("boundaries", boundaries)
@@ -68,6 +68,7 @@ class StepSparsity(SparsitySchedule):
         final_sparsity: float,
         begin_step: int,
         end_step: int,
+        *,
         num_stages: int,
         spacing: str = "linear",
     ) -> StepSparsity:
@@ -90,6 +91,14 @@ class StepSparsity(SparsitySchedule):
         >>> stairs = StepSparsity.uniform(0.0, 0.875, 0, 200, num_stages=3, spacing="geometric")
         >>> stairs.boundaries, [round(s, 4) for s in stairs.sparsities]
         ([0, 100, 200], [0.5, 0.75, 0.875])
+
+        Args:
+          initial_sparsity: sparsity before the first stage, in `[0, 1)`.
+          final_sparsity: sparsity of the last stage, in `[0, 1)`.
+          begin_step: step of the first stage, an integer >= 0.
+          end_step: step of the last stage, an integer >= `begin_step`.
+          num_stages: number of stairs, an integer in `[1, end_step - begin_step + 1]`.
+          spacing: `"linear"` or `"geometric"` stairs.
 
         Raises:
           ValueError, TypeError: an argument is out of range, or
@@ -124,7 +133,7 @@ class StepSparsity(SparsitySchedule):
     #: beyond it, binary search (O(log n) per step).
     _LINEAR_SEARCH_MAX = 16
 
-    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         boundaries = tf.constant(self.boundaries, tf.int64)
         # Index 0 is the dense start (0.0), index i the stair of boundaries[i - 1].
         values = tf.constant([0.0, *self.sparsities], tf.float64)

@@ -6,7 +6,8 @@ Everything here follows tfmot 0.8.1 as it is (see `/work/shared/TFMOT-NOTES.md`)
   sets it to 0); each training batch first increments it, then updates the masks if the
   schedule says so, so the first batch of `fit` is step 1.
 * At a pruning step the mask keeps the `k` largest-magnitude weights, `k` as in
-  `pruning_impl.Pruning._update_mask` (reproduced by `expected_kept`), plus every weight
+  `pruning_impl.Pruning._update_mask` (reproduced by `expected_kept`, written here
+  independently of the package's `expected_mask_sparsity`), plus every weight
   tied with the k-th largest magnitude.
 
 The models are built so that ties cannot happen (see `build_model`), so a mask keeps
@@ -24,10 +25,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (
-    PruneLowMagnitude,
-    collect_prunable_layers,
-)
+from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+import schedules
 
 INPUT_SHAPE = (8, 8, 1)
 OUTPUTS = 4
@@ -130,7 +130,7 @@ def make_data(num_samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def pruned_layers(model: keras.Model) -> list[PruneLowMagnitude]:
     """The wrappers that prune a weight (whole-model pruning also wraps `Flatten` & co.)."""
-    layers = [layer for layer in collect_prunable_layers(model) if layer.pruning_vars]
+    layers = schedules.pruned_layers(model, built=True)
     for layer in layers:
         assert len(layer.pruning_vars) == 1, f"{layer.name} prunes {len(layer.pruning_vars)} weights"
     return layers
@@ -161,8 +161,8 @@ def pruning_step(model: keras.Model) -> int:
 # --- the reference ----------------------------------------------------------------
 
 
-def expected_kept(n: int, sparsity: float) -> int:
-    """How many of `n` weights a tfmot mask keeps at `sparsity` (no ties).
+def expected_kept(sparsity: float, n: int) -> int:
+    """How many of `n` weights a tfmot mask keeps at `sparsity` (no ties); the package's argument order.
 
     `pruning_impl.Pruning._update_mask`:
     `k = cast(maximum(round(cast(n, float32) * (1 - sparsity)), 1), int32)`, all in
@@ -173,9 +173,9 @@ def expected_kept(n: int, sparsity: float) -> int:
     return int(max(kept, np.float32(1.0)))
 
 
-def expected_mask_sparsity(n: int, sparsity: float) -> float:
+def expected_mask_sparsity(sparsity: float, n: int) -> float:
     """The mask sparsity `1 - k / n` tfmot gives `n` weights at `sparsity`."""
-    return 1.0 - expected_kept(n, sparsity) / n
+    return 1.0 - expected_kept(sparsity, n) / n
 
 
 def scheduled(schedule, num_steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,21 +11,49 @@ computed in int64 first and divided in float64 last, so that it is exact at any
 step. When `begin_step == end_step` (a one-shot schedule), `p` is 0 before the
 step and 1 from it on. Its pruning events are tfmot's grid inside the window
 (every `frequency` steps from `begin_step`) and `end_step`.
+
+A ramp of your own is a subclass that implements `ramp(progress)`; the
+helpers here (`interpolate`, `polynomial_ramp`, `power_of_fraction`) keep it
+exact at both ends and free of NaN under XLA:
+
+>>> import math
+>>> import tensorflow as tf
+>>> class SineSparsity(RampSchedule):
+...     # A quarter sine wave: fast early, level at the end.
+...     def ramp(self, progress):
+...         fraction = tf.sin(math.pi / 2 * progress)
+...         return interpolate(progress, fraction, self.initial_sparsity, self.final_sparsity)
+>>> schedule = SineSparsity(0.0, 0.8, 0, 100, frequency=50)
+>>> [round(float(schedule(step)[1]), 4) for step in (0, 50, 100)]
+[0.0, 0.5657, 0.8]
 """
 
 from __future__ import annotations
+
+import abc
 
 import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import SparsitySchedule
 
+__all__ = ["RampSchedule", "grid_events", "interpolate", "pin_start", "polynomial_ramp", "power_of_fraction"]
+
 
 class RampSchedule(SparsitySchedule):
-    """Base of schedules that ramp from `initial_sparsity` to `final_sparsity`.
+    """Base of schedules that ramp from `initial_sparsity` at `begin_step` to `final_sparsity` at `end_step`.
 
-    A subclass implements `_ramp(offset, progress)`: the sparsity from the
-    clipped int64 offset into the window and the float64 progress `p`.
+    A subclass implements `ramp(progress)`: the sparsity (float64) at the
+    progress `p` through the window, a float64 tensor in `[0, 1]` of any
+    shape. The base validates the window, computes `p` exactly and gives the
+    events (tfmot's grid and `end_step`).
+
+    Args:
+      initial_sparsity: sparsity at `begin_step`, in `[0, 1)`.
+      final_sparsity: sparsity at `end_step` and after, in `[0, 1)`.
+      begin_step: first pruning step, an integer >= 0.
+      end_step: last pruning step, an integer >= `begin_step`.
+      frequency: prune every `frequency` steps from `begin_step`, an integer >= 1.
     """
 
     def __init__(
@@ -34,16 +62,17 @@ class RampSchedule(SparsitySchedule):
         final_sparsity: float,
         begin_step: int,
         end_step: int,
+        *,
         frequency: int = 100,
     ) -> None:
         window = v.check_window(initial_sparsity, final_sparsity, begin_step, end_step, frequency)
         self.initial_sparsity, self.final_sparsity, self.begin_step, self.end_step, self.frequency = window
 
-    def _ramp(self, offset: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
-        """Sparsity (float64) from the clipped offset and the progress."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
+        """The sparsity (float64) at float64 `progress` in `[0, 1]`: `initial_sparsity` at 0, `final_sparsity` at 1."""
 
-    def _evaluate(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         length = self.end_step - self.begin_step
         offset = step - self.begin_step
         clipped = tf.clip_by_value(offset, 0, length)
@@ -52,7 +81,7 @@ class RampSchedule(SparsitySchedule):
             progress = tf.cast(offset >= 0, tf.float64)
         else:
             progress = tf.cast(clipped, tf.float64) / float(length)  # exactly 1.0 at the end
-        return events, self._ramp(clipped, progress)
+        return events, self.ramp(progress)
 
 
 def grid_events(offset: tf.Tensor, position: tf.Tensor, length, frequency: int) -> tf.Tensor:

@@ -1,0 +1,134 @@
+"""Keras callbacks for pruned training: `PruningRecorder` (what the masks did) and `CheckPlan`.
+
+Use them next to `tfmot.sparsity.keras.UpdatePruningStep()`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+from schedules.evaluation import evaluate_schedule
+from schedules.inspection import pruned_layers
+from schedules.plan import PlanWarning, check_plan
+from schedules.record import RecordRow, SparsityRecord
+from schedules.record_files import check_extension
+
+PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+
+__all__ = ["CheckPlan", "PruningRecorder"]
+
+#: How many steps of a schedule the recorder evaluates at once (and caches).
+_CHUNK = 4096
+
+
+class PruningRecorder(tf_keras.callbacks.Callback):
+    """Records scheduled and achieved mask sparsity at every pruning step of `fit`.
+
+    During `fit` it watches every `PruneLowMagnitude` wrapper of the model and,
+    at each step where the wrapper's schedule says `should_prune`, records for
+    every pruned weight the scheduled sparsity and the sparsity of its mask
+    (`1 - mean(mask)`). Use it next to
+    `tfmot.sparsity.keras.UpdatePruningStep()`; the record is in
+    `recorder.record` (a `SparsityRecord`) and, if `path` is given, saved there
+    (`.json` or `.csv`) at the end of training. It reads the masks after every
+    batch, so with `steps_per_execution > 1` it sees only the pruning steps
+    that end an execution.
+
+    ```python
+    recorder = PruningRecorder("sparsity.csv")
+    model.fit(x, y, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), recorder])
+    plot_record(recorder.record).figure.savefig("sparsity.png")
+    ```
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        if path is not None:
+            check_extension(path)
+        self.path = path
+        self.record = SparsityRecord()
+        self._events: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._last_step: dict[int, int] = {}
+
+    def _schedule_at(self, layer, step: int) -> tuple[bool, float]:
+        cached = self._events.get(id(layer))
+        if cached is None or not cached[0] <= step < cached[0] + _CHUNK:
+            first = max(step, 0)
+            _, prune, sparsity = evaluate_schedule(layer.pruning_schedule, np.arange(first, first + _CHUNK))
+            cached = self._events[id(layer)] = (first, prune, sparsity)
+        first, prune, sparsity = cached
+        return bool(prune[step - first]), float(sparsity[step - first])
+
+    def on_train_begin(self, logs=None) -> None:
+        self._layers = None  # found at the first batch, once the model is built
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if getattr(self, "_layers", None) is None:
+            self._layers = pruned_layers(self.model, built=True)
+        for layer in self._layers:
+            step = int(layer.pruning_step.numpy())
+            if step < 0 or self._last_step.get(id(layer)) == step:
+                continue
+            self._last_step[id(layer)] = step
+            should_prune, scheduled = self._schedule_at(layer, step)
+            if not should_prune:
+                continue
+            for weight, mask, _threshold in layer.pruning_vars:
+                mask_value = mask.numpy()
+                self.record.rows.append(
+                    RecordRow(
+                        step=step,
+                        layer=layer.name,
+                        weight=_short_name(weight.name),
+                        size=int(mask_value.size),
+                        scheduled=scheduled,
+                        achieved=float(1.0 - mask_value.mean()),
+                    )
+                )
+
+    def on_train_end(self, logs=None) -> None:
+        if self.path is not None:
+            self.record.save(self.path)
+
+
+def _short_name(name: str) -> str:
+    return name.rsplit("/", 1)[-1].split(":")[0]
+
+
+class CheckPlan(tf_keras.callbacks.Callback):
+    """At the start of `fit`, runs `check_plan` for every pruned layer's schedule.
+
+    The run is `epochs * steps_per_epoch` steps as `fit` knows them, so a
+    schedule that prunes nothing or is cut short in *this* run is reported
+    before the first batch, as a `PlanWarning` naming the layers (one per
+    schedule object). Turn it into an error with
+    `warnings.simplefilter("error", schedules.PlanWarning)`.
+
+    ```python
+    model.fit(x, y, epochs=10, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), schedules.CheckPlan()])
+    ```
+    """
+
+    def on_train_begin(self, logs=None) -> None:
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        if not epochs or not steps:
+            warnings.warn(
+                "CheckPlan cannot check the schedules: fit does not know the number of steps per epoch "
+                "(pass steps_per_epoch to fit)",
+                PlanWarning,
+                stacklevel=2,
+            )
+            return
+        by_schedule: dict[int, tuple[PruningSchedule, list[str]]] = {}
+        for layer in pruned_layers(self.model):
+            schedule = layer.pruning_schedule
+            if isinstance(schedule, PruningSchedule):  # (a schedule that did not reload is a string)
+                by_schedule.setdefault(id(schedule), (schedule, []))[1].append(layer.name)
+        for schedule, layers in by_schedule.values():
+            for problem in check_plan(schedule, int(epochs) * int(steps), warn=False):
+                warnings.warn(f"layers {', '.join(sorted(layers))}: {problem}", PlanWarning, stacklevel=2)

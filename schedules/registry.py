@@ -1,0 +1,126 @@
+"""The one list of schedule families: every class registered with `schedules.register`.
+
+A family is a schedule class under a short name (the one the command line
+uses): ours, registered by `register` when their module is imported, and
+tfmot's two built-ins. The catalog, the command line, composition (which
+rebuilds child schedules from their configs) and the tests read this list;
+nothing else lists the families.
+
+>>> import schedules
+>>> family("cubic").cls.__name__, family("cubic").parameters()[:4]
+('CubicSparsity', ['initial_sparsity', 'final_sparsity', 'begin_step', 'end_step'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+__all__ = ["Family", "add", "families", "family", "schedule_classes"]
+
+PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A schedule class under its short name.
+
+    Attributes:
+      name: the short name (`"cubic"`), as the command line takes it.
+      cls: the schedule class.
+      forms: the callables that build it from plain arguments, tried in
+        order by `form_for` (the constructor; for `StepSparsity` also
+        `StepSparsity.uniform`).
+      command_line: whether plain command-line values can build it (not the
+        compositions, whose arguments are other schedules).
+    """
+
+    name: str
+    cls: type
+    forms: tuple[Callable[..., PruningSchedule], ...]
+    command_line: bool = True
+
+    @property
+    def summary(self) -> str:
+        """The first line of the class docstring."""
+        return (inspect.getdoc(self.cls) or self.cls.__name__).splitlines()[0]
+
+    def parameters(self) -> list[str]:
+        """The arguments of every form, in order, each once."""
+        names: list[str] = []
+        for form in self.forms:
+            names += [name for name in form_parameters(form) if name not in names]
+        return names
+
+    def form_for(self, given: set[str]) -> Callable[..., PruningSchedule]:
+        """The first form that takes every argument in `given`.
+
+        Raises:
+          ValueError: no form takes them all; the message names the family
+            and the arguments it does not take.
+        """
+        for form in self.forms:
+            if given <= set(form_parameters(form)):
+                return form
+        unknown = sorted(given - set(self.parameters())) or sorted(given)
+        raise ValueError(
+            f"Schedule family {self.name!r} ({self.cls.__name__}) takes no parameter "
+            f"{', '.join(map(repr, unknown))}. Its parameters: {', '.join(self.parameters())}"
+        )
+
+
+def form_parameters(form: Callable) -> list[str]:
+    """The parameters of a constructor or classmethod, without `self`/`cls`."""
+    target = form.__init__ if isinstance(form, type) else form
+    return [name for name in inspect.signature(target).parameters if name not in ("self", "cls")]
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def add(cls: type, name: str, *, forms: tuple[str, ...] = ("__init__",), command_line: bool = True) -> None:
+    """Adds `cls` as family `name`; `forms` names its building methods (`"__init__"` is the class itself).
+
+    Raises:
+      ValueError: `name` or `cls` is already registered under another entry.
+    """
+    for other in _FAMILIES.values():
+        if (other.name == name or other.cls is cls) and (other.name, other.cls) != (name, cls):
+            raise ValueError(f"Schedule family {name!r} ({cls.__name__}) clashes with {other.name!r} ({other.cls})")
+    built = tuple(cls if form == "__init__" else getattr(cls, form) for form in forms)
+    _FAMILIES[name] = Family(name, cls, built, command_line)
+
+
+def families(*, command_line: bool | None = None) -> list[Family]:
+    """Every family, ours by name and then tfmot's two; with `command_line`, only those that can (or cannot)
+    be built from command-line values."""
+    ordered = sorted(_FAMILIES.values(), key=lambda f: (f.cls.__module__.startswith("tensorflow_model"), f.name))
+    return [f for f in ordered if command_line is None or f.command_line == command_line]
+
+
+def family(name: str) -> Family:
+    """The family called `name`.
+
+    Raises:
+      ValueError: no such family; the message lists the known names.
+    """
+    if name not in _FAMILIES:
+        raise ValueError(f"Unknown schedule family {name!r}. Choose one of: {', '.join(_FAMILIES)}")
+    return _FAMILIES[name]
+
+
+def schedule_classes() -> dict[str, type]:
+    """Every registered class by its class name and by its Keras registered name."""
+    classes: dict[str, type] = {}
+    for f in _FAMILIES.values():
+        classes[f.cls.__name__] = f.cls
+        classes[tf_keras.utils.get_registered_name(f.cls)] = f.cls
+    return classes
+
+
+add(tfmot.sparsity.keras.PolynomialDecay, "polynomial")
+add(tfmot.sparsity.keras.ConstantSparsity, "constant")
