@@ -17,7 +17,7 @@ The package has three layers, each importing only from the ones below it:
   gallery (`schedules.cli`, `schedules.demo`, ...), not imported here.
 """
 
-from schedules import registry
+from schedules import registry, testing
 from schedules.alternating import AlternatingSparsity
 from schedules.base import SparsitySchedule, register
 from schedules.callbacks import CheckPlan, PruningRecorder
@@ -69,6 +69,7 @@ __all__ = [
     "pruned_layers",
     "register",
     "registry",
+    "testing",
 ]
 
 __version__ = "0.2.0.dev0"

@@ -53,15 +53,12 @@ __all__ = ["SparsitySchedule", "register"]
 
 _S = TypeVar("_S", bound="SparsitySchedule")
 
-#: The Keras package name our schedules are registered under: a schedule's
-#: `class_name` in a saved model is ``"schedules>CubicSparsity"`` and so on.
-PACKAGE = "schedules"
-
 
 def register(
     cls: type[_S] | None = None,
     *,
     name: str | None = None,
+    package: str | None = None,
     forms: tuple[str, ...] = ("__init__",),
     command_line: bool = True,
 ):
@@ -75,6 +72,10 @@ def register(
       name: the family's short name for the command line and the catalog;
         default: the class name in snake case, without `Sparsity`
         (`LinearSparsity` -> `"linear"`).
+      package: the Keras package it is registered under, the first part of
+        the `class_name` saved with a model (`"mylib>LinearSparsity"`);
+        default: the top-level package of the class's module (`"schedules"`
+        for ours).
       forms: the methods that build it from plain values, tried in that
         order by the command line (`"__init__"` is the constructor).
       command_line: whether plain command-line values can build it (not
@@ -85,7 +86,8 @@ def register(
     """
 
     def decorate(cls: type[_S]) -> type[_S]:
-        registered = tf_keras.utils.register_keras_serializable(package=PACKAGE)(cls)
+        keras_package = package if package is not None else cls.__module__.split(".")[0]
+        registered = tf_keras.utils.register_keras_serializable(package=keras_package)(cls)
         family_name = name if name is not None else _snake_case(cls.__name__.removesuffix("Sparsity"))
         registry.add(registered, family_name, forms=forms, command_line=command_line)
         return registered

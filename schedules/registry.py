@@ -109,7 +109,8 @@ def family(name: str) -> Family:
       ValueError: no such family; the message lists the known names.
     """
     if name not in _FAMILIES:
-        raise ValueError(f"Unknown schedule family {name!r}. Choose one of: {', '.join(_FAMILIES)}")
+        known = ", ".join(f.name for f in families())
+        raise ValueError(f"Unknown schedule family {name!r}. Choose one of: {known}")
     return _FAMILIES[name]
 
 

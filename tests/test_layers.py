@@ -1,0 +1,90 @@
+"""Imports point one way: core <- tools <- application, checked on the source of every module.
+
+The core (the schedules, validation, the registry, evaluation, epochs as units,
+the plan check) never imports the tools (callbacks, records, plotting, saving,
+the contract tool) or the application (command line, demo, quick start,
+gallery), and the tools never import the application. No module of the
+package is imported inside a function (where it would hide a cycle), and
+nothing in the core imports matplotlib.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "schedules"
+
+LAYERS = {
+    "core": {
+        "_validation",
+        "registry",
+        "base",
+        "ramp",
+        "alternating",
+        "cosine",
+        "cubic",
+        "cyclic",
+        "exponential",
+        "one_cycle",
+        "polynomial",
+        "step",
+        "composition",
+        "evaluation",
+        "units",
+        "plan",
+    },
+    "tools": {"inspection", "record", "record_files", "callbacks", "plotting", "saving", "testing", "__init__"},
+    "application": {"catalog", "cli", "demo", "quickstart", "gallery", "models", "__main__"},
+}
+RANK = {module: rank for rank, layer in enumerate(LAYERS.values()) for module in layer}
+MODULES = sorted(path.stem for path in PACKAGE.glob("*.py"))
+
+
+def imports(module: str) -> list[tuple[str, bool]]:
+    """`(imported module, inside a function)` for every import statement of `schedules/<module>.py`.
+
+    `from schedules import x` counts as importing `schedules.x` when `x` is a module (else the package).
+    """
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    found = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, in_function) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module:
+                if child.module == "schedules":
+                    for alias in child.names:
+                        name = f"schedules.{alias.name}" if alias.name in MODULES else "schedules"
+                        found.append((name, in_function))
+                else:
+                    found.append((child.module, in_function))
+            visit(child, nested)
+
+    visit(tree, False)
+    return found
+
+
+def test_every_module_has_a_layer():
+    assert set(MODULES) == set(RANK), "place the new module in LAYERS"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_imports_point_down(module):
+    for name, in_function in imports(module):
+        if name == "schedules":  # the package itself: only the application may use its re-exports
+            assert RANK[module] == RANK["cli"] or module == "__init__", f"{module} imports the package __init__"
+            continue
+        if name.startswith("schedules."):
+            target = name.split(".")[1]
+            assert RANK[target] <= RANK[module], f"{module} ({RANK[module]}) imports {target} ({RANK[target]}) above it"
+            assert not in_function, f"{module} imports {target} inside a function"
+
+
+@pytest.mark.parametrize("module", sorted(LAYERS["core"]))
+def test_the_core_uses_no_matplotlib(module):
+    assert not [name for name, _ in imports(module) if name.split(".")[0] == "matplotlib"]
