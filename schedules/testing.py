@@ -44,6 +44,7 @@ _TFMOT_BUILT_INS = {
     "PolynomialDecay": tfmot.sparsity.keras.PolynomialDecay,
 }
 
+_COND_EVENTS = 50  # "compilers" calls the tf.cond step at the first and last this many events
 _TRAIN_STEPS = 3  # the "reload" model is saved at this step
 _RELOAD_TIMEOUT = 600  # seconds for the fresh process (importing TensorFlow is most of it)
 
@@ -54,8 +55,8 @@ def check_schedule(
     schedule: tfmot.sparsity.keras.PruningSchedule,
     *,
     max_step: int = 2000,
-    atol: float = 1e-7,
-    skip: Iterable[str] = (),
+    atol: float = 1e-6,
+    skip: str | Iterable[str] = (),
     reload: bool | Iterable[str] = False,
 ) -> None:
     """Checks that `schedule` keeps the contract tfmot's pruning wrapper relies on.
@@ -74,9 +75,9 @@ def check_schedule(
                          schedule(v)[k][i] == schedule(v[i])[k]   # for every kind of scalar step
     "range":         isfinite(s) and 0 <= s < 1                   # for every step in `steps`
     "compilers":     eager(steps) == tf.function(steps) == tf.function(jit_compile=True)(steps)
-                     tf.cond(p, lambda: s, lambda: -1.0) in a tf.function, plain and XLA, with the
-                         step an int64 variable (as tfmot does it) == eager, and no NaN,
-                         at every step of `steps` where p is true and at sample steps
+                     tf.cond(p, lambda: s, lambda: -1.0) in a tf.function(jit_compile=True), with
+                         the step an int64 variable (as tfmot does it) == eager, and no NaN, at the
+                         first and last 50 steps where p is true, at sample steps and giant steps
     "config":        c = schedule.get_config() has tfmot's shape {"class_name": str, "config": dict}
                      json.dumps(c) works; with j = json.loads(json.dumps(c)):
                      r = type(schedule).from_config(j["config"])     # what tf-keras calls on load
@@ -110,8 +111,12 @@ def check_schedule(
       schedule: the schedule to check.
       max_step: check every step from 0 to `max_step` (and the giant steps).
       atol: the tolerance for sparsities computed in different ways (scalar and
-        vector calls, eager and compiled).
-      skip: names of checks not to run, from `CHECKS`.
+        vector calls, eager and compiled). The default, 1e-6 (about 16 float32
+        ulps near 1), passes float32 formulas such as tfmot's
+        `PolynomialDecay(power=3)`, whose compiled graph rewrites the division
+        and differs from eager by up to 2.2e-7; a schedule that computes in
+        float64 and casts once agrees within 6e-8, so `atol=1e-7` holds it to that.
+      skip: the name of a check not to run, or several names, from `CHECKS`.
       reload: also run the "reload" check (it spawns a Python process, about 10 s):
         `True` for every format in `FORMATS` ("keras", "h5", "savedmodel"), or
         an iterable of some of them. The schedule's class must be importable
@@ -268,8 +273,8 @@ def _same_values(check: str, what: str, copy: Any, original: Any, steps: np.ndar
         if wrong is not None:
             raise _failure(
                 check,
-                f"{what} differs at step {_show_step(steps[wrong])}: {name} {mine[wrong]} in the copy, "
-                f"{theirs[wrong]} in the original",
+                f"{what} differs at step {_show_step(steps[wrong])}: {name} {mine[wrong]!s} in the copy, "
+                f"{theirs[wrong]!s} in the original",
             )
 
 
@@ -309,7 +314,7 @@ def _check_dtypes(schedule: Any, sample: np.ndarray, atol: float) -> None:
                 if _first_mismatch(got.reshape(1), np.asarray(expected).reshape(1), atol) is not None:
                     raise _failure(
                         check,
-                        f"{where}, {name} is {got}, but the vector call gives {expected} at that step"
+                        f"{where}, {name} is {got!s}, but the vector call gives {expected!s} at that step"
                         + (f" (tolerance {atol})" if name == "sparsity" else ""),
                     )
 
@@ -331,7 +336,7 @@ def _check_range(schedule: Any, steps: np.ndarray) -> None:
         i = int(wrong[0])
         raise _failure(
             check,
-            f"sparsity at step {_show_step(steps[i])} is {sparsity[i]}, expected a finite number in [0, 1)",
+            f"sparsity at step {_show_step(steps[i])} is {sparsity[i]!s}, expected a finite number in [0, 1)",
         )
 
 
@@ -350,46 +355,47 @@ def _check_compilers(schedule: Any, steps: np.ndarray, sample: np.ndarray, atol:
             if wrong is not None:
                 raise _failure(
                     check,
-                    f"at step {_show_step(steps[wrong])}, {label} gives {name} {mine[wrong]}, "
-                    f"eager gives {theirs[wrong]}" + (f" (tolerance {atol})" if name == "sparsity" else ""),
+                    f"at step {_show_step(steps[wrong])}, {label} gives {name} {mine[wrong]!s}, "
+                    f"eager gives {theirs[wrong]!s}" + (f" (tolerance {atol})" if name == "sparsity" else ""),
                 )
 
-    # As tfmot's wrapper does it: the step is an int64 variable, incremented in the
-    # training step; the sparsity is computed only inside `tf.cond(should_prune, ...)`.
+    # As tfmot's wrapper does it, under XLA (where fusion can turn `0.0 ** (1/3)` into NaN):
+    # the step is an int64 variable, incremented in the training step, and the sparsity is
+    # computed only inside `tf.cond(should_prune, ...)`.
     events = steps[np.asarray(eager[0], dtype=bool)]
+    if events.size > 2 * _COND_EVENTS:  # each probe is one call; the edges of a window are what break
+        events = np.concatenate([events[:_COND_EVENTS], events[-_COND_EVENTS:]])
     probe = np.unique(np.concatenate([events, sample]))
     position = {int(step): i for i, step in enumerate(steps.tolist())}
-    for label, jit_compile in (("tf.function", False), ("XLA", True)):
-        step_variable = tf.Variable(-1, dtype=tf.int64, trainable=False)
+    step_variable = tf.Variable(-1, dtype=tf.int64, trainable=False)
 
-        def train_step(step_variable: tf.Variable = step_variable) -> tuple[tf.Tensor, tf.Tensor]:
-            step_variable.assign_add(1)
-            should_prune = schedule(step_variable)[0]
+    def train_step() -> tuple[tf.Tensor, tf.Tensor]:
+        step_variable.assign_add(1)
+        should_prune = schedule(step_variable)[0]
 
-            def update() -> tf.Tensor:
-                return tf.cast(schedule(step_variable)[1], tf.float32)
+        def update() -> tf.Tensor:
+            return tf.cast(schedule(step_variable)[1], tf.float32)
 
-            return should_prune, tf.cond(should_prune, update, lambda: tf.constant(-1.0, tf.float32))
+        return should_prune, tf.cond(should_prune, update, lambda: tf.constant(-1.0, tf.float32))
 
-        compiled = tf.function(train_step, jit_compile=jit_compile)
-        for step in probe.tolist():
-            where = f"inside tf.cond(should_prune, ...) under {label}"
-            step_variable.assign(step - 1)
-            p, s = _attempt(check, f"the schedule {where} at step {_show_step(step)}", compiled)
-            p, s = bool(p), np.float32(s)
-            i = position[step]
-            if p != bool(eager[0][i]):
-                raise _failure(
-                    check, f"{where}, should_prune at step {_show_step(step)} is {p}, eager gives {bool(eager[0][i])}"
-                )
-            expected = eager[1][i] if p else np.float32(-1.0)
-            if np.isnan(s) and not np.isnan(expected):
-                raise _failure(check, f"{where}, sparsity at step {_show_step(step)} is nan, eager gives {expected}")
-            if _first_mismatch(np.array([s]), np.array([expected]), atol) is not None:
-                raise _failure(
-                    check,
-                    f"{where}, sparsity at step {_show_step(step)} is {s}, eager gives {expected} (tolerance {atol})",
-                )
+    compiled = tf.function(train_step, jit_compile=True)
+    where = "inside tf.cond(should_prune, ...) under XLA"
+    for step in probe.tolist():
+        step_variable.assign(step - 1)
+        p, s = _attempt(check, f"the schedule {where} at step {_show_step(step)}", compiled)
+        p, s = bool(p), np.float32(s)
+        i = position[step]
+        if p != bool(eager[0][i]):
+            raise _failure(
+                check, f"{where}, should_prune at step {_show_step(step)} is {p}, eager gives {bool(eager[0][i])}"
+            )
+        expected = eager[1][i] if p else np.float32(-1.0)
+        if _first_mismatch(np.array([s]), np.array([expected]), atol) is not None:
+            raise _failure(
+                check,
+                f"{where}, sparsity at step {_show_step(step)} is {s!s}, eager gives {expected!s}"
+                + ("" if np.isnan(s) else f" (tolerance {atol})"),
+            )
 
 
 def _json_config(check: str, schedule: Any) -> dict[str, Any]:
