@@ -1,10 +1,11 @@
 """Training overhead: step time of the same model under each schedule, interleaved.
 
-Every pruned variant updates its masks at the same steps (every `frequency`
-steps from step 0, inside a window far longer than the run), so the variants
-differ only in the schedule's own cost; an unpruned model and tfmot's two
-schedules run in the same process, round after round, and each round's time is
-divided by `PolynomialDecay`'s time in that round. The table reports the median
+One pruned variant per family of `schedules.registry.families()` (ours, the two
+compositions and tfmot's two). Every pruned variant updates its masks at the
+same steps (every `frequency` steps from step 0, inside a window far longer than
+the run), so the variants differ only in the schedule's own cost; they and an
+unpruned model run in the same process, round after round, and each round's time
+is divided by `PolynomialDecay`'s time in that round. The table reports the median
 ratio over rounds (these machines are noisy: back-to-back runs differ by 30%).
 """
 
@@ -14,45 +15,46 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+from benchmarks._families import Case, Window, every_family
 from benchmarks._timing import interleaved, median_ratios
-from schedules import CubicSparsity, CyclicSparsity, ExponentialSparsity, StepSparsity
+from schedules import CyclicSparsity, StepSparsity
+from schedules.models import build_cnn
 
 BASELINE = "tfmot PolynomialDecay"
 FOREVER = 10**9
 
+#: The variants the quick mode times: the harness on a sliver.
+QUICK_VARIANTS = ("unpruned", BASELINE, "CubicSparsity")
 
-def variants(frequency: int, steps_per_round: int, rounds: int) -> dict:
-    """Schedules with mask updates at the same steps: every `frequency` steps from 0."""
+
+def variants(frequency: int, steps_per_round: int, rounds: int) -> dict[str, Case | None]:
+    """Label -> `Case` (`None` for the unpruned model): every family, each updating its masks every `frequency` steps.
+
+    The updates fall on the same steps for all: every `frequency` steps from
+    step 0. Each ramp runs over a window far longer than the run (`FOREVER`
+    steps), the staircase has a stair every `frequency` steps, the cycles are
+    `FOREVER` steps long, and AC/DC's phases are `frequency` steps long.
+    """
     horizon = steps_per_round * (rounds + 2)
     boundaries = list(range(0, horizon + frequency, frequency))
-    return {
-        "unpruned": None,
-        "tfmot ConstantSparsity": tfmot.sparsity.keras.ConstantSparsity(0.8, 0, frequency=frequency),
-        BASELINE: tfmot.sparsity.keras.PolynomialDecay(0.0, 0.8, 0, FOREVER, frequency=frequency),
-        "ExponentialSparsity": ExponentialSparsity(0.0, 0.8, 0, FOREVER, frequency),
-        "ExponentialSparsity.from_rate": ExponentialSparsity.from_rate(1e-6, 0.8, 0, frequency),
-        "CubicSparsity": CubicSparsity(0.0, 0.8, 0, FOREVER, frequency),
-        f"StepSparsity ({len(boundaries)} stairs)": StepSparsity(
-            boundaries, list(np.linspace(0.1, 0.8, len(boundaries)))
-        ),
-        "CyclicSparsity": CyclicSparsity(0.0, 0.8, 0, 2 * FOREVER - 1, 2, frequency),
-    }
+    window = Window(final_sparsity=0.8, begin_step=0, end_step=FOREVER, frequency=frequency)
+    cases = every_family(
+        window,
+        {
+            "step": (
+                f"StepSparsity ({len(boundaries)} stairs)",
+                StepSparsity(boundaries, list(np.linspace(0.1, 0.8, len(boundaries)))),
+            ),
+            "cyclic": (
+                "CyclicSparsity",
+                CyclicSparsity(0.0, 0.8, 0, 2 * FOREVER - 1, num_cycles=2, frequency=frequency),
+            ),
+        },
+    )
+    return {"unpruned": None, **cases}
 
 
 def models() -> dict:
-    def cnn():
-        return keras.Sequential(
-            [
-                keras.layers.Input((8, 8, 1)),
-                keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-                keras.layers.Conv2D(32, 3, activation="relu"),
-                keras.layers.MaxPooling2D(2),
-                keras.layers.Flatten(),
-                keras.layers.Dense(64, activation="relu"),
-                keras.layers.Dense(10),
-            ]
-        )
-
     def mlp():
         return keras.Sequential(
             [
@@ -63,7 +65,7 @@ def models() -> dict:
             ]
         )
 
-    return {"small CNN (8x8x1)": (cnn, (8, 8, 1)), "MLP (64-128-64-10)": (mlp, (64,))}
+    return {"small CNN (8x8x1)": (lambda: build_cnn(keras), (8, 8, 1)), "MLP (64-128-64-10)": (mlp, (64,))}
 
 
 def _trainer(build, input_shape, schedule, steps: int, batch_size: int):
@@ -103,10 +105,14 @@ def run(quick: bool = False) -> list[dict]:
         chosen_models = {name: value for name, value in chosen_models.items() if name.startswith("MLP")}
     rows = []
     for model_name, (build, input_shape) in chosen_models.items():
+        cases = {
+            name: case
+            for name, case in variants(frequency, steps, rounds).items()
+            if not quick or name in QUICK_VARIANTS
+        }
         trainers = {
-            name: _trainer(build, input_shape, schedule, steps, batch_size)
-            for name, schedule in variants(frequency, steps, rounds).items()
-            if not quick or name in ("unpruned", BASELINE, "CubicSparsity")
+            name: _trainer(build, input_shape, case and case.schedule, steps, batch_size)
+            for name, case in cases.items()
         }
         for train in trainers.values():  # warm-up: trace and compile every variant
             train()
@@ -117,6 +123,7 @@ def run(quick: bool = False) -> list[dict]:
                 {
                     "model": model_name,
                     "schedule": name,
+                    "family": cases[name] and cases[name].family,
                     "ms_per_step": float(np.median(values)) / steps * 1e3,
                     "ratio_to_polynomial_decay": ratios[name],
                     "rounds": rounds,
@@ -128,9 +135,9 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'model':<20}{'schedule':<32}{'ms/step':>9}{'vs PolynomialDecay':>20}"]
+    lines = [f"{'model':<20}{'schedule':<40}{'ms/step':>9}{'vs PolynomialDecay':>20}"]
     for r in rows:
         lines.append(
-            f"{r['model']:<20}{r['schedule']:<32}{r['ms_per_step']:>9.3f}{r['ratio_to_polynomial_decay']:>20.3f}"
+            f"{r['model']:<20}{r['schedule']:<40}{r['ms_per_step']:>9.3f}{r['ratio_to_polynomial_decay']:>20.3f}"
         )
     return "\n".join(lines)

@@ -183,6 +183,9 @@ def build(name: str, params: Mapping[str, Any] | None = None, *, shared: Mapping
       params: values for this family; each key must be one of its parameters
         (or the shared name of one, `final_sparsity` for `target_sparsity`).
       shared: values for any family, used where this family takes them.
+        The form (for `step`: `StepSparsity.uniform` or the explicit
+        staircase) is the first that takes every value; when none takes the
+        shared ones too, the first that takes every value of `params`.
 
     Unset parameters take `DEFAULTS`, then the family's own defaults.
 
@@ -202,10 +205,15 @@ def build(name: str, params: Mapping[str, Any] | None = None, *, shared: Mapping
         if key not in accepted:
             family.form_for({key})  # raises, naming the parameter and the family
         given[accepted[key]] = value
+    known_shared = {accepted[key] for key in (shared or {}) if key in accepted}
+    try:  # the first form that takes every value given, shared ones included ...
+        form = family.form_for(set(given) | known_shared)
+    except ValueError:  # ... or, if none does, every value given for this family
+        form = family.form_for(set(given))
+    taken = set(registry.form_parameters(form))
     for key, value in (shared or {}).items():
-        if key in accepted and accepted[key] not in given:
+        if key in accepted and accepted[key] in taken and accepted[key] not in given:
             given[accepted[key]] = value
-    form = family.form_for(set(given))
     values = {}
     for parameter_name, parameter in _signature(form).items():
         shared_name = ALIASES.get(parameter_name, parameter_name)

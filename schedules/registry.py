@@ -66,11 +66,21 @@ class Family:
         for form in self.forms:
             if given <= set(form_parameters(form)):
                 return form
-        unknown = sorted(given - set(self.parameters())) or sorted(given)
+        unknown = sorted(given - set(self.parameters()))
+        if unknown:
+            raise ValueError(
+                f"Schedule family {self.name!r} ({self.cls.__name__}) takes no parameter "
+                f"{', '.join(map(repr, unknown))}. Its parameters: {', '.join(self.parameters())}"
+            )
+        forms = "; ".join(f"{_form_name(form)}({', '.join(form_parameters(form))})" for form in self.forms)
         raise ValueError(
-            f"Schedule family {self.name!r} ({self.cls.__name__}) takes no parameter "
-            f"{', '.join(map(repr, unknown))}. Its parameters: {', '.join(self.parameters())}"
+            f"Schedule family {self.name!r} ({self.cls.__name__}) takes no parameters "
+            f"{', '.join(map(repr, sorted(given)))} together. Its forms: {forms}"
         )
+
+
+def _form_name(form: Callable) -> str:
+    return form.__name__ if isinstance(form, type) else form.__qualname__
 
 
 def form_parameters(form: Callable) -> list[str]:

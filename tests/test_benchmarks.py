@@ -1,27 +1,68 @@
-"""The benchmark harness runs in its quick mode, so it cannot rot."""
+"""The benchmark harness runs in its quick mode, so it cannot rot; the timing benchmarks cover every family."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
+from benchmarks import cost, curve, overhead, quality
 from benchmarks.__main__ import main
+from schedules import registry
+from schedules.models import build_cnn
+
+FAMILIES = sorted(family.name for family in registry.families())
+
+
+#: Each timing benchmark's full list of schedules (label -> `Case`), built as its full run builds it.
+FULL_LISTS = {
+    "overhead": lambda: {label: case for label, case in overhead.variants(10, 200, 15).items() if case is not None},
+    "cost": cost.schedules_under_test,
+    "curve": lambda: curve.schedules_under_test(1_000_000),
+}
+
+
+@pytest.mark.parametrize("benchmark", sorted(FULL_LISTS))
+def test_timing_benchmarks_time_one_schedule_of_every_family(benchmark):
+    built = FULL_LISTS[benchmark]()
+    families = [case.family for case in built.values()]
+    assert sorted(families) == FAMILIES, f"{benchmark}: one schedule per family of schedules.registry.families()"
+    for case in built.values():
+        assert isinstance(case.schedule, registry.family(case.family).cls)
+
+
+def test_the_models_are_the_demo_cnn():
+    assert quality.MODELS["CNN"] is build_cnn
+    cnn, input_shape = overhead.models()["small CNN (8x8x1)"]
+    assert input_shape == (8, 8, 1)
+    assert [layer.name for layer in cnn().layers if layer.weights] == ["conv1", "conv2", "dense", "logits"]
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--quick" in capsys.readouterr().out
 
 
 def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(["--quick", "--json", str(path)]) == 0
-    results = {name: section["rows"] for name, section in json.loads(path.read_text()).items()}
-    assert all(section["quick"] is True for section in json.loads(path.read_text()).values())
+    sections = json.loads(path.read_text())
+    assert all(section["quick"] is True for section in sections.values())
+    results = {name: section["rows"] for name, section in sections.items()}
     out = capsys.readouterr().out
     for title in ("Training overhead", "Schedule cost", "Curve evaluation", "Quality"):
         assert title in out
-    rows = results["curve"]
-    assert {row["schedule"] for row in rows} >= {"CubicSparsity", "CyclicSparsity", "tfmot PolynomialDecay"}
-    for row in rows:
+    # The quick mode still puts every family through the cost and curve harness.
+    assert sorted(row["family"] for row in results["cost"]) == FAMILIES
+    assert sorted(row["family"] for row in results["curve"]) == FAMILIES
+    for row in results["curve"]:
         assert row["vectorized_steps_per_s"] > 0 and row["loop_steps_per_s"] > 0
-    overhead = {row["schedule"]: row for row in results["overhead"]}
-    assert overhead["tfmot PolynomialDecay"]["ratio_to_polynomial_decay"] == 1.0
     assert all(row["ops"] > 0 for row in results["cost"])
-    quality = results["quality"]
-    assert {row["schedule"] for row in quality} >= {"dense", "CubicSparsity", "tfmot PolynomialDecay"}
-    assert all(0.0 <= row["mean_accuracy"] <= 1.0 for row in quality)
+    overhead_rows = {row["schedule"]: row for row in results["overhead"]}
+    assert overhead_rows["tfmot PolynomialDecay"]["ratio_to_polynomial_decay"] == 1.0
+    assert overhead_rows["CubicSparsity"]["family"] == "cubic" and overhead_rows["unpruned"]["family"] is None
+    quality_rows = results["quality"]
+    assert {row["schedule"] for row in quality_rows} >= {"dense", "CubicSparsity", "tfmot PolynomialDecay"}
+    assert all(0.0 <= row["mean_accuracy"] <= 1.0 for row in quality_rows)

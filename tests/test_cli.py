@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
 
 import pytest
+import tf_keras as keras
 
+from schedules import catalog, gallery, quickstart, registry
 from schedules.cli import main
+from schedules.models import build_cnn
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -30,7 +35,26 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["plot", "cubic", "--final-sparsity", "1.5", "-o", "x.png"], "`final_sparsity` must be a finite number"),
         (["plot", "cubic", "--final-sparsity", "high", "-o", "x.png"], "`final_sparsity` must be a number"),
         (["plot", "cyclic:num_cycles=0", "-o", "x.png"], "`num_cycles` must be an integer in [1, 500]"),
-        (["plot", "cyclic:cycles=2", "-o", "x.png"], "Unknown parameter 'cycles'"),
+        (
+            ["plot", "cyclic:cycles=2", "-o", "x.png"],
+            "Schedule family 'cyclic' (CyclicSparsity) takes no parameter 'cycles'",
+        ),
+        (
+            ["plot", "cubic:power=2", "-o", "x.png"],
+            "Schedule family 'cubic' (CubicSparsity) takes no parameter 'power'",
+        ),
+        (
+            ["plot", "exponential:rate=0.2", "-o", "x.png"],
+            "Schedule family 'exponential' (ExponentialSparsity) takes no parameter 'rate'",
+        ),
+        (
+            ["plot", "cubic", "--num-cycles", "3", "-o", "x.png"],
+            "Parameter `num_cycles` is taken by none of the schedules named (cubic); it is a parameter of cyclic",
+        ),
+        (
+            ["plot", "sequential", "-o", "x.png"],
+            "Schedule family 'sequential' (SequentialSparsity) is built from other",
+        ),
         (["plot", "cyclic:num_cycles", "-o", "x.png"], "Expected key=value"),
         (["plot", "cubic", "--end-step", "-5", "-o", "x.png"], "`end_step` must be an integer"),
         (["plot", "step", "--boundaries", "10;5", "--sparsities", "0.1;0.2", "-o", "x.png"], "strictly increasing"),
@@ -43,6 +67,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--final-sparsity", "1"], "`--final-sparsity` must be a finite number in [0.0, 1.0)"),
         (["demo", "--prune-epochs", "0"], "`--prune-epochs` must be an integer in [1, 10000]"),
         (["demo", "--schedule", "cyclic:num_cycles=1000"], "`num_cycles` must be an integer in [1, 220]"),
+        (["demo", "--schedule", "cubic:power=2"], "Schedule family 'cubic' (CubicSparsity) takes no parameter 'power'"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path, monkeypatch):
@@ -59,7 +84,7 @@ def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path, monk
     [
         ([], ["demo", "plot", "gallery", "quickstart"]),
         (["demo"], ["--schedule", "--final-sparsity", "--dense-epochs", "--prune-epochs", "--output-dir", "--seed"]),
-        (["plot"], ["--output", "--steps", "--title", "--initial-sparsity", "--num-cycles", "--rate", "--boundaries"]),
+        (["plot"], ["--output", "--steps", "--title"]),
         (["quickstart"], ["--steps", "--final-sparsity", "--seed"]),
     ],
 )
@@ -72,12 +97,38 @@ def test_help_explains_every_option(command, options, capsys):
         assert option in text
 
 
+def test_plot_help_has_a_flag_for_every_parameter_of_every_family(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot", "--help"])
+    assert exit_info.value.code == 0
+    flags = set(re.findall(r"--[a-z][a-z-]*", capsys.readouterr().out))
+
+    def flag(name):
+        return "--" + catalog.ALIASES.get(name, name).replace("_", "-")
+
+    assert {flag(name) for name in catalog.parameters()} <= flags
+    for family in catalog.command_line_families():
+        missing = [name for name in family.parameters() if flag(name) not in flags]
+        assert not missing, f"`plot --help` has no flag for parameters {missing} of family {family.name!r}"
+
+
+def test_every_command_line_family_plots_with_its_defaults_alone(tmp_path, capsys):
+    # One picture of them all (a picture per family costs a second each): each spec is built on its own,
+    # from the catalog's defaults, exactly as `plot FAMILY` builds it.
+    names = [family.name for family in catalog.command_line_families()]
+    output = tmp_path / "every.svg"
+    assert main(["plot", *names, "-o", str(output)]) == 0, names
+    assert ElementTree.parse(output).getroot().tag.endswith("svg")
+    text = output.read_text()
+    assert [name for name in names if f"<!-- {name} -->" not in text] == []
+
+
 def test_demo_checks_the_schedule_it_will_really_build(capsys):
     """The option check uses the demo's window and --final-sparsity, not the plot defaults."""
     from schedules.cli import _parser, _prepare
 
     args = _parser().parse_args(
-        ["demo", "--final-sparsity", "0.95", "--schedule", "exponential:rate=0.1,initial_sparsity=0.85"]
+        ["demo", "--final-sparsity", "0.95", "--schedule", "exponential_rate:rate=0.1,initial_sparsity=0.85"]
     )
     assert callable(_prepare("demo", args))
     args = _parser().parse_args(["demo", "--prune-epochs", "100", "--schedule", "cyclic:num_cycles=600"])
@@ -93,7 +144,7 @@ def test_an_unwritable_output_ends_with_a_message_not_a_traceback(capsys):
 
 def test_tiny_rates_plot_without_a_traceback(tmp_path):
     output = tmp_path / "tiny.png"
-    assert main(["plot", "exponential", "--rate", "5e-324", "--steps", "100", "-o", str(output)]) == 0
+    assert main(["plot", "exponential_rate", "--rate", "5e-324", "--steps", "100", "-o", str(output)]) == 0
     assert output.read_bytes().startswith(PNG_SIGNATURE)
 
 
@@ -110,7 +161,8 @@ def test_plot_writes_a_valid_svg_comparing_several(tmp_path):
         "cubic",
         "cyclic:num_cycles=4",
         "step:spacing=geometric",
-        "exponential:rate=0.2",
+        "exponential",
+        "exponential_rate:rate=0.2",
         "power:orientation=fast_late",
         "cosine:shape=fast_early",
         "one_cycle",
@@ -118,7 +170,9 @@ def test_plot_writes_a_valid_svg_comparing_several(tmp_path):
         "polynomial",
         "constant",
     ]
-    assert main(["plot", *specs, "--end-step", "500", "--frequency", "25", "-o", str(output), "--title", "T"]) == 0
+    # Shared flags apply to the named schedules that take them (--power: cyclic, power, polynomial).
+    argv = ["plot", *specs, "--end-step", "500", "--frequency", "25", "--power", "2", "-o", str(output), "--title", "T"]
+    assert main(argv) == 0
     root = ElementTree.parse(output).getroot()
     assert root.tag.endswith("svg")
     text = output.read_text()
@@ -126,23 +180,45 @@ def test_plot_writes_a_valid_svg_comparing_several(tmp_path):
         assert spec in text  # the legend labels (matplotlib keeps text in SVG as comments and glyphs)
 
 
-def test_gallery_writes_one_picture_per_family_and_a_comparison(tmp_path):
-    assert main(["gallery", str(tmp_path)]) == 0
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [
-        "alternating.png",
-        "comparison.png",
-        "composition.png",
-        "cosine.png",
-        "cubic.png",
-        "cyclic.png",
-        "exponential.png",
-        "one_cycle.png",
-        "power.png",
-        "step.png",
-    ]
-    for path in tmp_path.iterdir():
+@pytest.fixture(scope="module")
+def gallery_run(tmp_path_factory):
+    """Runs `schedules gallery` once, recording every schedule it draws."""
+    directory = tmp_path_factory.mktemp("gallery")
+    drawn = []
+    draw_one, draw_many = gallery.plot_schedule, gallery.plot_schedules
+
+    def plot_schedule(schedule, *args, **kwargs):
+        drawn.append(schedule)
+        return draw_one(schedule, *args, **kwargs)
+
+    def plot_schedules(schedules, *args, **kwargs):
+        drawn.extend(schedules.values() if isinstance(schedules, Mapping) else schedules)
+        return draw_many(schedules, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gallery, "plot_schedule", plot_schedule)
+        patch.setattr(gallery, "plot_schedules", plot_schedules)
+        assert main(["gallery", str(directory)]) == 0
+    return directory, drawn
+
+
+def test_gallery_writes_one_picture_per_family_and_a_comparison(gallery_run):
+    directory, _ = gallery_run
+    names = sorted(path.name for path in directory.iterdir())
+    assert names == sorted([f"{name}.png" for name in gallery.PICTURES] + ["composition.png", "comparison.png"])
+    for path in directory.iterdir():
         assert path.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_gallery_draws_every_family_of_ours(gallery_run):
+    _, drawn = gallery_run
+    ours = [family for family in registry.families() if family.cls.__module__.split(".")[0] == "schedules"]
+    assert ours
+    drawn_classes = {type(schedule) for schedule in drawn}
+    missing = [f"{family.name} ({family.cls.__name__})" for family in ours if family.cls not in drawn_classes]
+    assert not missing, (
+        f"the gallery draws no schedule of the families {missing}: add them to schedules.gallery.PICTURES"
+    )
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
@@ -159,16 +235,20 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert (out / "sparsity.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
-def test_quickstart_prunes_every_family_to_its_final_sparsity(capsys):
+def test_quickstart_prunes_with_each_of_its_schedules_to_the_final_sparsity(capsys):
     assert main(["quickstart", "--steps", "40", "--final-sparsity", "0.5"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line.split()[1:] for line in lines[2:6]}
-    assert sorted(rows) == ["cubic", "cyclic", "exponential", "step"]
-    for values in rows.values():
-        scheduled, conv, dense, logits = map(float, values[:4])
-        assert scheduled == 0.5
-        # Each layer within one weight of the target: conv 144 weights, dense 400*32, logits 128.
-        assert abs(conv - 0.5) <= 1 / 144 and abs(dense - 0.5) <= 1 / 12800 and abs(logits - 0.5) <= 1 / 128
+    columns = lines[1].split()[1:]  # scheduled, conv1, conv2, dense, logits, accuracy
+    rows = {line.split()[0]: dict(zip(columns, map(float, line.split()[1:]), strict=True)) for line in lines[2:-1]}
+    assert list(rows) == list(quickstart.default_schedules(40))
+    # Each layer within one weight of the target (the quick start's CNN: 12x12x1 images, 4 classes).
+    model = build_cnn(keras, (12, 12, 1), 4)
+    sizes = {layer.name: layer.kernel.shape.num_elements() for layer in model.layers if hasattr(layer, "kernel")}
+    assert len(sizes) == 4 and set(sizes) <= set(columns)
+    for name, values in rows.items():
+        assert values["scheduled"] == 0.5
+        for layer, size in sizes.items():
+            assert abs(values[layer] - 0.5) <= 1 / size, (name, layer, values[layer])
 
 
 def test_python_dash_m_and_console_script_entry_point():
@@ -176,3 +256,16 @@ def test_python_dash_m_and_console_script_entry_point():
         [sys.executable, "-m", "schedules", "--help"], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0 and "demo" in result.stdout
+
+
+def test_a_spec_chooses_the_form_and_shared_values_fill_only_what_it_takes():
+    """`step:boundaries=...` next to a shared window (the demo always passes one) is the explicit staircase."""
+    from schedules import StepSparsity, catalog
+
+    explicit = catalog.build("step", {"boundaries": [10, 20], "sparsities": [0.1, 0.2]}, shared={"end_step": 500})
+    assert type(explicit) is StepSparsity and explicit.boundaries == [10, 20]
+    from_flags = catalog.build("step", shared={"boundaries": [10, 20], "sparsities": [0.1, 0.2]})
+    assert from_flags.boundaries == [10, 20]
+    assert catalog.build("step", shared={"end_step": 500, "num_stages": 2}).boundaries == [0, 500]
+    with pytest.raises(ValueError, match="takes no parameters 'boundaries', 'num_stages' together"):
+        catalog.build("step", {"boundaries": [10, 20], "num_stages": 3})

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
+from _registry import CASES
 from matplotlib.figure import Figure
 
 from schedules.evaluation import as_steps, evaluate_schedule
@@ -88,16 +89,14 @@ def test_ax_none_makes_a_new_figure_without_touching_pyplot():
     from schedules import CubicSparsity
 
     before = plt.get_fignums()
-    ax = plot_schedule(CubicSparsity(0.0, 0.5, 0, 10, 5), 10)
+    ax = plot_schedule(CubicSparsity(0.0, 0.5, 0, 10, frequency=5), 10)
     assert ax.figure is not None and plt.get_fignums() == before
-    other = plot_schedule(CubicSparsity(0.0, 0.5, 0, 10, 5), 10)
+    other = plot_schedule(CubicSparsity(0.0, 0.5, 0, 10, frequency=5), 10)
     assert other is not ax and other.figure is not ax.figure
 
 
 def test_plot_schedules_compares_on_one_axes_with_a_legend(ax):
-    from conftest import REGISTRY
-
-    chosen = {name: REGISTRY[name]() for name in ("cubic", "cyclic", "step")}
+    chosen = {name: CASES[name]() for name in ("cubic", "cyclic", "step")}
     returned = plot_schedules(chosen, 300, ax=ax, title="three")
     assert returned is ax and ax.get_title() == "three"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cubic", "cyclic", "step"]

@@ -1,4 +1,4 @@
-"""The recorder's record matches the masks of a real `fit`, and round-trips JSON and CSV."""
+"""The recorder's record matches the masks of a real `fit` and round-trips JSON and CSV; inspecting pruned models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import tf_keras as keras
 from matplotlib.figure import Figure
 
 from schedules import CyclicSparsity, StepSparsity
-from schedules.recording import PruningRecorder, RecordRow, SparsityRecord, expected_mask_sparsity, plot_record
+from schedules.callbacks import PruningRecorder
+from schedules.evaluation import expected_mask_sparsity
+from schedules.inspection import kernel_sparsity, pruned_layers
+from schedules.plotting import plot_record
+from schedules.record import RecordRow, SparsityRecord
 
 
 class MaskSnapshots(keras.callbacks.Callback):
@@ -89,6 +93,18 @@ def test_cycle_restart_lowers_the_recorded_sparsity(trained):
     conv = record.series()["prune_low_magnitude_conv/kernel"]
     restart = int(np.flatnonzero(conv["step"] == 50)[0])
     assert conv["achieved"][restart - 1] > 0.7 and conv["achieved"][restart] == 0.0
+
+
+def test_inspection_finds_the_pruned_layers_and_their_zeros(trained):
+    _, model, record, _ = trained
+    wrappers = ["prune_low_magnitude_conv", "prune_low_magnitude_dense"]
+    assert sorted(layer.name for layer in pruned_layers(model)) == wrappers
+    assert sorted(layer.name for layer in pruned_layers(model, built=True)) == wrappers
+    assert pruned_layers(keras.Sequential([keras.layers.Input((2,)), keras.layers.Dense(1)])) == []
+    # After strip_pruning each kernel is zero exactly where its last mask is (fit re-masks at the epoch's end);
+    # the record's mask means are float32.
+    last = {row.layer.removeprefix("prune_low_magnitude_"): row.achieved for row in record.rows}
+    assert kernel_sparsity(tfmot.sparsity.keras.strip_pruning(model)) == pytest.approx(last, abs=1e-6)
 
 
 @pytest.mark.parametrize("extension", [".json", ".csv"])
