@@ -56,7 +56,7 @@ def test_the_family_is_known_everywhere_it_should_be(family):
         assert family.name in drawn, f"{family.name} has no picture in schedules/gallery.py PICTURES"
     readme = (ROOT / "README.md").read_text()
     assert re.search(rf"^### .*`{cls.__name__}\(", readme, re.MULTILINE), f"README has no section for {cls.__name__}"
-    timed = {type(schedule) for schedule in cost.schedules_under_test().values()}
+    timed = {type(case.schedule) for case in cost.schedules_under_test().values()}
     assert cls in timed, f"the cost benchmark does not time {cls.__name__}"
 
 
