@@ -17,6 +17,10 @@ from schedules.ramp import RampSchedule, pin_start
 __all__ = ["ExponentialRateSparsity", "ExponentialSparsity"]
 
 
+#: The keys of the per-event form's config as release 0.1 saved it (an `ExponentialSparsity` with `end_step=-1`).
+_RELEASE_0_1_KEYS = ("initial_sparsity", "final_sparsity", "begin_step", "end_step", "frequency", "rate")
+
+
 @register
 class ExponentialSparsity(RampSchedule):
     """Geometric decay of the kept fraction `1 - sparsity` over a window.
@@ -100,16 +104,31 @@ class ExponentialSparsity(RampSchedule):
         inner = config["config"] if wrapped else config
         if not isinstance(inner, Mapping) or "rate" not in inner:
             return super().from_config(config)
+        if wrapped and (
+            set(config) != {"class_name", "config"}
+            or config["class_name"] not in (cls.__name__, tf_keras.utils.get_registered_name(cls))
+        ):
+            return super().from_config(config)  # raises: another class, or keys besides the two
         legacy = dict(inner)
         rate = legacy.pop("rate")
         if rate is None:
             return super().from_config({**config, "config": legacy} if wrapped else legacy)
-        if wrapped and config["class_name"] not in (cls.__name__, tf_keras.utils.get_registered_name(cls)):
-            return super().from_config(config)  # raises: a config of another class
-        if legacy.pop("end_step", None) != -1:
-            raise v.invalid("config", "a config with end_step=-1 where it has a rate (as release 0.1 saved)", inner)
-        renamed = {("max_sparsity" if key == "final_sparsity" else key): value for key, value in legacy.items()}
-        return ExponentialRateSparsity.from_config({"rate": rate, **renamed})
+        end_step = legacy.get("end_step")
+        integer_minus_one = isinstance(end_step, numbers.Integral) and not isinstance(end_step, bool) and end_step == -1
+        if set(inner) != set(_RELEASE_0_1_KEYS) or not integer_minus_one:
+            raise v.invalid(
+                "config",
+                f"a config of ExponentialSparsity as release 0.1 saved the per-event form, with exactly the keys "
+                f"{list(_RELEASE_0_1_KEYS)} and end_step=-1",
+                dict(inner),
+            )
+        return ExponentialRateSparsity(
+            rate,
+            legacy["final_sparsity"],
+            begin_step=legacy["begin_step"],
+            frequency=legacy["frequency"],
+            initial_sparsity=legacy["initial_sparsity"],
+        )
 
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         # Interpolate log(1 - sparsity) linearly; log1p/expm1 keep small sparsities exact.

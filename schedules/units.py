@@ -80,9 +80,7 @@ def build_from_epochs(
             continue
         value = converted.pop(name)
         minimum = 1 if step_name in _AT_LEAST_ONE else 0
-        if step_name == "end_step" and isinstance(value, numbers.Integral) and value == -1:
-            converted[step_name] = -1  # an open end stays open
-        elif step_name == "boundaries":
+        if step_name == "boundaries":
             items = v.check_sequence(name, value)
             converted[step_name] = [
                 steps_from_epochs(f"{name}[{i}]", item, steps_per_epoch) for i, item in enumerate(items)

@@ -8,7 +8,6 @@ multiplication 0.145 x 100 = 14.499999999999998 would round down).
 
 from __future__ import annotations
 
-import inspect
 import re
 import warnings
 from decimal import ROUND_HALF_UP, Decimal
@@ -26,6 +25,7 @@ from schedules import (
     CosineSparsity,
     CubicSparsity,
     CyclicSparsity,
+    ExponentialRateSparsity,
     ExponentialSparsity,
     OneCycleSparsity,
     PlanWarning,
@@ -34,8 +34,9 @@ from schedules import (
     SequentialSparsity,
     StepSparsity,
     check_plan,
+    registry,
 )
-from schedules.epochs import epoch_name, steps_from_epochs
+from schedules.units import epoch_name, steps_from_epochs
 
 #: The step arguments and their names in epochs, written out here (not taken from the library).
 EPOCH_TO_STEP = {
@@ -59,8 +60,6 @@ def _in_steps(epoch_arguments: dict, steps_per_epoch: int) -> dict:
     for name, value in epoch_arguments.items():
         if name == "boundaries":
             steps[name] = [half_up(item, steps_per_epoch) for item in value]
-        elif value == -1:  # an open end stays open
-            steps[EPOCH_TO_STEP[name]] = -1
         else:
             steps[EPOCH_TO_STEP[name]] = half_up(value, steps_per_epoch)
     return steps
@@ -69,7 +68,7 @@ def _in_steps(epoch_arguments: dict, steps_per_epoch: int) -> dict:
 def _in_epochs(epoch_arguments: dict) -> dict:
     """The decimal literals as the floats a user would type."""
     return {
-        name: [float(item) for item in value] if name == "boundaries" else (value if value == -1 else float(value))
+        name: [float(item) for item in value] if name == "boundaries" else float(value)
         for name, value in epoch_arguments.items()
     }
 
@@ -81,7 +80,8 @@ def _children():
     ]
 
 
-# (class, arguments in epochs as decimal literals, the other arguments, steps_per_epoch)
+# (class, arguments in epochs as decimal literals, the other arguments, steps_per_epoch): a table with
+# an entry for every family with step arguments (test_the_cases_cover_every_family_with_step_arguments)
 CASES = {
     "cubic": (
         CubicSparsity,
@@ -95,10 +95,10 @@ CASES = {
         {"initial_sparsity": 0.0, "final_sparsity": 0.9},
         45,
     ),
-    "exponential_open_end": (
-        ExponentialSparsity,
-        {"begin_epoch": "1", "end_epoch": -1, "frequency": "0.5"},
-        {"initial_sparsity": 0.0, "final_sparsity": 0.9, "rate": 0.1},
+    "exponential_rate": (
+        ExponentialRateSparsity,
+        {"begin_epoch": "1.5", "frequency": "0.5"},
+        {"rate": 0.1, "max_sparsity": 0.9, "initial_sparsity": 0.05},
         45,
     ),
     "step": (
@@ -165,18 +165,19 @@ def test_from_epochs_is_the_schedule_built_in_rounded_steps(case):
     _assert_same_schedule(schedule, expected, int(last))
 
 
-def test_the_cases_cover_every_family_with_step_arguments():
-    import schedules
+#: Our families with arguments counted in steps, which `from_epochs` takes in epochs.
+FAMILIES = [
+    family.cls
+    for family in registry.families()
+    if family.cls.__module__.startswith("schedules") and family.cls.step_arguments
+]
 
-    families = {
-        cls
-        for cls in vars(schedules).values()
-        if isinstance(cls, type)
-        and issubclass(cls, schedules.SparsitySchedule)
-        and not inspect.isabstract(cls)
-        and cls._step_arguments
-    }
-    assert families == {cls for cls, *_ in CASES.values()}
+
+def test_the_cases_cover_every_family_with_step_arguments():
+    covered = {case[0] for case in CASES.values()}
+    missing = [cls.__name__ for cls in FAMILIES if cls not in covered]
+    assert not missing, f"families with step arguments and no case here: {missing}"
+    assert covered <= set(FAMILIES)
 
 
 def test_the_cases_really_round_half_up_where_python_would_not():
@@ -190,7 +191,7 @@ def test_the_cases_really_round_half_up_where_python_would_not():
 def test_scaled_sparsity_has_no_step_arguments_and_passes_through():
     child = CubicSparsity(0.0, 0.6, begin_step=0, end_step=200, frequency=40)
     schedule = ScaledSparsity.from_epochs(schedule=child, factor=0.5, steps_per_epoch=45)
-    _assert_same_schedule(schedule, ScaledSparsity(child, 0.5), 200)
+    _assert_same_schedule(schedule, ScaledSparsity(child, factor=0.5), 200)
 
 
 @pytest.mark.parametrize(
@@ -240,11 +241,10 @@ def test_epoch_name(step_name, name):
 
 # --- errors ------------------------------------------------------------------------------
 
-FAMILIES = sorted({case[0] for case in CASES.values()}, key=lambda cls: cls.__name__)
 STEP_NAMES_IN_EPOCHS = [
     (cls, step_name)
     for cls in FAMILIES
-    for step_name in cls._step_arguments
+    for step_name in cls.step_arguments
     if step_name not in ("frequency", "boundaries")  # the two that keep their names
 ]
 
@@ -267,6 +267,7 @@ def test_every_step_argument_is_checked():
         ("PolynomialSparsity", "begin_step"),
         ("CosineSparsity", "end_step"),
         ("OneCycleSparsity", "begin_step"),
+        ("ExponentialRateSparsity", "begin_step"),
     }
 
 
@@ -443,7 +444,7 @@ def test_warn_false_returns_the_problems_without_warning(no_plan_warnings):
 @pytest.mark.parametrize("total_steps, error", [(0, ValueError), (10.0, TypeError)])
 def test_check_plan_rejects_a_bad_number_of_steps(total_steps, error):
     with pytest.raises(error, match=r"Argument `total_steps` .*Received: total_steps="):
-        check_plan(CubicSparsity(0.0, 0.8, 0, 100, 10), total_steps)
+        check_plan(CubicSparsity(0.0, 0.8, 0, 100, frequency=10), total_steps)
 
 
 @pytest.mark.parametrize(
@@ -492,7 +493,7 @@ def test_from_epochs_warning_points_at_the_caller():
 
 def test_check_plan_warning_points_at_the_caller():
     with pytest.warns(PlanWarning) as record:
-        check_plan(CubicSparsity(0.0, 0.9, 0, 1000, 100), 500)
+        check_plan(CubicSparsity(0.0, 0.9, 0, 1000, frequency=100), 500)
     assert record[0].filename == __file__
 
 
@@ -515,7 +516,7 @@ def test_constructor_errors_from_epochs_say_what_was_converted():
     "schedule, total_steps",
     [
         (CyclicSparsity(0.0, 0.8, 0, 299, num_cycles=3, frequency=10), 99),  # 1 of 3 cycles, at its final value
-        (AlternatingSparsity(0.9, 10, 170, 20, 20), 25),  # in the first sparse phase
+        (AlternatingSparsity(0.9, 10, 170, sparse_steps=20, dense_steps=20), 25),  # in the first sparse phase
     ],
     ids=["cyclic", "alternating"],
 )
@@ -525,8 +526,31 @@ def test_a_run_that_stops_before_the_last_cycle_or_phase_is_cut_short(schedule, 
 
 
 def test_a_decreasing_ramp_that_stops_early_says_where_it_ended():
-    (problem,) = check_plan(CubicSparsity(0.9, 0.5, 0, 100, 10), 50, warn=False)
+    (problem,) = check_plan(CubicSparsity(0.9, 0.5, 0, 100, frequency=10), 50, warn=False)
     assert "applies sparsity 0.55, not its final 0.5" in problem
+
+
+def test_exponential_from_epochs_with_no_end_is_refused():
+    """No family takes end_step=-1 any more (the open-ended exponential is ExponentialRateSparsity)."""
+    message = r"Argument `end_epoch` must be a finite number in \[0.0, inf\). Received: end_epoch=-1"
+    with pytest.raises(ValueError, match=message):
+        ExponentialSparsity.from_epochs(
+            initial_sparsity=0.0, final_sparsity=0.9, begin_epoch=1, end_epoch=-1, frequency=1, steps_per_epoch=10
+        )
+
+
+def test_the_open_ended_exponential_is_checked_against_its_cap():
+    """Half the survivors every epoch from 0 up to 0.75: 0.5 after one epoch, the cap after two."""
+    arguments = {"rate": 0.5, "max_sparsity": 0.75, "begin_epoch": 0, "frequency": 1, "steps_per_epoch": 10}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PlanWarning)
+        assert ExponentialRateSparsity.from_epochs(**arguments, epochs=2).frequency == 10  # reaches the cap
+    with pytest.warns(PlanWarning) as record:
+        ExponentialRateSparsity.from_epochs(**arguments, epochs=1)
+    assert [str(w.message) for w in record] == [
+        "ExponentialRateSparsity ends the planned 10 training steps at sparsity 0.5 (its last pruning step, 10), "
+        "not at its final 0.75"
+    ]
 
 
 def test_from_epochs_needs_every_step_argument_in_epochs():

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
+import tf_keras
 
 from schedules import (
     AlternatingSparsity,
     CosineSparsity,
     CubicSparsity,
     CyclicSparsity,
+    ExponentialRateSparsity,
     ExponentialSparsity,
     OneCycleSparsity,
     PolynomialSparsity,
@@ -112,7 +114,7 @@ def fasterai_sched_onecycle(start, end, pos, alpha=14, beta=6):
     [(0.0, 0.8, 0, 1000, 300), (0.2, 0.95, 50, 850, 100), (0.5, 0.1, 10, 400, 7), (0.0, 0.9, 100, 100, 10)],
 )
 def test_cubic_matches_the_formula(initial, final, begin, end, frequency):
-    schedule = CubicSparsity(initial, final, begin, end, frequency)
+    schedule = CubicSparsity(initial, final, begin, end, frequency=frequency)
     should_prune, sparsity = evaluate(schedule)
     if end > begin:
         p = np.clip((STEPS - begin) / (end - begin), 0.0, 1.0)
@@ -128,7 +130,7 @@ def test_cubic_matches_the_formula(initial, final, begin, end, frequency):
     [(0.0, 0.8, 0, 1000, 300), (0.2, 0.95, 50, 850, 100), (0.5, 0.1, 10, 400, 7), (0.0, 0.5, 3, 1003, 1)],
 )
 def test_cubic_equals_tfmot_polynomial_decay_power_3(initial, final, begin, end, frequency):
-    ours = CubicSparsity(initial, final, begin, end, frequency)
+    ours = CubicSparsity(initial, final, begin, end, frequency=frequency)
     theirs = tfmot.sparsity.keras.PolynomialDecay(initial, final, begin, end, power=3, frequency=frequency)
     steps = tf.constant(STEPS)
     our_prune, our_sparsity = evaluate(ours)
@@ -160,7 +162,7 @@ def test_cubic_applies_the_final_sparsity_where_tfmot_does_not():
 )
 def test_exponential_matches_log_linear_interpolation(initial, final, begin, end, frequency):
     """Reference: interpolate log(1 - sparsity) linearly (the same curve, another algorithm)."""
-    schedule = ExponentialSparsity(initial, final, begin, end, frequency)
+    schedule = ExponentialSparsity(initial, final, begin, end, frequency=frequency)
     should_prune, sparsity = evaluate(schedule)
     if end > begin:
         p = np.clip((STEPS - begin) / (end - begin), 0.0, 1.0)
@@ -179,25 +181,59 @@ def test_exponential_events_remove_equal_shares_of_the_survivors():
 
 
 @pytest.mark.parametrize(
-    "rate, max_sparsity, begin, frequency", [(0.2, 0.9, 0, 100), (0.05, 0.97, 30, 7), (0.5, 0.5, 5, 10)]
+    "rate, max_sparsity, begin, frequency, initial",
+    [(0.2, 0.9, 0, 100, 0.0), (0.05, 0.97, 30, 7, 0.0), (0.5, 0.5, 5, 10, 0.0), (0.1, 0.8, 40, 50, 0.3)],
 )
-def test_exponential_per_event_form_at_every_pruning_step(rate, max_sparsity, begin, frequency):
-    """The hand-written custom-schedule form, reproduced at every pruning step."""
-    schedule = ExponentialSparsity.from_rate(rate, max_sparsity, begin_step=begin, frequency=frequency)
+def test_exponential_rate_is_the_hand_written_per_event_form(rate, max_sparsity, begin, frequency, initial):
+    """The hand-written custom-schedule form: each pruning step removes `rate` of the survivors, up to
+    the cap (a loop over the events), on the curve `(1 - rate) ** (offset / frequency)` in between;
+    the same built by `from_rate` and loaded by tf-keras from the config release 0.1 saved."""
+    schedule = ExponentialRateSparsity(
+        rate, max_sparsity, begin_step=begin, frequency=frequency, initial_sparsity=initial
+    )
     steps = np.arange(0, 20_000, dtype=np.int64)
     should_prune, sparsity = evaluate(schedule, steps)
     expected_events = (steps >= begin) & ((steps - begin) % frequency == 0)
     if begin == 0:
         expected_events[1] = True
     np.testing.assert_array_equal(should_prune, expected_events)
-    pruning = steps[(steps >= begin) & ((steps - begin) % frequency == 0)]
-    reference = np.minimum(max_sparsity, 1.0 - (1.0 - rate) ** ((pruning - begin) / frequency))
-    np.testing.assert_allclose(sparsity[pruning], reference.astype(np.float32), rtol=0, atol=2e-7)
-    assert sparsity[-1] == np.float32(max_sparsity)
+    # Event by event, as a hand-written schedule keeps it.
+    keep, pruning, applied = 1.0 - initial, [], []
+    for k, step in enumerate(range(begin, len(steps), frequency)):
+        keep = keep if k == 0 else max(keep * (1.0 - rate), 1.0 - max_sparsity)
+        pruning.append(step)
+        applied.append(1.0 - keep)
+    np.testing.assert_allclose(sparsity[pruning], applied, rtol=0, atol=2e-7)
+    # Every step, in closed form.
+    offsets = np.maximum(steps - begin, 0)
+    closed = 1.0 - np.maximum(1.0 - max_sparsity, (1.0 - initial) * (1.0 - rate) ** (offsets / frequency))
+    np.testing.assert_allclose(sparsity, closed, rtol=0, atol=2e-7)
+    assert sparsity[-1] == np.float32(max_sparsity) and np.all(sparsity[: begin + 1] == np.float32(initial))
     # No end: still pruning (at the cap) at a giant step on the grid.
     giant = begin + frequency * 10**15
     prune, value = schedule(giant)
     assert bool(prune) and float(value) == np.float32(max_sparsity)
+    # The same schedule by `ExponentialSparsity.from_rate` and from a 0.1 config (`end_step=-1` and a rate).
+    old = {
+        "class_name": "schedules>ExponentialSparsity",
+        "config": {
+            "initial_sparsity": initial,
+            "final_sparsity": max_sparsity,
+            "begin_step": begin,
+            "end_step": -1,
+            "frequency": frequency,
+            "rate": rate,
+        },
+    }
+    for same in (
+        ExponentialSparsity.from_rate(
+            rate, max_sparsity, begin_step=begin, frequency=frequency, initial_sparsity=initial
+        ),
+        tf_keras.utils.deserialize_keras_object(old),
+    ):
+        assert type(same) is ExponentialRateSparsity and same.get_config() == schedule.get_config()
+        for got, want in zip(evaluate(same, steps[:500]), (should_prune[:500], sparsity[:500]), strict=True):
+            np.testing.assert_array_equal(got, want)
 
 
 # --- step --------------------------------------------------------------------------
@@ -297,7 +333,7 @@ def cyclic_reference(steps, initial, final, begin, end, num_cycles, frequency, p
     ],
 )
 def test_cyclic_matches_the_step_by_step_reference(initial, final, begin, end, num_cycles, frequency, power):
-    schedule = CyclicSparsity(initial, final, begin, end, num_cycles, frequency, power)
+    schedule = CyclicSparsity(initial, final, begin, end, num_cycles=num_cycles, frequency=frequency, power=power)
     should_prune, sparsity = evaluate(schedule)
     ref_events, ref_values = cyclic_reference(STEPS, initial, final, begin, end, num_cycles, frequency, power)
     np.testing.assert_allclose(sparsity, ref_values, rtol=0, atol=2e-7)
@@ -355,7 +391,7 @@ def polynomial_reference(initial, final, power, orientation):
 @pytest.mark.parametrize("orientation", ["fast_early", "fast_late"])
 @pytest.mark.parametrize("power", POWERS)
 def test_polynomial_matches_nncf(power, orientation, initial, final, begin, end, frequency):
-    schedule = PolynomialSparsity(initial, final, begin, end, frequency, power=power, orientation=orientation)
+    schedule = PolynomialSparsity(initial, final, begin, end, frequency=frequency, power=power, orientation=orientation)
     reference = polynomial_reference(initial, final, power, orientation)
     check_ramp(schedule, reference, initial, final, begin, end, frequency)
 
@@ -366,8 +402,10 @@ def test_polynomial_orientation_is_what_the_curve_does(power):
     steps = np.arange(0, 1001, dtype=np.int64)
     p = progress(steps, 0, 1000)
     for initial, final in [(0.0, 0.8), (0.7, 0.2)]:
-        early = evaluate(PolynomialSparsity(initial, final, 0, 1000, 10, power=power), steps)[1]
-        late = evaluate(PolynomialSparsity(initial, final, 0, 1000, 10, power=power, orientation="fast_late"), steps)[1]
+        early = evaluate(PolynomialSparsity(initial, final, 0, 1000, frequency=10, power=power), steps)[1]
+        late = evaluate(
+            PolynomialSparsity(initial, final, 0, 1000, frequency=10, power=power, orientation="fast_late"), steps
+        )[1]
         early, late = ((values - initial) / (final - initial) for values in (early, late))  # shares of the way
         assert np.all(early >= p - 1e-6) and np.all(late <= p + 1e-6)
         if power != 1:
@@ -376,7 +414,7 @@ def test_polynomial_orientation_is_what_the_curve_does(power):
 
 @pytest.mark.parametrize("initial, final, begin, end, frequency", [*RAMP_WINDOWS[:3], (0.0, 0.5, 3, 1003, 1)])
 def test_polynomial_power_3_fast_early_is_tfmot_polynomial_decay(initial, final, begin, end, frequency):
-    ours = PolynomialSparsity(initial, final, begin, end, frequency, power=3, orientation="fast_early")
+    ours = PolynomialSparsity(initial, final, begin, end, frequency=frequency, power=3, orientation="fast_early")
     theirs = tfmot.sparsity.keras.PolynomialDecay(initial, final, begin, end, power=3, frequency=frequency)
     steps = np.arange(0, end + 51, dtype=np.int64)
     our_prune, our_sparsity = evaluate(ours, steps)
@@ -392,13 +430,13 @@ def test_polynomial_power_3_fast_early_is_tfmot_polynomial_decay(initial, final,
 
 @pytest.mark.parametrize("initial, final, begin, end, frequency", RAMP_WINDOWS[:3])
 def test_polynomial_power_3_fast_late_is_inc_cube(initial, final, begin, end, frequency):
-    schedule = PolynomialSparsity(initial, final, begin, end, frequency, power=3, orientation="fast_late")
+    schedule = PolynomialSparsity(initial, final, begin, end, frequency=frequency, power=3, orientation="fast_late")
     check_ramp(schedule, lambda p: inc_cube(p, initial, final), initial, final, begin, end, frequency)
 
 
 @pytest.mark.parametrize("initial, final, begin, end, frequency", RAMP_WINDOWS[:3])
 def test_polynomial_power_one_third_fast_late_is_sparseml_inverse_cubic(initial, final, begin, end, frequency):
-    schedule = PolynomialSparsity(initial, final, begin, end, frequency, power=1 / 3, orientation="fast_late")
+    schedule = PolynomialSparsity(initial, final, begin, end, frequency=frequency, power=1 / 3, orientation="fast_late")
     steps = np.arange(0, end + 51, dtype=np.int64)
     expected = sparseml_interpolate(steps, begin, end, initial, final, "inverse_cubic")
     np.testing.assert_allclose(evaluate(schedule, steps)[1], expected, rtol=0, atol=1e-6)
@@ -409,7 +447,7 @@ def test_polynomial_power_1_is_linear_in_both_orientations(initial, final, begin
     steps = np.arange(0, end + 51, dtype=np.int64)
     linear = sparseml_interpolate(steps, begin, end, initial, final, "linear")
     values = [
-        evaluate(PolynomialSparsity(initial, final, begin, end, frequency, power=1, orientation=o), steps)[1]
+        evaluate(PolynomialSparsity(initial, final, begin, end, frequency=frequency, power=1, orientation=o), steps)[1]
         for o in ("fast_early", "fast_late")
     ]
     np.testing.assert_allclose(values[0], linear, rtol=0, atol=1e-6)
@@ -429,7 +467,7 @@ COSINE_REFERENCES = {
 @pytest.mark.parametrize("initial, final, begin, end, frequency", [*RAMP_WINDOWS, (0.1, 0.7, 3, 1003, 1)])
 @pytest.mark.parametrize("shape", sorted(COSINE_REFERENCES))
 def test_cosine_matches_the_toolkit_formulas(shape, initial, final, begin, end, frequency):
-    schedule = CosineSparsity(initial, final, begin, end, frequency, shape=shape)
+    schedule = CosineSparsity(initial, final, begin, end, frequency=frequency, shape=shape)
     check_ramp(schedule, COSINE_REFERENCES[shape](initial, final), initial, final, begin, end, frequency)
 
 
@@ -445,7 +483,7 @@ def logistic(p, alpha, beta):
 @pytest.mark.parametrize("initial, final, begin, end, frequency", RAMP_WINDOWS)
 @pytest.mark.parametrize("alpha, beta", ALPHA_BETA)
 def test_one_cycle_matches_the_normalized_logistic(alpha, beta, initial, final, begin, end, frequency):
-    schedule = OneCycleSparsity(initial, final, begin, end, frequency, alpha=alpha, beta=beta)
+    schedule = OneCycleSparsity(initial, final, begin, end, frequency=frequency, alpha=alpha, beta=beta)
     start, stop = logistic(0.0, alpha, beta), logistic(1.0, alpha, beta)
 
     def reference(p):
@@ -514,7 +552,7 @@ ALTERNATING_LAYOUTS = [
 
 @pytest.mark.parametrize("final, begin, end, sparse_steps, dense_steps", ALTERNATING_LAYOUTS)
 def test_alternating_matches_the_step_by_step_walk(final, begin, end, sparse_steps, dense_steps):
-    schedule = AlternatingSparsity(final, begin, end, sparse_steps, dense_steps)
+    schedule = AlternatingSparsity(final, begin, end, sparse_steps=sparse_steps, dense_steps=dense_steps)
     should_prune, sparsity = evaluate(schedule)
     ref_events, ref_values = alternating_reference(STEPS, final, begin, end, sparse_steps, dense_steps)
     np.testing.assert_array_equal(sparsity, ref_values)
@@ -530,7 +568,9 @@ def test_alternating_events_are_the_phase_starts_and_end_step(final, begin, end,
         step += sparse_steps if sparse else dense_steps
         sparse = not sparse
     expected = set(starts) | {end} | ({1} if 0 in [*starts, end] else set())
-    should_prune, sparsity = evaluate(AlternatingSparsity(final, begin, end, sparse_steps, dense_steps))
+    should_prune, sparsity = evaluate(
+        AlternatingSparsity(final, begin, end, sparse_steps=sparse_steps, dense_steps=dense_steps)
+    )
     assert set(np.flatnonzero(should_prune)) == expected
     # Each phase holds one value, from its start to the next event.
     assert np.all(sparsity[:begin] == 0.0) and np.all(sparsity[end:] == np.float32(final))
@@ -565,7 +605,7 @@ def tfmot_child(schedule):
 
 
 def cubic_child(initial, final, begin, end, frequency):
-    schedule = CubicSparsity(initial, final, begin, end, frequency)
+    schedule = CubicSparsity(initial, final, begin, end, frequency=frequency)
     return schedule, lambda steps: cubic_reference(steps, initial, final, begin, end, frequency)
 
 
@@ -578,7 +618,7 @@ def step_child(boundaries, sparsities):
 
 
 def alternating_child(final, begin, end, sparse_steps, dense_steps):
-    schedule = AlternatingSparsity(final, begin, end, sparse_steps, dense_steps)
+    schedule = AlternatingSparsity(final, begin, end, sparse_steps=sparse_steps, dense_steps=dense_steps)
     return schedule, lambda steps: alternating_reference(steps, final, begin, end, sparse_steps, dense_steps)
 
 
@@ -637,7 +677,7 @@ SEQUENCES = {
 def test_sequential_is_the_piecewise_reference(name):
     build, boundaries = SEQUENCES[name]
     children = build()
-    schedule = SequentialSparsity([child for child, _ in children], boundaries)
+    schedule = SequentialSparsity([child for child, _ in children], boundaries=boundaries)
     should_prune, sparsity = evaluate(schedule)
     ref_events, ref_values = sequential_reference(STEPS, [reference for _, reference in children], boundaries)
     np.testing.assert_allclose(sparsity, ref_values, rtol=0, atol=2e-7)
@@ -646,9 +686,9 @@ def test_sequential_is_the_piecewise_reference(name):
 
 
 def test_sequential_hand_over_events_are_added_only_at_boundaries():
-    cubic = CubicSparsity(0.0, 0.6, 0, 300, 70)
+    cubic = CubicSparsity(0.0, 0.6, 0, 300, frequency=70)
     stairs = StepSparsity([300, 350, 500], [0.6, 0.7, 0.85])
-    should_prune, sparsity = evaluate(SequentialSparsity([cubic, stairs], [330]))
+    should_prune, sparsity = evaluate(SequentialSparsity([cubic, stairs], boundaries=[330]))
     assert np.flatnonzero(should_prune).tolist() == [0, 1, 70, 140, 210, 280, 300, 330, 350, 500]
     assert sparsity[329] == np.float32(0.6) and sparsity[330] == np.float32(0.6)
     assert sparsity[349] == np.float32(0.6) and sparsity[350] == np.float32(0.7)
@@ -677,7 +717,7 @@ SCALED = {
 def test_scaled_is_the_factor_times_the_child(name):
     build, factor = SCALED[name]
     child, reference = build()
-    should_prune, sparsity = evaluate(ScaledSparsity(child, factor))
+    should_prune, sparsity = evaluate(ScaledSparsity(child, factor=factor))
     child_events, child_values = reference(STEPS)
     expected = np.minimum(factor * np.broadcast_to(child_values, STEPS.shape), MAX_SPARSITY)
     np.testing.assert_allclose(sparsity, expected, rtol=0, atol=3e-7)
@@ -692,10 +732,11 @@ def test_scaled_is_the_factor_times_the_child(name):
 
 
 def test_peak_sparsity_of_compositions():
-    cubic = CubicSparsity(0.1, 0.6, 0, 100, 10)
+    cubic = CubicSparsity(0.1, 0.6, 0, 100, frequency=10)
     stairs = StepSparsity([200, 300], [0.7, 0.5])
     assert peak_sparsity(cubic) == 0.6 and peak_sparsity(stairs) == 0.7
-    assert peak_sparsity(SequentialSparsity([cubic, stairs], [200])) == 0.7
-    assert peak_sparsity(ScaledSparsity(stairs, 0.5)) == pytest.approx(0.35)
+    assert peak_sparsity(ExponentialRateSparsity(0.2, 0.85, initial_sparsity=0.1)) == 0.85
+    assert peak_sparsity(SequentialSparsity([cubic, stairs], boundaries=[200])) == 0.7
+    assert peak_sparsity(ScaledSparsity(stairs, factor=0.5)) == pytest.approx(0.35)
     assert peak_sparsity(tfmot.sparsity.keras.ConstantSparsity(0.4, 0)) == pytest.approx(0.4)
     assert peak_sparsity(tfmot.sparsity.keras.PolynomialDecay(0.5, 0.2, 0, 10)) == pytest.approx(0.5)

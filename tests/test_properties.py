@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -15,6 +16,7 @@ from schedules import (
     CosineSparsity,
     CubicSparsity,
     CyclicSparsity,
+    ExponentialRateSparsity,
     ExponentialSparsity,
     OneCycleSparsity,
     PolynomialSparsity,
@@ -22,6 +24,7 @@ from schedules import (
     SequentialSparsity,
     StepSparsity,
     peak_sparsity,
+    registry,
 )
 from schedules._validation import MAX_SPARSITY, MAX_STEP
 
@@ -43,15 +46,28 @@ any_steps = st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=40)
 @st.composite
 def ramps(draw, cls):
     begin, length = draw(begins), draw(lengths)
-    return cls(draw(sparsities), draw(sparsities), begin, begin + length, draw(frequencies))
+    return cls(draw(sparsities), draw(sparsities), begin, begin + length, frequency=draw(frequencies))
 
 
 @st.composite
-def open_exponentials(draw):
+def exponential_rate_arguments(draw):
+    """Valid arguments of `ExponentialRateSparsity`, by name."""
     initial = draw(sparsities)
-    final = draw(st.floats(min_value=initial, max_value=MAX_SPARSITY, allow_subnormal=False))
-    rate = draw(st.floats(min_value=1e-9, max_value=1.0, exclude_max=True))
-    return ExponentialSparsity.from_rate(rate, final, draw(begins), draw(frequencies), initial_sparsity=initial)
+    return {
+        "rate": draw(st.floats(min_value=1e-9, max_value=1.0, exclude_max=True)),
+        "max_sparsity": draw(st.floats(min_value=initial, max_value=MAX_SPARSITY, allow_subnormal=False)),
+        "begin_step": draw(begins),
+        "frequency": draw(frequencies),
+        "initial_sparsity": initial,
+    }
+
+
+@st.composite
+def exponential_rates(draw):
+    """`ExponentialRateSparsity`, built directly or by `ExponentialSparsity.from_rate`."""
+    build = draw(st.sampled_from([ExponentialRateSparsity, ExponentialSparsity.from_rate]))
+    arguments = draw(exponential_rate_arguments())
+    return build(arguments.pop("rate"), arguments.pop("max_sparsity"), **arguments)
 
 
 @st.composite
@@ -66,7 +82,15 @@ def cyclics(draw):
     begin, length = draw(begins), draw(st.integers(1, 10**7))
     cycles = draw(st.integers(1, max(1, (length + 1) // 2)))
     power = draw(st.floats(min_value=0.05, max_value=20.0))
-    return CyclicSparsity(draw(sparsities), draw(sparsities), begin, begin + length, cycles, draw(frequencies), power)
+    return CyclicSparsity(
+        draw(sparsities),
+        draw(sparsities),
+        begin,
+        begin + length,
+        num_cycles=cycles,
+        frequency=draw(frequencies),
+        power=power,
+    )
 
 
 powers = st.floats(min_value=1e-3, max_value=1e3)
@@ -80,14 +104,18 @@ def polynomials(draw, orientation=None, increasing=False):
         initial, final = min(initial, final), max(initial, final)
     orientation = orientation or draw(st.sampled_from(["fast_early", "fast_late"]))
     power = draw(st.one_of(powers, st.sampled_from([1, 3, 1 / 3, 0.5, 2])))
-    return PolynomialSparsity(initial, final, begin, begin + length, draw(frequencies), power, orientation)
+    return PolynomialSparsity(
+        initial, final, begin, begin + length, frequency=draw(frequencies), power=power, orientation=orientation
+    )
 
 
 @st.composite
 def cosines(draw):
     begin, length = draw(begins), draw(lengths)
     shape = draw(st.sampled_from(["s_curve", "fast_late", "fast_early"]))
-    return CosineSparsity(draw(sparsities), draw(sparsities), begin, begin + length, draw(frequencies), shape)
+    return CosineSparsity(
+        draw(sparsities), draw(sparsities), begin, begin + length, frequency=draw(frequencies), shape=shape
+    )
 
 
 @st.composite
@@ -97,7 +125,13 @@ def one_cycles(draw):
     beta = draw(st.floats(min_value=-1000.0, max_value=1000.0))
     try:
         return OneCycleSparsity(
-            draw(sparsities), draw(sparsities), begin, begin + length, draw(frequencies), alpha, beta
+            draw(sparsities),
+            draw(sparsities),
+            begin,
+            begin + length,
+            frequency=draw(frequencies),
+            alpha=alpha,
+            beta=beta,
         )
     except ValueError:  # the logistic barely rises over the window: refused by the constructor
         reject()
@@ -108,7 +142,9 @@ def alternatings(draw):
     begin, length = draw(begins), draw(lengths)
     sparse_steps = draw(st.one_of(st.integers(1, 200), st.integers(1, 2**40)))
     dense_steps = draw(st.one_of(st.integers(1, 200), st.integers(1, 2**40)))
-    return AlternatingSparsity(draw(sparsities), begin, begin + length, sparse_steps, dense_steps)
+    return AlternatingSparsity(
+        draw(sparsities), begin, begin + length, sparse_steps=sparse_steps, dense_steps=dense_steps
+    )
 
 
 @st.composite
@@ -124,17 +160,19 @@ def tfmot_schedules(draw):
     return tfmot.sparsity.keras.PolynomialDecay(initial, final, begin, end, draw(st.integers(1, 3)), draw(frequencies))
 
 
-simple_schedules = st.one_of(
-    ramps(CubicSparsity),
-    ramps(ExponentialSparsity),
-    open_exponentials(),
-    staircases(),
-    cyclics(),
-    polynomials(),
-    cosines(),
-    one_cycles(),
-    alternatings(),
-)
+#: A strategy for every family that is not a composition (`test_every_family_has_a_strategy`).
+SIMPLE = {
+    CubicSparsity: ramps(CubicSparsity),
+    ExponentialSparsity: ramps(ExponentialSparsity),
+    ExponentialRateSparsity: exponential_rates(),
+    StepSparsity: staircases(),
+    CyclicSparsity: cyclics(),
+    PolynomialSparsity: polynomials(),
+    CosineSparsity: cosines(),
+    OneCycleSparsity: one_cycles(),
+    AlternatingSparsity: alternatings(),
+}
+simple_schedules = st.one_of(*SIMPLE.values())
 
 
 @st.composite
@@ -143,7 +181,7 @@ def sequentials(draw, children=simple_schedules):
     boundaries = sorted(
         draw(st.sets(st.integers(0, MAX_STEP), min_size=len(schedules) - 1, max_size=len(schedules) - 1))
     )
-    return SequentialSparsity(schedules, boundaries)
+    return SequentialSparsity(schedules, boundaries=boundaries)
 
 
 @st.composite
@@ -151,10 +189,17 @@ def scaleds(draw, children=simple_schedules):
     child = draw(children)
     peak = peak_sparsity(child)
     most = 1.0 if peak is None or peak == 0.0 else MAX_SPARSITY / peak
-    return ScaledSparsity(child, draw(st.floats(min_value=0.0, max_value=most, exclude_min=True)))
+    return ScaledSparsity(child, factor=draw(st.floats(min_value=0.0, max_value=most, exclude_min=True)))
 
 
-every_schedule = st.one_of(simple_schedules, sequentials(), scaleds())
+COMPOSED = {SequentialSparsity: sequentials(), ScaledSparsity: scaleds()}
+every_schedule = st.one_of(simple_schedules, *COMPOSED.values())
+
+
+def test_every_family_has_a_strategy():
+    ours = [family for family in registry.families() if family.cls.__module__.startswith("schedules")]
+    missing = [family.name for family in ours if family.cls not in {**SIMPLE, **COMPOSED}]
+    assert not missing, f"families with no hypothesis strategy in SIMPLE or COMPOSED: {missing}"
 
 
 @given(every_schedule, any_steps)
@@ -173,7 +218,7 @@ def _steps_around(schedule, data):
     return np.array(sorted(inside + outside), dtype=np.int64)
 
 
-@given(st.one_of(ramps(CubicSparsity), ramps(ExponentialSparsity), open_exponentials()), st.data())
+@given(st.one_of(ramps(CubicSparsity), ramps(ExponentialSparsity)), st.data())
 def test_ramps_move_monotonically_from_initial_to_final(schedule, data):
     steps = _steps_around(schedule, data)
     sparsity = schedule(tf.constant(steps))[1].numpy().astype(np.float64)
@@ -204,7 +249,7 @@ def test_staircase_with_increasing_sparsities_never_decreases(schedule, data):
 )
 def test_cyclic_is_periodic_inside_its_window(initial, final, begin, cycle_length, cycles, frequency, data):
     end = begin + cycle_length * cycles - 1
-    schedule = CyclicSparsity(initial, final, begin, end, cycles, frequency)
+    schedule = CyclicSparsity(initial, final, begin, end, num_cycles=cycles, frequency=frequency)
     offsets = np.array(data.draw(st.lists(st.integers(0, cycle_length - 1), min_size=1, max_size=30)), np.int64)
     cycle = data.draw(st.integers(0, cycles - 1))
     first = [t.numpy() for t in schedule(tf.constant(begin + offsets))]
@@ -227,6 +272,86 @@ def _float32(value: float) -> np.float32:
 def _values(schedule, steps) -> tuple[np.ndarray, np.ndarray]:
     should_prune, sparsity = schedule(tf.constant(steps, tf.int64))
     return should_prune.numpy(), sparsity.numpy()
+
+
+# --- the open-ended exponential ------------------------------------------------------------
+
+
+def exponential_rate_reference(steps, rate, max_sparsity, begin_step, frequency, initial_sparsity):
+    """Events and sparsity of the per-event form in float64, with NumPy's power (the package uses log1p and
+    expm1): `1 - sparsity = max(1 - max_sparsity, (1 - initial) * (1 - rate) ** (offset / frequency))`."""
+    steps = np.asarray(steps, np.int64)
+    offsets = np.maximum(steps - begin_step, 0)
+    keep = (1.0 - initial_sparsity) * (1.0 - rate) ** (offsets / frequency)
+    sparsity = 1.0 - np.maximum(1.0 - max_sparsity, keep)
+    events = (steps >= begin_step) & ((steps - begin_step) % frequency == 0)
+    return events | ((steps == 1) & (begin_step == 0)), sparsity
+
+
+@given(exponential_rate_arguments(), st.sampled_from(["direct", "from_rate"]), st.booleans(), st.data())
+def test_exponential_rate_is_the_per_event_formula_also_when_loaded_from_a_0_1_config(arguments, form, wrapped, data):
+    """Built directly or by `from_rate`, and loaded from the config release 0.1 saved for it (an
+    `ExponentialSparsity` with `end_step=-1` and a `rate`, flat or wrapped): the same schedule, with
+    identical values, growing from `initial_sparsity` to `max_sparsity` by the formula and pruning every
+    `frequency` steps from `begin_step` forever."""
+    rate, max_sparsity = arguments["rate"], arguments["max_sparsity"]
+    others = {key: arguments[key] for key in ("begin_step", "frequency", "initial_sparsity")}
+    build = ExponentialRateSparsity if form == "direct" else ExponentialSparsity.from_rate
+    schedule = build(rate, max_sparsity, **others)
+    old = {
+        "initial_sparsity": arguments["initial_sparsity"],
+        "final_sparsity": max_sparsity,
+        "begin_step": arguments["begin_step"],
+        "end_step": -1,
+        "frequency": arguments["frequency"],
+        "rate": rate,
+    }
+    if wrapped:
+        old = {"class_name": "schedules>ExponentialSparsity", "config": old}
+    loaded = ExponentialSparsity.from_config(json.loads(json.dumps(old)))
+    for restored in (schedule, loaded):
+        assert type(restored) is ExponentialRateSparsity and restored.end_step == -1
+        assert list(restored.get_config()["config"].items()) == list(arguments.items())
+
+    begin, frequency = arguments["begin_step"], arguments["frequency"]
+    on_grid = data.draw(st.lists(st.integers(0, (MAX_STEP - begin) // frequency), max_size=10))
+    steps = np.unique(np.concatenate([_steps_around(schedule, data), begin + frequency * np.array(on_grid, np.int64)]))
+    should_prune, sparsity = _values(schedule, steps)
+    for got, want in zip(_values(loaded, steps), (should_prune, sparsity), strict=True):
+        np.testing.assert_array_equal(got, want)
+    events, reference = exponential_rate_reference(steps, **arguments)
+    np.testing.assert_array_equal(should_prune, events)
+    np.testing.assert_allclose(sparsity, reference, rtol=0, atol=1e-7)
+    assert np.all(np.diff(sparsity) >= 0)
+    assert sparsity[0] == _float32(arguments["initial_sparsity"]) and sparsity[-1] == _float32(max_sparsity)
+
+
+@given(
+    initial=sparsities,
+    final=sparsities,
+    begin=begins,
+    length=lengths,
+    frequency=frequencies,
+    wrapped=st.booleans(),
+)
+def test_a_0_1_config_without_a_rate_loads_as_the_windowed_exponential(
+    initial, final, begin, length, frequency, wrapped
+):
+    """Release 0.1 saved the windowed form with `rate: None`: it loads as the same `ExponentialSparsity`."""
+    old = {
+        "initial_sparsity": initial,
+        "final_sparsity": final,
+        "begin_step": begin,
+        "end_step": begin + length,
+        "frequency": frequency,
+        "rate": None,
+    }
+    if wrapped:
+        old = {"class_name": "schedules>ExponentialSparsity", "config": old}
+    loaded = ExponentialSparsity.from_config(json.loads(json.dumps(old)))
+    assert type(loaded) is ExponentialSparsity
+    expected = {key: value for key, value in (old["config"] if wrapped else old).items() if key != "rate"}
+    assert list(loaded.get_config()["config"].items()) == list(expected.items())
 
 
 @given(st.one_of(polynomials(), cosines(), one_cycles()), st.data())
@@ -307,14 +432,15 @@ def test_sequential_equals_the_schedule_in_charge_at_every_step(schedule, data):
     steps = np.array(sorted({x for x in [*near, *data.draw(any_steps)] if 0 <= x <= MAX_STEP}), np.int64)
     should_prune, sparsity = _values(schedule, steps)
     in_charge = np.searchsorted(np.array(boundaries, np.int64), steps, side="right")
-
-    def child_at(i, step):
-        prune, value = schedule.schedules[i](tf.constant(step, tf.int64))
-        return bool(prune.numpy()), np.float32(value.numpy())
-
-    event_at_zero = 0 in boundaries or child_at(int(0 in boundaries), 0)[0]
-    for step, i, prune, value in zip(steps.tolist(), in_charge.tolist(), should_prune, sparsity, strict=True):
-        child_prune, child_value = child_at(i, step)
+    # Each child in charge somewhere, at every step at once (tfmot's ConstantSparsity gives a scalar sparsity).
+    children = {
+        i: [np.broadcast_to(np.asarray(t), steps.shape) for t in schedule.schedules[i](tf.constant(steps, tf.int64))]
+        for i in set(in_charge.tolist())
+    }
+    event_at_zero = 0 in boundaries or bool(children[int(in_charge[0])][0][0])  # steps[0] == 0
+    for k, (step, i) in enumerate(zip(steps.tolist(), in_charge.tolist(), strict=True)):
+        prune, value = should_prune[k], sparsity[k]
+        child_prune, child_value = children[i][0][k], np.float32(children[i][1][k])
         assert value == child_value, (step, i)
         forced = step in boundaries or (step == 1 and event_at_zero)  # hand-over events
         assert prune == (child_prune or forced), (step, i)

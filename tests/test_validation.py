@@ -3,6 +3,7 @@ the received value and the allowed range."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 
@@ -11,32 +12,68 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
+from _registry import CASES
 
 from schedules import (
     AlternatingSparsity,
     CosineSparsity,
     CubicSparsity,
     CyclicSparsity,
+    ExponentialRateSparsity,
     ExponentialSparsity,
     OneCycleSparsity,
     PolynomialSparsity,
     ScaledSparsity,
     SequentialSparsity,
     StepSparsity,
+    peak_sparsity,
+    registry,
 )
+
+#: Our families (tfmot's two validate their arguments their own way).
+OURS = [family for family in registry.families() if family.cls.__module__.startswith("schedules")]
+
+
+#: Each case of `_registry.CASES`, built once.
+BUILT = {name: CASES[name](0) for name in sorted(CASES)}
+
+
+def case_config(cls: type) -> dict:
+    """Valid constructor arguments of `cls`: the config of its first case in `_registry.CASES`
+    (empty if it has none, which `test_every_family_has_a_case` reports)."""
+    for schedule in BUILT.values():
+        if type(schedule) is cls:
+            return schedule.get_config()["config"]
+    return {}
+
+
+def test_every_family_has_a_case():
+    covered = {type(schedule) for schedule in BUILT.values()}
+    missing = [family.name for family in OURS if family.cls not in covered]
+    assert not missing, f"families with no case in _registry.CASES (so no valid arguments here): {missing}"
+
 
 RAMP = {"initial_sparsity": 0.0, "final_sparsity": 0.8, "begin_step": 10, "end_step": 110, "frequency": 10}
 CYCLIC = {**RAMP, "num_cycles": 2, "power": 3}
 
-# (constructor, valid arguments) for the ramp-shaped families.
+
+def _parameters(function) -> dict[str, inspect.Parameter]:
+    return {name: p for name, p in inspect.signature(function).parameters.items() if name not in ("self", "cls")}
+
+
+# (constructor, valid arguments) for the families whose constructor takes the whole window
+# (initial and final sparsity, begin and end step, frequency): the window is RAMP's, the rest
+# of the arguments those of the family's case.
 RAMPS = [
-    pytest.param(CubicSparsity, RAMP, id="cubic"),
-    pytest.param(ExponentialSparsity, RAMP, id="exponential"),
-    pytest.param(CyclicSparsity, CYCLIC, id="cyclic"),
-    pytest.param(PolynomialSparsity, {**RAMP, "power": 0.5, "orientation": "fast_late"}, id="polynomial"),
-    pytest.param(CosineSparsity, {**RAMP, "shape": "fast_early"}, id="cosine"),
-    pytest.param(OneCycleSparsity, {**RAMP, "alpha": 10.0, "beta": 4.0}, id="one_cycle"),
+    pytest.param(family.cls, {**case_config(family.cls), **RAMP}, id=family.name)
+    for family in OURS
+    if set(RAMP) <= set(_parameters(family.cls))
 ]
+
+
+def test_the_window_families_are_found():
+    assert {param.id for param in RAMPS} >= {"cubic", "exponential", "cyclic", "power", "cosine", "one_cycle"}
+
 
 # (argument, bad value, exception, the words the message must contain)
 COMMON = [
@@ -54,6 +91,7 @@ COMMON = [
     ("begin_step", 2**62 + 1, ValueError, r"`begin_step`"),
     ("end_step", 9, ValueError, r"`end_step` must be an integer in \[begin_step, .*\] = \[10, .*=9"),
     ("end_step", 110.5, TypeError, r"`end_step`.*=110.5"),
+    ("end_step", -1, ValueError, r"`end_step` must be an integer in \[begin_step, .*Received: end_step=-1"),
     ("frequency", 0, ValueError, r"`frequency` must be an integer in \[1, .*Received: frequency=0"),
     ("frequency", 2.0, TypeError, r"`frequency`.*=2.0"),
 ]
@@ -67,32 +105,145 @@ def test_ramp_arguments_are_validated(cls, valid, name, bad, error, message):
         cls(**{**valid, name: bad})
 
 
-@pytest.mark.parametrize("cls, valid", RAMPS)
-def test_end_step_minus_one_needs_the_exponential_rate(cls, valid):
-    match = "`rate`" if cls is ExponentialSparsity else "`end_step`"
-    with pytest.raises(ValueError, match=match):
-        cls(**{**valid, "end_step": -1})
+def test_exponential_without_an_end_points_at_exponential_rate_sparsity():
+    with pytest.raises(
+        ValueError,
+        match=r"Argument `end_step` must be an integer in \[begin_step, .*use ExponentialRateSparsity or "
+        r"ExponentialSparsity.from_rate. Received: end_step=-1$",
+    ):
+        ExponentialSparsity(0.0, 0.9, 10, -1, frequency=10)
+    with pytest.raises(TypeError, match="rate"):  # the 0.1 way of asking for it
+        ExponentialSparsity(0.0, 0.9, 10, -1, frequency=10, rate=0.2)
+
+
+EXPONENTIAL_RATE = {"rate": 0.2, "max_sparsity": 0.9, "begin_step": 10, "frequency": 10, "initial_sparsity": 0.1}
 
 
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"end_step": 110, "rate": 0.2}, ValueError, r"`rate` must be None unless end_step=-1.*rate=0.2"),
-        ({"end_step": -1, "rate": 0.0}, ValueError, r"`rate` must be a finite number in \(0.0, 1.0\).*rate=0.0"),
-        ({"end_step": -1, "rate": 1.0}, ValueError, r"`rate`.*rate=1.0"),
-        ({"end_step": -1, "rate": math.nan}, ValueError, r"`rate`.*rate=nan"),
-        ({"end_step": -1, "rate": "0.1"}, TypeError, r"`rate`.*rate='0.1'"),
+        ({"rate": 0.0}, ValueError, r"`rate` must be a finite number in \(0.0, 1.0\). Received: rate=0.0$"),
+        ({"rate": 1.0}, ValueError, r"`rate`.*Received: rate=1.0$"),
+        ({"rate": -0.1}, ValueError, r"`rate`.*Received: rate=-0.1$"),
+        ({"rate": math.nan}, ValueError, r"`rate`.*Received: rate=nan$"),
+        ({"rate": math.inf}, ValueError, r"`rate`.*Received: rate=inf$"),
+        ({"rate": "0.1"}, TypeError, r"`rate`.*Received: rate='0.1'$"),
+        ({"rate": None}, TypeError, r"`rate`.*Received: rate=None$"),
+        ({"rate": True}, TypeError, r"`rate`.*Received: rate=True$"),
         (
-            {"end_step": -1, "rate": 0.1, "initial_sparsity": 0.9, "final_sparsity": 0.5},
+            {"max_sparsity": 1.0},
             ValueError,
-            r"`final_sparsity` must be >= initial_sparsity when end_step=-1.*final_sparsity=0.5",
+            r"`max_sparsity` must be a finite number in \[0.0, 1.0\). Received: max_sparsity=1.0$",
         ),
-        ({"end_step": -2, "rate": 0.1}, ValueError, r"`end_step`.*or -1 \(no end\)|`end_step`.*=-2"),
+        ({"max_sparsity": 0.99999999}, ValueError, r"`max_sparsity`.*below 1 in float32.*=0.99999999$"),
+        ({"max_sparsity": -0.1}, ValueError, r"`max_sparsity`.*Received: max_sparsity=-0.1$"),
+        ({"max_sparsity": math.nan}, ValueError, r"`max_sparsity`.*Received: max_sparsity=nan$"),
+        ({"max_sparsity": "0.9"}, TypeError, r"`max_sparsity`.*Received: max_sparsity='0.9'$"),
+        ({"max_sparsity": None}, TypeError, r"`max_sparsity`.*Received: max_sparsity=None$"),
+        (
+            {"begin_step": -1},
+            ValueError,
+            r"`begin_step` must be an integer in \[0, 4611686018427387904\]. Received: begin_step=-1$",
+        ),
+        ({"begin_step": 2**62 + 1}, ValueError, r"`begin_step`.*Received: begin_step=4611686018427387905$"),
+        ({"begin_step": 10.0}, TypeError, r"`begin_step`.*Received: begin_step=10.0$"),
+        ({"begin_step": False}, TypeError, r"`begin_step`.*Received: begin_step=False$"),
+        ({"frequency": 0}, ValueError, r"`frequency` must be an integer in \[1, .*Received: frequency=0$"),
+        ({"frequency": -5}, ValueError, r"`frequency`.*Received: frequency=-5$"),
+        ({"frequency": 2.0}, TypeError, r"`frequency`.*Received: frequency=2.0$"),
+        ({"frequency": True}, TypeError, r"`frequency`.*Received: frequency=True$"),
+        (
+            {"initial_sparsity": 1.0},
+            ValueError,
+            r"`initial_sparsity` must be a finite number in \[0.0, 1.0\). Received: initial_sparsity=1.0$",
+        ),
+        ({"initial_sparsity": -0.1}, ValueError, r"`initial_sparsity`.*Received: initial_sparsity=-0.1$"),
+        ({"initial_sparsity": math.nan}, ValueError, r"`initial_sparsity`.*Received: initial_sparsity=nan$"),
+        ({"initial_sparsity": None}, TypeError, r"`initial_sparsity`.*Received: initial_sparsity=None$"),
+        (
+            {"initial_sparsity": 0.9, "max_sparsity": 0.5},
+            ValueError,
+            r"`max_sparsity` must be >= initial_sparsity .*Received: max_sparsity=0.5, initial_sparsity=0.9$",
+        ),
+        (
+            {"initial_sparsity": 0.5000001, "max_sparsity": 0.5},
+            ValueError,
+            r"`max_sparsity` must be >= initial_sparsity .*max_sparsity=0.5, initial_sparsity=0.5000001$",
+        ),
     ],
 )
 def test_exponential_rate_arguments(kwargs, error, message):
+    ExponentialRateSparsity(**EXPONENTIAL_RATE)  # the valid arguments are valid
+    ExponentialRateSparsity(**{**EXPONENTIAL_RATE, "max_sparsity": 0.1})  # the cap may be where it starts
     with pytest.raises(error, match=message):
-        ExponentialSparsity(**{**RAMP, **kwargs})
+        ExponentialRateSparsity(**{**EXPONENTIAL_RATE, **kwargs})
+    with pytest.raises(error, match=message):
+        ExponentialSparsity.from_rate(**{**EXPONENTIAL_RATE, **kwargs})
+
+
+# --- keyword-only arguments ------------------------------------------------------------
+
+
+def _valid_forms():
+    """`{name: (callable, valid keyword arguments)}` for every family's constructor and its other forms."""
+    forms = {}
+    for family in OURS:
+        forms[family.cls.__name__] = (family.cls, case_config(family.cls))
+    forms["StepSparsity.uniform"] = (
+        StepSparsity.uniform,
+        {"initial_sparsity": 0.0, "final_sparsity": 0.8, "begin_step": 10, "end_step": 110, "num_stages": 4},
+    )
+    forms["ExponentialSparsity.from_rate"] = (ExponentialSparsity.from_rate, case_config(ExponentialRateSparsity))
+    return forms
+
+
+FORMS = _valid_forms()
+
+
+def test_every_form_of_every_family_has_valid_arguments():
+    missing = [
+        f"{family.name}: {form.__qualname__}"
+        for family in OURS
+        for form in family.forms
+        if (form.__name__ if isinstance(form, type) else form.__qualname__) not in FORMS
+    ]
+    assert not missing, f"forms with no valid arguments in FORMS: {missing}"
+
+
+KEYWORD_ONLY = sorted(
+    name
+    for name, (function, _) in FORMS.items()
+    if any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in _parameters(function).values())
+)
+
+
+def test_the_keyword_only_forms_are_found():
+    assert set(KEYWORD_ONLY) >= {
+        "AlternatingSparsity",
+        "CubicSparsity",
+        "ExponentialRateSparsity",
+        "ExponentialSparsity.from_rate",
+        "ScaledSparsity",
+        "SequentialSparsity",
+        "StepSparsity.uniform",
+    }
+
+
+@pytest.mark.parametrize("name", KEYWORD_ONLY)
+def test_arguments_after_the_window_are_keyword_only(name):
+    """Passing the first keyword-only argument by position is a TypeError, however many come before it."""
+    function, valid = FORMS[name]
+    parameters = _parameters(function)
+    positional = [n for n, p in parameters.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    first_keyword = next(n for n, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    values = {**{n: p.default for n, p in parameters.items() if p.default is not inspect.Parameter.empty}, **valid}
+    function(**valid)  # by keyword, fine
+    function(*[values[n] for n in positional], **{n: values[n] for n in valid if n not in positional})
+    with pytest.raises(TypeError, match="positional argument"):
+        function(
+            *[values[n] for n in [*positional, first_keyword]],
+            **{n: values[n] for n in valid if n not in [*positional, first_keyword]},
+        )
 
 
 @pytest.mark.parametrize(
@@ -280,15 +431,15 @@ class Unregistered(tfmot.sparsity.keras.PruningSchedule):
 
 def test_an_unregistered_child_is_refused_at_construction():
     with pytest.raises(ValueError, match=r"`schedules\[1\]` must be a schedule whose class is registered"):
-        SequentialSparsity([cubic(), Unregistered()], [50])
+        SequentialSparsity([cubic(), Unregistered()], boundaries=[50])
     with pytest.raises(ValueError, match=r"`schedule` must be a schedule whose class is registered.*'Unregistered'"):
-        ScaledSparsity(Unregistered(), 0.5)
+        ScaledSparsity(Unregistered(), factor=0.5)
 
 
 def test_numpy_boundaries_and_numpy_tfmot_arguments_are_accepted_and_saved_as_json():
 
     child = tfmot.sparsity.keras.ConstantSparsity(np.float32(0.5), np.int64(0), frequency=np.int64(10))
-    schedule = SequentialSparsity([cubic(), child], np.array([50]))
+    schedule = SequentialSparsity([cubic(), child], boundaries=np.array([50]))
     restored = SequentialSparsity.from_config(json.loads(json.dumps(schedule.get_config())))
     assert restored.get_config() == schedule.get_config() and restored.boundaries == [50]
 
@@ -355,14 +506,14 @@ def cubic():
 )
 def test_sequential_arguments(schedules, boundaries, error, message):
     with pytest.raises(error, match=message):
-        SequentialSparsity(schedules, boundaries)
+        SequentialSparsity(schedules, boundaries=boundaries)
 
 
 def test_sequential_accepts_configs_and_custom_schedules():
     tfmot_config = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, 0, 100).get_config()
-    schedule = SequentialSparsity([tfmot_config, cubic().get_config(), UnknownPeak()], [50, 200])
+    schedule = SequentialSparsity([tfmot_config, cubic().get_config(), UnknownPeak()], boundaries=[50, 200])
     assert isinstance(schedule.schedules[0], tfmot.sparsity.keras.PolynomialDecay)
-    assert isinstance(schedule.schedules[1], CubicSparsity) and schedule.peak_sparsity() is None
+    assert isinstance(schedule.schedules[1], CubicSparsity) and peak_sparsity(schedule) is None
 
 
 @pytest.mark.parametrize(
@@ -403,10 +554,10 @@ def test_sequential_accepts_configs_and_custom_schedules():
 )
 def test_scaled_arguments(schedule, factor, error, message):
     with pytest.raises(error, match=message):
-        ScaledSparsity(schedule(), factor)
+        ScaledSparsity(schedule(), factor=factor)
 
 
 def test_scaled_accepts_factors_up_to_its_bound():
-    assert ScaledSparsity(UnknownPeak(), 1.0).factor == 1.0
-    assert ScaledSparsity(cubic(), 1.2499999).peak_sparsity() < 1.0
-    assert ScaledSparsity(cubic().get_config(), 0.5).peak_sparsity() == pytest.approx(0.4)
+    assert ScaledSparsity(UnknownPeak(), factor=1.0).factor == 1.0
+    assert peak_sparsity(ScaledSparsity(cubic(), factor=1.2499999)) < 1.0
+    assert peak_sparsity(ScaledSparsity(cubic().get_config(), factor=0.5)) == pytest.approx(0.4)
