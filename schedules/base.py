@@ -86,11 +86,10 @@ def register(
     """
 
     def decorate(cls: type[_S]) -> type[_S]:
-        keras_package = package if package is not None else cls.__module__.split(".")[0]
-        registered = tf_keras.utils.register_keras_serializable(package=keras_package)(cls)
         family_name = name if name is not None else _snake_case(cls.__name__.removesuffix("Sparsity"))
-        registry.add(registered, family_name, forms=forms, command_line=command_line)
-        return registered
+        registry.add(cls, family_name, forms=forms, command_line=command_line)  # first: it may refuse
+        keras_package = package if package is not None else cls.__module__.split(".")[0]
+        return tf_keras.utils.register_keras_serializable(package=keras_package)(cls)
 
     return decorate if cls is None else decorate(cls)
 

@@ -95,14 +95,22 @@ _FAMILIES: dict[str, Family] = {}
 def add(cls: type, name: str, *, forms: tuple[str, ...] = ("__init__",), command_line: bool = True) -> None:
     """Adds `cls` as family `name`; `forms` names its building methods (`"__init__"` is the class itself).
 
+    A class defined again (a notebook cell run twice, a module reloaded) replaces its earlier
+    definition under the same name, as tf-keras' registration does.
+
     Raises:
-      ValueError: `name` or `cls` is already registered under another entry.
+      ValueError: `name` is taken by another class, or `cls` is registered under another name.
     """
     for other in _FAMILIES.values():
-        if (other.name == name or other.cls is cls) and (other.name, other.cls) != (name, cls):
+        same_class = other.cls is cls or _qualified(other.cls) == _qualified(cls)  # or its redefinition
+        if (other.name == name) != same_class:
             raise ValueError(f"Schedule family {name!r} ({cls.__name__}) clashes with {other.name!r} ({other.cls})")
     built = tuple(cls if form == "__init__" else getattr(cls, form) for form in forms)
     _FAMILIES[name] = Family(name, cls, built, command_line)
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def families(*, command_line: bool | None = None) -> list[Family]:

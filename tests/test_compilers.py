@@ -1,11 +1,11 @@
 """Compilers and precision: XLA (`jit_compile=True`), the `mixed_bfloat16` policy and a
 custom `tf.GradientTape` training loop prune exactly as the schedules say.
 
-Each training run is one model with a layer pruned by each registry schedule plus one by
-tfmot's `PolynomialDecay` as a control (`_models.build_branch_model`), trained once per
-module for `STEPS` steps (past `HORIZON`) and checked per schedule. XLA and the custom
+Each training run is one model with a layer pruned by each case of `_registry.CASES` plus
+one by tfmot's `PolynomialDecay` as a control (`_models.build_branch_model`), trained once
+per module for `STEPS` steps (past `HORIZON`) and checked per schedule. XLA and the custom
 loop get `test_training`'s check: at every pruning step each mask keeps
-`_models.expected_kept(n, scheduled sparsity)` weights, between them it does not change,
+`_models.expected_kept(scheduled sparsity, n)` weights, between them it does not change,
 and at the end it is at the final sparsity.
 
 `mixed_bfloat16` trains, but tfmot's wrapper (with its own `PolynomialDecay` as with ours)
@@ -28,20 +28,20 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from conftest import HORIZON, REGISTRY
+from _registry import CASES, HORIZON
 from test_training import branch_layer, decreasing_events, final_sparsity, mask_mismatches, training_events
 
 CONTROL = "tfmot_polynomial"
-NAMES = [*sorted(REGISTRY), CONTROL]
+NAMES = [*sorted(CASES), CONTROL]
 
 #: Training steps of every run: past the last event of every schedule.
 STEPS = HORIZON + 10
 
 
 def layer_schedules() -> dict[str, object]:
-    """A fresh schedule per name: every registry entry, and tfmot's PolynomialDecay."""
+    """A fresh schedule per name: every case, and tfmot's PolynomialDecay."""
     return {
-        **{name: REGISTRY[name](0) for name in sorted(REGISTRY)},
+        **{name: CASES[name](0) for name in sorted(CASES)},
         CONTROL: _models.TFMOT_SCHEDULES[CONTROL](),
     }
 
@@ -108,11 +108,11 @@ def bfloat16_mask_mismatches(recorder: _models.MaskRecorder, name: str, schedule
     for step in range(1, num_records):
         mask = recorder.masks[step][name]
         if events[step]:
-            expected = bfloat16_rule(recorder.kernels_before[step][name], _models.expected_kept(n, sparsity[step]))
+            expected = bfloat16_rule(recorder.kernels_before[step][name], _models.expected_kept(sparsity[step], n))
             if not np.array_equal(mask.astype(bool), expected):
                 problems.append(
                     f"step {step}: mask keeps {int(mask.sum())} of {n}, tfmot's rule on bfloat16 magnitudes keeps "
-                    f"{int(expected.sum())} (k = {_models.expected_kept(n, sparsity[step])})"
+                    f"{int(expected.sum())} (k = {_models.expected_kept(sparsity[step], n)})"
                 )
         elif not np.array_equal(mask, recorder.masks[step - 1][name]):
             problems.append(f"step {step}: mask changed without an event")
@@ -145,7 +145,7 @@ def test_mixed_bfloat16_training_follows_the_schedule(name, bfloat16_run):
     # The end: the final sparsity's k, plus the weights tied with the k-th in bfloat16.
     should_prune, _ = _models.scheduled(schedule, STEPS + 1)
     last_event = int(np.flatnonzero(training_events(should_prune))[-1])
-    k = _models.expected_kept(recorder.size(layer), final_sparsity(schedule))
+    k = _models.expected_kept(final_sparsity(schedule), recorder.size(layer))
     tied_extra = int(bfloat16_rule(recorder.kernels_before[last_event][layer], k).sum()) - k
     assert recorder.kept(layer)[-1] == k + tied_extra, (k, tied_extra)
 
@@ -215,7 +215,7 @@ def tie_run(policy, _tie_runs) -> dict[str, tuple[int, int]]:
                 should_prune, sparsity = _models.scheduled(schedule, HORIZON + 1)
                 last_event = int(np.flatnonzero(training_events(should_prune))[-1])
                 n = TIE_INPUTS * TIE_UNITS
-                k = _models.expected_kept(n, sparsity[last_event])
+                k = _models.expected_kept(sparsity[last_event], n)
                 wrappers[name].layer.kernel.assign(tie_weights(n, k, seed=i).reshape(TIE_INPUTS, TIE_UNITS))
                 wrappers[name].pruning_step.assign(last_event - 1)
                 expected[name] = k
@@ -321,13 +321,13 @@ def test_custom_training_loop_follows_the_schedule(name, custom_loop_run):
     # Spelled out: a mid-run pruning step with a sparsity strictly between none and the final.
     should_prune, sparsity = _models.scheduled(schedule, len(recorder.steps))
     n = recorder.size(layer)
-    final_kept = _models.expected_kept(n, final_sparsity(schedule))
+    final_kept = _models.expected_kept(final_sparsity(schedule), n)
     events = np.flatnonzero(training_events(should_prune))
-    mid = [s for s in events if final_kept < _models.expected_kept(n, sparsity[s]) < n]
+    mid = [s for s in events if final_kept < _models.expected_kept(sparsity[s], n) < n]
     # (A one-shot schedule has a single event, the final one; an alternating one only
     # switches between none and the final sparsity.)
     assert mid or len(events) == 1 or np.all(np.isin(sparsity[events], [0.0, final_sparsity(schedule)]))
     if mid:
         step = mid[len(mid) // 2]
-        assert recorder.kept(layer)[step] == _models.expected_kept(n, sparsity[step]), step
+        assert recorder.kept(layer)[step] == _models.expected_kept(sparsity[step], n), step
     assert recorder.kept(layer)[-1] == final_kept

@@ -1,13 +1,14 @@
 """tf.distribute: pruning with our schedules under `MirroredStrategy` (two logical CPU devices
 in one process) and `MultiWorkerMirroredStrategy` (two worker processes on localhost).
 
-Both runs train the same model, one pruned layer per registry schedule plus tfmot's
-ConstantSparsity and PolynomialDecay, past `conftest.HORIZON` with `UpdatePruningStep`
-(see `tests/_distribute_worker.py`, which runs in fresh processes: logical devices must
-be configured before TensorFlow starts, and each worker is a process). The three processes
-(one Mirrored, the two workers) run in parallel, once per module. Every replica's and
-every worker's masks are read after every step. The assertions are parametrized over
-the schedule names, so a failure names the schedule:
+Both runs train the same model, one pruned layer per case of `_registry.SLOW_SUBSET` (a
+case of every family of ours) plus tfmot's ConstantSparsity and PolynomialDecay, past
+`_registry.HORIZON` with `UpdatePruningStep` (see `tests/_distribute_worker.py`, which
+runs in fresh processes: logical devices must be configured before TensorFlow starts,
+and each worker is a process). The three processes (one Mirrored, the two workers) run
+in parallel, once per module. Every replica's and every worker's masks are read after
+every step. The assertions are parametrized over the schedule names, so a failure names
+the schedule:
 
 * the final sparsity is reached exactly (tfmot's kept count) on every replica and worker;
 * the masks are bit-for-bit identical on every replica and on both workers, at every step;
@@ -35,9 +36,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from conftest import HORIZON, REGISTRY
+from _registry import CASES, HORIZON, SLOW_SUBSET
 
-NAMES = sorted(REGISTRY) + sorted(_models.TFMOT_SCHEDULES)
+#: The pruned layers, as the worker builds them: the slow subset, then tfmot's two.
+NAMES = sorted(SLOW_SUBSET) + sorted(_models.TFMOT_SCHEDULES)
 WORKER = Path(worker.__file__).resolve()
 #: For all three processes together; a worker whose peer died would otherwise wait for
 #: its collectives forever.
@@ -85,7 +87,7 @@ def start(mode: str, out: Path, tf_config: dict | None = None) -> subprocess.Pop
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    # The worker imports `_models` and `conftest` from its own directory and `schedules`
+    # The worker imports `_models` and `_registry` from its own directory and `schedules`
     # from the repository, installed or not.
     env["PYTHONPATH"] = os.pathsep.join([str(WORKER.parents[1]), *filter(None, [env.get("PYTHONPATH")])])
     with open(out / "stdout.txt", "w") as stdout, open(out / "stderr.txt", "w") as stderr:
@@ -201,7 +203,7 @@ def workers(distributed_runs) -> list[Run]:
 
 
 def layer_schedule(name: str):
-    return REGISTRY[name](0) if name in REGISTRY else _models.TFMOT_SCHEDULES[name]()
+    return CASES[name](0) if name in CASES else _models.TFMOT_SCHEDULES[name]()
 
 
 def final_sparsity(schedule) -> np.float32:
@@ -227,7 +229,7 @@ def schedule_mismatches(layer: dict, replica: int, schedule) -> list[str]:
     problems = [] if kept[0] == n else [f"step 0: a fresh mask keeps {kept[0]} of {n} weights"]
     for step in range(1, len(kept)):
         if events[step]:
-            expected = _models.expected_kept(n, sparsity[step])
+            expected = _models.expected_kept(sparsity[step], n)
             if kept[step] != expected:
                 problems.append(f"step {step}: keeps {kept[step]} of {n}, expected {expected} ({sparsity[step]!r})")
         elif digests[step] != digests[step - 1]:
@@ -269,8 +271,8 @@ def test_mirrored_reaches_the_final_sparsity_on_every_replica(mirrored, name):
     layer = mirrored.layer(name)
     n, final = layer["size"], final_sparsity(layer_schedule(name))
     assert layer["final_scheduled_sparsity"] == final
-    assert layer["expected_mask_sparsity"] == _models.expected_mask_sparsity(n, final)
-    assert [int(mask.sum()) for mask in mirrored.masks(name)] == [_models.expected_kept(n, final)] * 2
+    assert layer["expected_mask_sparsity"] == _models.expected_mask_sparsity(final, n)
+    assert [int(mask.sum()) for mask in mirrored.masks(name)] == [_models.expected_kept(final, n)] * 2
     assert layer["mask_sparsity"] == [layer["expected_mask_sparsity"]] * 2
 
 
@@ -322,8 +324,8 @@ def test_multiworker_reaches_the_final_sparsity_on_every_worker(workers, name):
         n, final = layer["size"], final_sparsity(layer_schedule(name))
         assert layer["final_scheduled_sparsity"] == final
         (mask,) = run.masks(name)
-        assert int(mask.sum()) == _models.expected_kept(n, final), run.directory.name
-        assert layer["mask_sparsity"] == [_models.expected_mask_sparsity(n, final)]
+        assert int(mask.sum()) == _models.expected_kept(final, n), run.directory.name
+        assert layer["mask_sparsity"] == [_models.expected_mask_sparsity(final, n)]
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@ the schedule and restarted from its last checkpoint ends with masks and weights 
 bit for bit, to those of an uninterrupted run.
 
 Each run is a fresh process running `_interrupted_worker.py` (read its docstring): one
-model with a pruned branch per registry schedule (plus tfmot's two as controls), Adam,
+model with a pruned branch per case of `_registry.SLOW_SUBSET` (a case of every family of
+ours, `cyclic_uneven` among them; plus tfmot's two as controls), Adam,
 `EPOCHS x STEPS_PER_EPOCH` deterministic steps (fixed seeds and data, `shuffle=False`,
 op determinism, one thread), `UpdatePruningStep` first in the callbacks, then the
 variant's checkpointing: `BackupAndRestore` or `ModelCheckpoint` saving `.keras`, `.h5`
@@ -25,7 +26,8 @@ Why bit-for-bit holds, and what it takes (each point was seen to break it when m
 * The optimizer state comes back: Adam's moments and `iterations` are in every
   checkpoint, but tf-keras' `load_model` does not restore them from a SavedModel
   (tensorflow/tensorflow#44670); `load_weights` on the same directory does, and the
-  worker calls it. Without it 10 of 11 final masks differ.
+  worker calls it (through `schedules.load_model`). Without it most final masks differ
+  (seen as 10 of 11 with an earlier set of schedules).
 * `UpdatePruningStep` comes before the checkpoint callback, so the checkpoint holds the
   weights it re-masked at the epoch end (`test_checkpoint_before_update_pruning_step...`).
 * Nothing else is needed from the schedule: it holds no variable, and the resumed step
@@ -47,7 +49,7 @@ import _models
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import HORIZON, REGISTRY
+from _registry import CASES, HORIZON, SLOW_SUBSET
 
 WORKER = Path(__file__).with_name("_interrupted_worker.py")
 STEPS_PER_EPOCH = 78
@@ -65,7 +67,8 @@ VARIANTS = ["backup", *CHECKPOINT_FILES]
 WRONG_ORDER = "backup_checkpoint_first"
 #: Worker arguments per chain (a killed run and its restart).
 CHAINS = {**{variant: [variant] for variant in VARIANTS}, WRONG_ORDER: ["backup", "--checkpoint-first"]}
-NAMES = sorted(REGISTRY) + sorted(_models.TFMOT_SCHEDULES)
+#: The branches of the model, as the worker builds them: the slow subset, then tfmot's controls.
+NAMES = sorted(SLOW_SUBSET) + sorted(_models.TFMOT_SCHEDULES)
 
 
 # --- running the workers ------------------------------------------------------------------
@@ -195,10 +198,11 @@ name_param = pytest.mark.parametrize("name", NAMES)
 
 def test_the_kill_and_the_resume_fall_where_they_test_something():
     """The kill is mid-epoch and mid-schedule; the checkpoint is before it; the lost steps
-    hold pruning events; the first resumed step lowers a sparsity (a cycle restart)."""
+    of at least half the branches of ours hold pruning events, and so do the steps after
+    the kill; the first resumed step lowers a sparsity (a cycle restart) for one branch."""
     assert KILL_STEP % STEPS_PER_EPOCH != 0
     assert 0 < CHECKPOINT_STEP < KILL_STEP < HORIZON < TOTAL_STEPS
-    schedules_by_name = {name: REGISTRY[name](0) for name in REGISTRY}
+    schedules_by_name = {name: CASES[name](0) for name in sorted(SLOW_SUBSET)}
     lost, restarts, later = [], [], []
     for name, schedule in schedules_by_name.items():
         should_prune, sparsity = _models.scheduled(schedule, TOTAL_STEPS + 1)
@@ -211,10 +215,10 @@ def test_the_kill_and_the_resume_fall_where_they_test_something():
         before = events[events < first]
         if should_prune[first] and before.size and sparsity[first] < sparsity[before[-1]]:
             restarts.append(name)
-    assert len(lost) >= len(REGISTRY) // 2, lost
-    assert len(later) >= len(REGISTRY) // 2, later
+    assert len(lost) >= len(SLOW_SUBSET) // 2, lost
+    assert len(later) >= len(SLOW_SUBSET) // 2, later
     assert restarts == ["cyclic_uneven"]
-    assert REGISTRY["cyclic_uneven"](0).initial_sparsity > 0  # a restart that meets re-masked zeros
+    assert CASES["cyclic_uneven"](0).initial_sparsity > 0  # a restart that meets re-masked zeros
 
 
 @pytest.mark.slow
@@ -362,7 +366,7 @@ def test_the_schedule_adds_no_state_beyond_the_step(reference, name):
         "threshold",
         "pruning_step",
     ]
-    schedule = REGISTRY[name](0) if name in REGISTRY else _models.TFMOT_SCHEDULES[name]()
+    schedule = CASES[name](0) if name in CASES else _models.TFMOT_SCHEDULES[name]()
     assert not [value for value in vars(schedule).values() if isinstance(value, (tf.Variable, tf.Module))]
 
 

@@ -75,6 +75,15 @@ def test_register_adds_a_family_that_the_catalog_builds():
             catalog.build("test_only_linear", {"power": 2})
         with pytest.raises(ValueError, match="clashes"):
             registry.add(CASES["cubic"](0).__class__, "test_only_linear")
+        with pytest.raises(ValueError, match="clashes"):
+            registry.add(LinearTestSparsity, "another_name")
+
+        @schedules.register(name="test_only_linear")
+        class LinearTestSparsity(schedules.RampSchedule):  # defined again, as a notebook cell run twice
+            def ramp(self, progress):
+                return self.final_sparsity * progress
+
+        assert registry.family("test_only_linear").cls is LinearTestSparsity
     finally:
         registry._FAMILIES.pop("test_only_linear")
 

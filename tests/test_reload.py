@@ -1,11 +1,13 @@
 """A model pruned with our schedules, saved as `.keras`, `.h5` or a SavedModel, reloads in
 a fresh Python process with `import schedules` and `prune_scope()`, no custom_objects.
 
-One model holds a layer pruned with each registry schedule plus tfmot's ConstantSparsity
-and PolynomialDecay. It is trained to `SAVED_STEP`, mid-schedule, and saved in the three
-formats; one fresh process per format (run in parallel) loads it, reports what it
-restored, trains one more step and reports again. The assertions are parametrized over
-format x schedule, so a failure names both.
+One model holds a layer pruned with each case of `_registry.SLOW_SUBSET` (a case of every
+family of ours) plus tfmot's ConstantSparsity and PolynomialDecay. It is trained to
+`SAVED_STEP`, mid-schedule, and saved in the three formats; one fresh process per format
+(run in parallel) loads it, reports what it restored, trains one more step and reports
+again. The assertions are parametrized over format x schedule, so a failure names both.
+Every case of `_registry.CASES` goes through the wrapper's config round trip in process
+(`test_prune_low_magnitude_from_config_restores_the_schedule_class`).
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from conftest import REGISTRY
+from _registry import CASES, SLOW_SUBSET
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
+import schedules
+
 #: Saved after this many steps; the next step, 160, is a pruning event for some layers
-#: (exponential, step_geometric, cyclic, tfmot_polynomial) and not for the others.
+#: (exponential, scaled, step_geometric, tfmot_polynomial) and not for the others.
 SAVED_STEP = 159
 FORMATS = {"keras": "model.keras", "h5": "model.h5", "savedmodel": "savedmodel"}
-NAMES = sorted(REGISTRY) + sorted(_models.TFMOT_SCHEDULES)
+NAMES = sorted(SLOW_SUBSET) + sorted(_models.TFMOT_SCHEDULES)
 TIMEOUT = 300
 
 # Runs in a fresh interpreter: argv = model path, batch .npz, output directory.
@@ -89,7 +93,7 @@ LOADER = textwrap.dedent(
 
 def layer_schedules() -> dict[str, object]:
     return {
-        **{name: REGISTRY[name](0) for name in sorted(REGISTRY)},
+        **{name: CASES[name](0) for name in sorted(SLOW_SUBSET)},
         **{name: factory() for name, factory in _models.TFMOT_SCHEDULES.items()},
     }
 
@@ -106,8 +110,8 @@ def qualified_name(cls: type) -> str:
 @dataclass
 class Saved:
     directory: Path
-    schedules: dict[str, object]  # by registry / tfmot name
-    layers: dict[str, str]  # wrapper name by registry / tfmot name
+    schedules: dict[str, object]  # by case / tfmot name
+    layers: dict[str, str]  # wrapper name by case / tfmot name
     kernels: dict[str, np.ndarray]  # by wrapper name
     masks: dict[str, np.ndarray]
     weights: list[np.ndarray]  # model.get_weights()
@@ -257,17 +261,29 @@ def test_training_resumes_at_the_next_step_with_the_same_schedule(saved, reloade
     should_prune, sparsity = _models.scheduled(saved.schedules[name], step + 1)
     mask = outcome.resumed[f"{layer}.mask"]
     if should_prune[step]:
-        assert int(mask.sum()) == _models.expected_kept(mask.size, sparsity[step])
+        assert int(mask.sum()) == _models.expected_kept(sparsity[step], mask.size)
     else:
         assert np.array_equal(mask, saved.masks[layer])
 
 
-@pytest.mark.slow
-def test_the_resumed_step_prunes_some_layers_and_not_others(saved):
-    """Keeps the previous test meaningful: step saved + 1 is an event for some layers only."""
-    step = saved.step + 1
-    events = {name: bool(_models.scheduled(s, step + 1)[0][step]) for name, s in saved.schedules.items()}
+def test_the_resumed_step_prunes_some_layers_and_not_others():
+    """Keeps the previous test meaningful: step saved + 1 is an event for some layers only,
+    ours and tfmot's."""
+    step = SAVED_STEP + 1
+    events = {name: bool(_models.scheduled(s, step + 1)[0][step]) for name, s in layer_schedules().items()}
+    assert list(events) == NAMES
     assert any(events.values()) and not all(events.values()), events
+    ours = [events[name] for name in SLOW_SUBSET]
+    assert any(ours) and not all(ours), events
+
+
+def test_the_slow_subset_covers_every_family_of_ours():
+    """The fresh-process tests (here, test_interrupted, test_distribute) run over `SLOW_SUBSET`
+    only: it must hold a case of every family registered in `schedules.registry`, and only
+    cases of `CASES`, once each."""
+    assert len(set(SLOW_SUBSET)) == len(SLOW_SUBSET) and set(SLOW_SUBSET) <= set(CASES)
+    ours = {f.cls for f in schedules.registry.families() if f.cls.__module__.startswith("schedules")}
+    assert {type(CASES[name](0)) for name in SLOW_SUBSET} == ours
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Integration: real tf-keras models pruned with tfmot follow our schedules step by step.
 
 The reference is the schedule itself: at every step where training should prune, each
-mask keeps exactly `_models.expected_kept(n, sparsity)` weights (tfmot's `k`, computed
+mask keeps exactly `_models.expected_kept(sparsity, n)` weights (tfmot's `k`, computed
 here in NumPy), and between those steps the mask does not change. Models come from
 `_models`, built so that magnitude ties cannot happen (a tie makes tfmot keep extra
 weights; `test_cycle_restart_on_the_first_batch_of_an_epoch_keeps_every_weight` shows one).
@@ -16,14 +16,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
-from conftest import HORIZON, REGISTRY
+from _registry import CASES, HORIZON, SLOW_SUBSET
 
 from schedules import CubicSparsity, CyclicSparsity, StepSparsity
 
 #: A step far beyond every schedule's last change: the value a schedule holds for good.
 FAR = 10**9
 
-CYCLIC = [name for name in sorted(REGISTRY) if isinstance(REGISTRY[name](0), CyclicSparsity)]
+CYCLIC = [name for name in sorted(CASES) if isinstance(CASES[name](0), CyclicSparsity)]
+#: The cases trained on a whole model of their own (one `fit` of `HORIZON` steps each, the
+#: costliest part of this file): a case of every family, and every cyclic case for the
+#: restart test. Every case is checked step by step in `branch_run` (one model for all).
+WHOLE_MODEL = sorted({*SLOW_SUBSET, *CYCLIC})
 
 
 # --- checks shared by the tests ---------------------------------------------------------
@@ -56,7 +60,7 @@ def mask_mismatches(recorder: _models.MaskRecorder, name: str, schedule) -> list
         problems.append(f"step 0: a fresh mask keeps {kept[0]} of {n} weights, not all")
     for step in range(1, num_records):
         if events[step]:
-            k = _models.expected_kept(n, sparsity[step])
+            k = _models.expected_kept(sparsity[step], n)
             if kept[step] != k:
                 tied = _models.tied_with_kth(recorder.kernels_before[step][name], k)
                 problems.append(
@@ -66,10 +70,10 @@ def mask_mismatches(recorder: _models.MaskRecorder, name: str, schedule) -> list
         elif not np.array_equal(recorder.masks[step][name], recorder.masks[step - 1][name]):
             problems.append(f"step {step}: mask changed ({kept[step - 1]} -> {kept[step]} kept) without an event")
     final = final_sparsity(schedule)
-    if kept[-1] != _models.expected_kept(n, final):
+    if kept[-1] != _models.expected_kept(final, n):
         problems.append(
             f"end (step {num_records - 1}): mask keeps {kept[-1]} of {n}, expected "
-            f"{_models.expected_kept(n, final)} for the final sparsity {final!r}"
+            f"{_models.expected_kept(final, n)} for the final sparsity {final!r}"
         )
     return problems
 
@@ -113,7 +117,7 @@ def test_expected_kept_is_tfmots_k(n, sparsity):
     )
     weights = tf.constant(np.random.default_rng(n).permutation(n).astype(np.float32) + 1.0)
     _, mask = pruning._update_mask(weights)
-    assert int(tf.reduce_sum(mask)) == _models.expected_kept(n, sparsity)
+    assert int(tf.reduce_sum(mask)) == _models.expected_kept(sparsity, n)
 
 
 # --- the whole model pruned with one schedule ----------------------------------------
@@ -126,9 +130,9 @@ def _whole_model_runs() -> dict:
 
 @pytest.fixture
 def whole_model_run(schedule_name, make_schedule, _whole_model_runs) -> tuple[object, _models.MaskRecorder]:
-    """`(schedule, recorder)` of the whole model pruned with one registry schedule and
+    """`(schedule, recorder)` of the whole model pruned with one case's schedule and
     trained `HORIZON` steps in one epoch (so no epoch-end re-masking meets an event);
-    trained once per schedule and shared by the tests below."""
+    trained once per schedule and shared by the tests below (over `WHOLE_MODEL`)."""
     if schedule_name not in _whole_model_runs:
         schedule = make_schedule(0)
         model = _models.prune_whole_model(schedule)
@@ -136,6 +140,7 @@ def whole_model_run(schedule_name, make_schedule, _whole_model_runs) -> tuple[ob
     return _whole_model_runs[schedule_name]
 
 
+@pytest.mark.parametrize("schedule_name", WHOLE_MODEL)
 def test_training_shows_steps_one_to_horizon(whole_model_run):
     _, recorder = whole_model_run
     assert recorder.steps == list(range(HORIZON + 1))
@@ -146,8 +151,9 @@ def test_training_shows_steps_one_to_horizon(whole_model_run):
     ]
 
 
+@pytest.mark.parametrize("schedule_name", WHOLE_MODEL)
 def test_every_layer_follows_the_schedule_at_every_step(whole_model_run):
-    """At every event each mask keeps expected_kept(n, scheduled sparsity) weights, between
+    """At every event each mask keeps expected_kept(scheduled sparsity, n) weights, between
     events it does not change, and at the end it is at the final sparsity."""
     schedule, recorder = whole_model_run
     problems = {name: mask_mismatches(recorder, name, schedule) for name in recorder.masks[0]}
@@ -166,8 +172,8 @@ def test_cyclic_mask_goes_down_at_restarts_and_up_within_cycles(whole_model_run)
     assert lasts[-1] == end < HORIZON
     for name in recorder.masks[0]:
         n, kept = recorder.size(name), recorder.kept(name)
-        low = _models.expected_kept(n, schedule.initial_sparsity)
-        high = _models.expected_kept(n, schedule.final_sparsity)
+        low = _models.expected_kept(schedule.initial_sparsity, n)
+        high = _models.expected_kept(schedule.final_sparsity, n)
         assert low > high, "the entry's sparsities are too close to tell down from up on this layer"
         for c, (start, last) in enumerate(zip(starts, lasts, strict=True)):
             if c > 0:
@@ -187,7 +193,7 @@ BRANCH_STEPS_PER_EPOCH = HORIZON // BRANCH_EPOCHS
 
 def branch_schedules() -> dict[str, object]:
     return {
-        **{name: REGISTRY[name](0) for name in sorted(REGISTRY)},
+        **{name: CASES[name](0) for name in sorted(CASES)},
         **{name: factory() for name, factory in _models.TFMOT_SCHEDULES.items()},
     }
 
@@ -199,7 +205,7 @@ def branch_layer(recorder: _models.MaskRecorder, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def branch_run() -> tuple[dict[str, object], _models.MaskRecorder]:
-    """One model with a layer pruned by each registry schedule, plus one by tfmot's
+    """One model with a layer pruned by each case's schedule, plus one by tfmot's
     ConstantSparsity and one by its PolynomialDecay, each wrapped on its own, trained
     `HORIZON` steps in `BRANCH_EPOCHS` epochs (each epoch end re-masks the weights)."""
     layer_schedules = branch_schedules()
@@ -235,7 +241,7 @@ def test_every_branch_reaches_its_own_final_sparsity(branch_run):
         layer = branch_layer(recorder, name)
         n = recorder.size(layer)
         achieved[name] = 1.0 - recorder.kept(layer)[-1] / n
-        expected[name] = _models.expected_mask_sparsity(n, final_sparsity(schedule))
+        expected[name] = _models.expected_mask_sparsity(final_sparsity(schedule), n)
     assert achieved == expected
     assert len(set(expected.values())) > 3  # the layers really follow different schedules
 
@@ -259,7 +265,7 @@ def test_an_event_at_step_zero_prunes_at_step_one(schedule, expected):
         assert kept[0] == n
         assert kept[1] < n, f"{name}: nothing pruned at step 1"
         assert {step: kept[step] for step in expected} == {
-            step: _models.expected_kept(n, s) for step, s in expected.items()
+            step: _models.expected_kept(s, n) for step, s in expected.items()
         }, name
 
 
@@ -280,7 +286,7 @@ def test_cycle_restart_on_the_first_batch_of_an_epoch_keeps_every_weight():
     assert recorder.epoch_start[57] and not recorder.epoch_start[107]
     for name in recorder.masks[0]:
         n, kept = recorder.size(name), recorder.kept(name)
-        high, low = _models.expected_kept(n, 0.75), _models.expected_kept(n, 0.2)
+        high, low = _models.expected_kept(0.75, n), _models.expected_kept(0.2, n)
         assert kept[56] == high and kept[106] == high
         # At the epoch start the weights the restart sees are the re-masked ones: exact zeros ...
         assert np.count_nonzero(recorder.kernels_before[57][name]) == high
