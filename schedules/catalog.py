@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import inspect
 import re
 from collections.abc import Mapping
@@ -91,8 +90,9 @@ def command_line_families() -> list[registry.Family]:
     return registry.families(command_line=True)
 
 
-@functools.cache
-def _parameters() -> dict[str, Parameter]:
+def parameters() -> dict[str, Parameter]:
+    """Every parameter of the command-line families, by shared name (read from the registry each call, so a
+    family registered later is included)."""
     found: dict[str, dict[str, Any]] = {}
     for family in command_line_families():
         helps = _argument_help(family)
@@ -116,11 +116,6 @@ def _parameters() -> dict[str, Parameter]:
         )
         for name in order
     }
-
-
-def parameters() -> dict[str, Parameter]:
-    """Every parameter of the command-line families, by shared name, in order of first appearance."""
-    return dict(_parameters())
 
 
 def _signature(form) -> dict[str, inspect.Parameter]:
