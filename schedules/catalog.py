@@ -97,7 +97,7 @@ def parameters() -> dict[str, Parameter]:
     for family in command_line_families():
         helps = _argument_help(family)
         for form in family.forms:
-            for name, parameter in _signature(form).items():
+            for name, parameter in registry.form_signature(form).items():
                 shared = ALIASES.get(name, name)
                 entry = found.setdefault(shared, {"kind": _kind(shared, parameter), "helps": [], "families": []})
                 if family.name not in entry["families"]:
@@ -116,11 +116,6 @@ def parameters() -> dict[str, Parameter]:
         )
         for name in order
     }
-
-
-def _signature(form) -> dict[str, inspect.Parameter]:
-    target = form.__init__ if isinstance(form, type) else form
-    return {name: p for name, p in inspect.signature(target).parameters.items() if name not in ("self", "cls")}
 
 
 def _kind(name: str, parameter: inspect.Parameter) -> tuple[type, type | None]:
@@ -210,7 +205,7 @@ def build(name: str, params: Mapping[str, Any] | None = None, *, shared: Mapping
         if key in accepted and accepted[key] in taken and accepted[key] not in given:
             given[accepted[key]] = value
     values = {}
-    for parameter_name, parameter in _signature(form).items():
+    for parameter_name, parameter in registry.form_signature(form).items():
         shared_name = ALIASES.get(parameter_name, parameter_name)
         if parameter_name in given:
             values[parameter_name] = given[parameter_name]

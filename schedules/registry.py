@@ -83,10 +83,15 @@ def _form_name(form: Callable) -> str:
     return form.__name__ if isinstance(form, type) else form.__qualname__
 
 
-def form_parameters(form: Callable) -> list[str]:
-    """The parameters of a constructor or classmethod, without `self`/`cls`."""
+def form_signature(form: Callable) -> dict[str, inspect.Parameter]:
+    """The parameters of a constructor or classmethod by name, without `self`/`cls`."""
     target = form.__init__ if isinstance(form, type) else form
-    return [name for name in inspect.signature(target).parameters if name not in ("self", "cls")]
+    return {name: p for name, p in inspect.signature(target).parameters.items() if name not in ("self", "cls")}
+
+
+def form_parameters(form: Callable) -> list[str]:
+    """The parameter names of a constructor or classmethod, without `self`/`cls`."""
+    return list(form_signature(form))
 
 
 _FAMILIES: dict[str, Family] = {}
