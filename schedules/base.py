@@ -133,6 +133,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         return {name: list(value) if isinstance(value, list) else value for name, value in values.items()}
 
     # --- what the base provides ---------------------------------------------------
+    @tf.autograph.experimental.do_not_convert
     def __call__(self, step: int | np.integer | np.ndarray | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns `(should_prune, sparsity)` at `step`.
 
