@@ -1,28 +1,32 @@
 """One training process of `test_interrupted.py`: train, checkpoint, maybe die, resume.
 
     python _interrupted_worker.py VARIANT RUN_DIR OUT_DIR --epochs E --steps-per-epoch N
-                                  [--kill-at-step S] [--checkpoint-first]
+                                  [--kill-at-step S]
 
 Trains `_models.build_branch_model` (one pruned branch per case of `_registry.SLOW_SUBSET`,
 plus tfmot's two as controls), compiled with Adam, for `E x N` batches of 8,
 deterministically: fixed seeds and data, `shuffle=False`, op determinism, one thread.
-The callbacks are `UpdatePruningStep`, then the variant's checkpointing:
+The callbacks are `UpdatePruningStep` and the variant's checkpointing:
 
 * `reference`: none, the uninterrupted run;
-* `backup`: `keras.callbacks.BackupAndRestore(RUN_DIR/backup)`, a backup at each epoch end;
-* `keras`, `h5`, `savedmodel`: `ModelCheckpoint` saving the whole model (with its
-  optimizer) at each epoch end, to `RUN_DIR/epochNN.keras`, `RUN_DIR/epochNN.h5` or the
-  SavedModel directory `RUN_DIR/epochNN` (NN = epochs done).
+* `backup`: `keras.callbacks.BackupAndRestore(RUN_DIR/backup)` after `UpdatePruningStep`,
+  a backup at each epoch end;
+* `keras`, `h5`, `savedmodel`: `ModelCheckpoint` after `UpdatePruningStep`, saving the
+  whole model (with its optimizer) at each epoch end to `RUN_DIR/epochNN.keras`,
+  `RUN_DIR/epochNN.h5` or the SavedModel directory `RUN_DIR/epochNN` (NN = epochs done);
+* `wrong_order`: `ModelCheckpoint` to `RUN_DIR/unmaskedNN.keras` *before*
+  `UpdatePruningStep` (the wrong order, to show what it costs);
+* `checkpoints`: the four `ModelCheckpoint`s above at once, each in its place, so that
+  one killed run leaves a checkpoint of every kind (start only: a restart names one).
 
 The same command line starts a run and restarts it, as a job supervisor would: with
 `BackupAndRestore`, `fit` restores the backup itself; with `ModelCheckpoint` the worker
-loads the latest checkpoint in RUN_DIR (`import schedules`, `prune_scope()`, no
-custom_objects; for a SavedModel also `load_weights`, see `load_checkpoint`) and
+loads the variant's latest checkpoint in RUN_DIR (`import schedules`, `prune_scope()`,
+no custom_objects; for a SavedModel also `load_weights`, see `load_checkpoint`) and
 continues with `fit(..., initial_epoch=NN)`.
 
 `--kill-at-step S`: SIGKILL this process right after training step S (the wrappers'
-`pruning_step`), after writing `killed.json`. `--checkpoint-first`: put the checkpoint
-callback *before* `UpdatePruningStep` (the wrong order, to show what it costs).
+`pruning_step`), after writing `killed.json`.
 
 Writes to OUT_DIR (not when killed, except `killed.json`):
 
@@ -63,9 +67,16 @@ import schedules  # registers our schedules with tf-keras, which loading needs
 
 SEED = 0
 LEARNING_RATE = 0.01
-VARIANTS = ("reference", "backup", "keras", "h5", "savedmodel")
 #: ModelCheckpoint's file name pattern by variant (Keras formats `{epoch}` 1-based: epochs done).
-CHECKPOINT_NAMES = {"keras": "epoch{epoch:02d}.keras", "h5": "epoch{epoch:02d}.h5", "savedmodel": "epoch{epoch:02d}"}
+CHECKPOINT_NAMES = {
+    "keras": "epoch{epoch:02d}.keras",
+    "h5": "epoch{epoch:02d}.h5",
+    "savedmodel": "epoch{epoch:02d}",
+    "wrong_order": "unmasked{epoch:02d}.keras",
+}
+#: The checkpoint listed before UpdatePruningStep.
+CHECKPOINT_FIRST = "wrong_order"
+VARIANTS = ("reference", "backup", *CHECKPOINT_NAMES, "checkpoints")
 
 
 def layer_schedules() -> dict[str, object]:
@@ -184,7 +195,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--steps-per-epoch", type=int, required=True)
     parser.add_argument("--kill-at-step", type=int)
-    parser.add_argument("--checkpoint-first", action="store_true")
     args = parser.parse_args()
     configure_tensorflow()
     variant, run_dir, out = args.variant, args.run_dir, args.out_dir
@@ -208,15 +218,20 @@ def main() -> None:
         report["restarted"] = variant == "backup" and any((run_dir / "backup").rglob("checkpoint"))
     report["pruned_layer_weights"] = pruned_layer_weights(model)
 
-    checkpointing: list[keras.callbacks.Callback] = []
-    if variant == "backup":
-        checkpointing.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
-    elif variant in CHECKPOINT_NAMES:
-        checkpointing.append(keras.callbacks.ModelCheckpoint(str(run_dir / CHECKPOINT_NAMES[variant])))
-    update_step = [tfmot.sparsity.keras.UpdatePruningStep()]
     # The right order: UpdatePruningStep.on_epoch_end re-masks the weights (masked weights
-    # to exact zeros) *before* the checkpoint callback saves them.
-    ordered = [*checkpointing, *update_step] if args.checkpoint_first else [*update_step, *checkpointing]
+    # to exact zeros) *before* a checkpoint callback listed after it saves them.
+    before: list[keras.callbacks.Callback] = []
+    after: list[keras.callbacks.Callback] = []
+    if variant == "backup":
+        after.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
+    if variant == "checkpoints":
+        checkpoints = list(CHECKPOINT_NAMES)
+    else:
+        checkpoints = [variant] if variant in CHECKPOINT_NAMES else []
+    for name in checkpoints:
+        callback = keras.callbacks.ModelCheckpoint(str(run_dir / CHECKPOINT_NAMES[name]))
+        (before if name == CHECKPOINT_FIRST else after).append(callback)
+    ordered = [*before, tfmot.sparsity.keras.UpdatePruningStep(), *after]
     model.fit(
         x,
         y,

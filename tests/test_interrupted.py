@@ -10,11 +10,15 @@ op determinism, one thread), `UpdatePruningStep` first in the callbacks, then th
 variant's checkpointing: `BackupAndRestore` or `ModelCheckpoint` saving `.keras`, `.h5`
 or a SavedModel at each epoch end.
 
-For each variant one process is SIGKILLed right after step `KILL_STEP`, in the middle of
-an epoch; the same command, run again, resumes from the last checkpoint (the end of the
-previous epoch, step `CHECKPOINT_STEP`), redoes the lost steps and finishes. It is
-compared with the uninterrupted `reference` run: right after restoring (against the
-reference's state at the checkpoint), after every later epoch, and at the end.
+A process is SIGKILLed right after step `KILL_STEP`, in the middle of an epoch: one with
+`BackupAndRestore`, one with every `ModelCheckpoint` at once (most of a process's time is
+importing TensorFlow and tracing the training step, so one killed run serves every
+format). The restart, one per variant, resumes from the last checkpoint (the end of the
+previous epoch, step `CHECKPOINT_STEP`), redoes the lost steps and finishes: for
+`BackupAndRestore` the killed run's command run again, for a `ModelCheckpoint` the
+variant's command on a copy of the killed run's directory. It is compared with the
+uninterrupted `reference` run: right after restoring (against the reference's state at
+the checkpoint), after every later epoch, and at the end.
 
 Why bit-for-bit holds, and what it takes (each point was seen to break it when missing):
 
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -52,21 +57,24 @@ import tensorflow as tf
 from _registry import CASES, HORIZON, SLOW_SUBSET
 
 WORKER = Path(__file__).with_name("_interrupted_worker.py")
-STEPS_PER_EPOCH = 78
-EPOCHS = 6
+# Few long epochs: each epoch end writes a checkpoint (a SavedModel takes seconds).
+STEPS_PER_EPOCH = 156
+EPOCHS = 3
 TOTAL_STEPS = EPOCHS * STEPS_PER_EPOCH  # 468, past HORIZON
-KILL_STEP = 200  # after the 44th batch of epoch 2 (0-based epochs)
-CHECKPOINT_EPOCH = KILL_STEP // STEPS_PER_EPOCH  # epochs done at the last checkpoint: 2
+KILL_STEP = 200  # after the 44th batch of epoch 1 (0-based epochs)
+CHECKPOINT_EPOCH = KILL_STEP // STEPS_PER_EPOCH  # epochs done at the last checkpoint: 1
 CHECKPOINT_STEP = CHECKPOINT_EPOCH * STEPS_PER_EPOCH  # 156
 TIMEOUT = 900  # seconds per process; several run at once on 2 cores
 
 #: ModelCheckpoint's file at the end of epoch `n` (1-based), by variant.
 CHECKPOINT_FILES = {"keras": "epoch{:02d}.keras", "h5": "epoch{:02d}.h5", "savedmodel": "epoch{:02d}"}
 VARIANTS = ["backup", *CHECKPOINT_FILES]
-#: The wrong callback order, to show what it costs: BackupAndRestore before UpdatePruningStep.
-WRONG_ORDER = "backup_checkpoint_first"
-#: Worker arguments per chain (a killed run and its restart).
-CHAINS = {**{variant: [variant] for variant in VARIANTS}, WRONG_ORDER: ["backup", "--checkpoint-first"]}
+#: The wrong callback order, to show what it costs: a `.keras` ModelCheckpoint listed
+#: before UpdatePruningStep, saving `unmaskedNN.keras`.
+WRONG_ORDER = "wrong_order"
+WRONG_ORDER_FILE = "unmasked{:02d}.keras"
+#: The worker's variant that writes every ModelCheckpoint at once (the killed run's).
+ALL_CHECKPOINTS = "checkpoints"
 #: The branches of the model, as the worker builds them: the slow subset, then tfmot's controls.
 NAMES = sorted(SLOW_SUBSET) + sorted(_models.TFMOT_SCHEDULES)
 
@@ -123,12 +131,37 @@ class Chain:
     resumed: Run | None  # None when the killed run did not die as planned
 
 
-def run_chain(args: list[str], directory: Path) -> Chain:
+def run_killed(variant: str, directory: Path) -> tuple[Run, list[str]]:
+    """Runs `variant` until the kill; returns the run and the files it left in its run dir."""
     run_dir = directory / "run"
-    killed = run_worker([*args, f"--kill-at-step={KILL_STEP}"], run_dir, directory / "killed")
+    killed = run_worker([variant, f"--kill-at-step={KILL_STEP}"], run_dir, directory / "killed")
     left = sorted(str(path.relative_to(run_dir)) for path in run_dir.rglob("*")) if run_dir.exists() else []
-    resumed = run_worker(args, run_dir, directory / "resumed") if killed.returncode == -9 else None
-    return Chain(run_dir, killed, left, resumed)
+    return killed, left
+
+
+def run_backup_chain(directory: Path) -> Chain:
+    """`BackupAndRestore`: the same command, killed, then run again on the same directory."""
+    killed, left = run_killed("backup", directory)
+    resumed = run_worker(["backup"], directory / "run", directory / "resumed") if killed.returncode == -9 else None
+    return Chain(directory / "run", killed, left, resumed)
+
+
+def run_checkpoint_chains(directory: Path, pool: ThreadPoolExecutor) -> dict[str, Chain]:
+    """One run killed with every `ModelCheckpoint`, then one restart per variant, each
+    on its own copy of the killed run's directory (a restart writes checkpoints too)."""
+    killed, left = run_killed(ALL_CHECKPOINTS, directory)
+    chains = {}
+    for variant in [*CHECKPOINT_FILES, WRONG_ORDER]:
+        run_dir = directory / variant / "run"
+        if killed.returncode == -9:
+            shutil.copytree(directory / "run", run_dir)
+            chains[variant] = (run_dir, pool.submit(run_worker, [variant], run_dir, directory / variant / "resumed"))
+        else:
+            chains[variant] = (run_dir, None)
+    return {
+        variant: Chain(run_dir, killed, left, None if future is None else future.result())
+        for variant, (run_dir, future) in chains.items()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -136,10 +169,11 @@ def runs(tmp_path_factory) -> dict[str, Run | Chain]:
     """The uninterrupted reference and every chain, all run at once (most of a short
     process is importing TensorFlow, and each process uses one thread)."""
     root = tmp_path_factory.mktemp("interrupted")
-    with ThreadPoolExecutor(max_workers=1 + len(CHAINS)) as pool:
+    with ThreadPoolExecutor(max_workers=2 + len(CHECKPOINT_FILES) + 1) as pool:
         reference = pool.submit(run_worker, ["reference"], root / "reference" / "run", root / "reference" / "out")
-        chains = {name: pool.submit(run_chain, args, root / name) for name, args in CHAINS.items()}
-        return {"reference": reference.result(), **{name: chain.result() for name, chain in chains.items()}}
+        backup = pool.submit(run_backup_chain, root / "backup")
+        checkpoints = run_checkpoint_chains(root / ALL_CHECKPOINTS, pool)
+        return {"reference": reference.result(), "backup": backup.result(), **checkpoints}
 
 
 @pytest.fixture(scope="session")
@@ -238,17 +272,18 @@ def test_the_reference_runs_every_step_past_the_horizon(reference):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", [*VARIANTS, WRONG_ORDER])
+@pytest.mark.parametrize("variant", ["backup", "keras"])  # the checkpoint variants share one killed run
 def test_killed_by_sigkill_mid_epoch_after_a_checkpoint(runs, variant):
     chain = runs[variant]
     assert chain.killed.returncode == -9, chain.killed.describe()
     killed = json.loads((chain.killed.out / "killed.json").read_text())
     assert killed == {"step": KILL_STEP, "epoch": CHECKPOINT_EPOCH}
     left = chain.left_by_kill
-    if variant in CHECKPOINT_FILES:  # one checkpoint per finished epoch
-        assert [name for name in left if "/" not in name] == [
-            CHECKPOINT_FILES[variant].format(epoch) for epoch in range(1, CHECKPOINT_EPOCH + 1)
-        ]
+    if variant in CHECKPOINT_FILES:  # one checkpoint of each kind per finished epoch
+        patterns = [*CHECKPOINT_FILES.values(), WRONG_ORDER_FILE]
+        assert [name for name in left if "/" not in name] == sorted(
+            pattern.format(epoch) for pattern in patterns for epoch in range(1, CHECKPOINT_EPOCH + 1)
+        )
     else:  # one backup, of the last finished epoch (fit deletes it when it finishes)
         assert "backup/chief/checkpoint" in left, left
         assert f"backup/chief/ckpt-{CHECKPOINT_EPOCH}.index" in left, left
@@ -375,9 +410,9 @@ def test_the_schedule_adds_no_state_beyond_the_step(reference, name):
 
 @pytest.mark.slow
 def test_checkpoint_before_update_pruning_step_saves_unmasked_weights_and_diverges(runs, reference):
-    """With `BackupAndRestore` *before* `UpdatePruningStep`, the backup is written before
-    `UpdatePruningStep.on_epoch_end` re-masks the weights: it holds masked weights that are
-    not zero (the optimizer moved them). The first resumed step, a restart of `cyclic_uneven`
+    """With the checkpoint callback *before* `UpdatePruningStep`, the checkpoint is written
+    before `UpdatePruningStep.on_epoch_end` re-masks the weights: it holds masked weights
+    that are not zero (the optimizer moved them). The first resumed step, a restart of `cyclic_uneven`
     to a lower sparsity, then ranks those instead of exact zeros, and the run ends with other
     masks. This is why `UpdatePruningStep` must come before the checkpoint callback."""
     run = resumed(runs, WRONG_ORDER)
@@ -393,7 +428,7 @@ def test_checkpoint_before_update_pruning_step_saves_unmasked_weights_and_diverg
         if np.any(kernel[mask == 0]):
             unmasked.append(layer)
     # Every layer with a pruned weight at the checkpoint (an alternating schedule in a
-    # dense phase has none) holds non-zero masked weights in the backup.
+    # dense phase has none) holds non-zero masked weights in the checkpoint.
     pruned = [layer for layer in layers if np.any(restored[f"mask/{layer}"] == 0)]
     assert len(pruned) > len(layers) // 2
     assert unmasked == pruned
