@@ -278,9 +278,9 @@ def test_the_resumed_step_prunes_some_layers_and_not_others():
 
 
 def test_the_slow_subset_covers_every_family_of_ours():
-    """The fresh-process tests (here, test_interrupted, test_distribute) run over `SLOW_SUBSET`
-    only: it must hold a case of every family registered in `schedules.registry`, and only
-    cases of `CASES`, once each."""
+    """The fresh-process tests (here, test_interrupted, test_distribute) and the training runs
+    of test_compilers and test_deployment run over `SLOW_SUBSET` only: it must hold a case of
+    every family registered in `schedules.registry`, and only cases of `CASES`, once each."""
     assert len(set(SLOW_SUBSET)) == len(SLOW_SUBSET) and set(SLOW_SUBSET) <= set(CASES)
     ours = {f.cls for f in schedules.registry.families() if f.cls.__module__.startswith("schedules")}
     assert {type(CASES[name](0)) for name in SLOW_SUBSET} == ours

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
-from _registry import CASES, HORIZON, SLOW_SUBSET
+from _registry import CASES, HORIZON
 
 from schedules import CubicSparsity, CyclicSparsity, StepSparsity
 
@@ -25,9 +25,12 @@ FAR = 10**9
 
 CYCLIC = [name for name in sorted(CASES) if isinstance(CASES[name](0), CyclicSparsity)]
 #: The cases trained on a whole model of their own (one `fit` of `HORIZON` steps each, the
-#: costliest part of this file): a case of every family, and every cyclic case for the
-#: restart test. Every case is checked step by step in `branch_run` (one model for all).
-WHOLE_MODEL = sorted({*SLOW_SUBSET, *CYCLIC})
+#: costliest part of this file, mostly tracing): a ramp, a composition, and every cyclic
+#: case for the restart test. Whole-model pruning differs from a single wrapped layer only
+#: in tfmot's wrapping and in one schedule object shared by every layer, nothing that
+#: depends on the family; every case is checked step by step in `branch_run` (one model
+#: for all).
+WHOLE_MODEL = sorted({"cubic", "sequential", *CYCLIC})
 
 
 # --- checks shared by the tests ---------------------------------------------------------
