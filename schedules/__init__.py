@@ -12,12 +12,15 @@ The package has three layers, each importing only from the ones below it:
   `evaluate_schedule`, epochs as units and `check_plan`; no matplotlib;
 * the tools: `PruningRecorder` and `CheckPlan` (callbacks), `SparsityRecord`,
   `plot_schedule` / `plot_schedules` / `plot_record`, `load_model`,
-  `schedules.testing.check_schedule`;
+  `schedules.testing.check_schedule`; sparsity across layers: `allocate`,
+  `prune_model`, `sparsity_report`, `sensitivity_sweep` and their plots;
 * the application: the command line, the demo, the quick start and the
   gallery (`schedules.cli`, `schedules.demo`, ...), not imported here.
 """
 
 from schedules import registry, testing
+from schedules.allocation import METHODS as ALLOCATION_METHODS
+from schedules.allocation import Allocation, allocate
 from schedules.alternating import AlternatingSparsity
 from schedules.base import SparsitySchedule, register
 from schedules.callbacks import CheckPlan, PruningRecorder
@@ -27,17 +30,28 @@ from schedules.cubic import CubicSparsity
 from schedules.cyclic import CyclicSparsity
 from schedules.evaluation import evaluate_schedule, expected_mask_sparsity
 from schedules.exponential import ExponentialRateSparsity, ExponentialSparsity
-from schedules.inspection import kernel_sparsity, pruned_layers
+from schedules.inspection import (
+    LayerSparsity,
+    SparsityReport,
+    kernel_sparsity,
+    prunable_weights,
+    pruned_layers,
+    sparsity_report,
+)
 from schedules.one_cycle import OneCycleSparsity
 from schedules.plan import PlanWarning, check_plan
-from schedules.plotting import plot_record, plot_schedule, plot_schedules
+from schedules.plotting import plot_allocation, plot_record, plot_schedule, plot_schedules, plot_sensitivity
 from schedules.polynomial import PolynomialSparsity
+from schedules.pruning import prune_model
 from schedules.ramp import RampSchedule
 from schedules.record import RecordRow, SparsityRecord
 from schedules.saving import check_pruned_model, load_model
+from schedules.sensitivity import SensitivitySweep, sensitivity_sweep
 from schedules.step import StepSparsity
 
 __all__ = [
+    "ALLOCATION_METHODS",
+    "Allocation",
     "AlternatingSparsity",
     "CheckPlan",
     "CosineSparsity",
@@ -45,6 +59,7 @@ __all__ = [
     "CyclicSparsity",
     "ExponentialRateSparsity",
     "ExponentialSparsity",
+    "LayerSparsity",
     "OneCycleSparsity",
     "PlanWarning",
     "PolynomialSparsity",
@@ -52,10 +67,13 @@ __all__ = [
     "RampSchedule",
     "RecordRow",
     "ScaledSparsity",
+    "SensitivitySweep",
     "SequentialSparsity",
     "SparsityRecord",
+    "SparsityReport",
     "SparsitySchedule",
     "StepSparsity",
+    "allocate",
     "check_plan",
     "check_pruned_model",
     "evaluate_schedule",
@@ -63,12 +81,18 @@ __all__ = [
     "kernel_sparsity",
     "load_model",
     "peak_sparsity",
+    "plot_allocation",
     "plot_record",
     "plot_schedule",
     "plot_schedules",
+    "plot_sensitivity",
+    "prunable_weights",
+    "prune_model",
     "pruned_layers",
     "register",
     "registry",
+    "sensitivity_sweep",
+    "sparsity_report",
     "testing",
 ]
 

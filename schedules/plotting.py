@@ -15,10 +15,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
+from schedules.allocation import Allocation
 from schedules.evaluation import evaluate_schedule
+from schedules.inspection import SparsityReport
 from schedules.record import SparsityRecord
+from schedules.sensitivity import SensitivitySweep
 
-__all__ = ["label_axes", "new_axes", "plot_record", "plot_schedule", "plot_schedules"]
+__all__ = [
+    "label_axes",
+    "new_axes",
+    "plot_allocation",
+    "plot_record",
+    "plot_schedule",
+    "plot_schedules",
+    "plot_sensitivity",
+]
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -161,6 +172,68 @@ def plot_record(
     if handles:
         ax.legend(handles=list(handles.values()), loc="lower right", fontsize="small")
     label_axes(ax, created)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_allocation(
+    allocation: Allocation | Iterable[Allocation] | None = None,
+    report: SparsityReport | None = None,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Bars of each layer's sparsity: allocated (one or several `Allocation`s) next to achieved (a `SparsityReport`).
+
+    Each bar is labelled with the weights the layer keeps. Give either or both.
+
+    Returns:
+      The matplotlib `Axes` drawn on.
+    """
+    if allocation is None and report is None:
+        raise TypeError("plot_allocation needs an `allocation`, a `report`, or both")
+    created = ax is None
+    if created:
+        ax = new_axes()
+    series = []
+    allocations = [] if allocation is None else [allocation] if isinstance(allocation, Allocation) else allocation
+    for one in allocations:
+        kept = one.kept
+        series.append((f"allocated ({one.method})", {n: (s, kept[n]) for n, s in one.items()}))
+    if report is not None:
+        series.append(("achieved", {row.name: (row.sparsity, row.kept) for row in report.layers}))
+    names = list(series[0][1])
+    width = 0.8 / len(series)
+    x = np.arange(len(names))
+    for index, (label, values) in enumerate(series):
+        heights = [values.get(name, (0.0, 0))[0] for name in names]
+        bars = ax.bar(x + (index - (len(series) - 1) / 2) * width, heights, width, label=label)
+        ax.bar_label(bars, labels=[f"{values.get(name, (0.0, 0))[1]} kept" for name in names], fontsize="x-small")
+    ax.set_xticks(x, names)
+    ax.set_ylim(0.0, 1.1)
+    ax.set_ylabel("sparsity")
+    ax.legend(loc="lower right", fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_sensitivity(sweep: SensitivitySweep, *, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """The metric with each layer alone pruned, against that layer's sparsity (one line per layer).
+
+    Returns:
+      The matplotlib `Axes` drawn on.
+    """
+    created = ax is None
+    if created:
+        ax = new_axes()
+    for name, scores in sweep.scores.items():
+        ax.plot(sweep.sparsities, scores, marker="o", markersize=3, label=name)
+    ax.axhline(sweep.baseline, color="0.5", linewidth=0.8, linestyle="--", label="unpruned")
+    ax.set_xlabel("sparsity of the one pruned layer")
+    ax.set_ylabel("metric")
+    ax.legend(loc="lower left", fontsize="small")
     if title:
         ax.set_title(title)
     return ax

@@ -36,7 +36,19 @@ LAYERS = {
         "units",
         "plan",
     },
-    "tools": {"inspection", "record", "record_files", "callbacks", "plotting", "saving", "testing", "__init__"},
+    "tools": {
+        "inspection",
+        "sensitivity",
+        "allocation",
+        "pruning",
+        "record",
+        "record_files",
+        "callbacks",
+        "plotting",
+        "saving",
+        "testing",
+        "__init__",
+    },
     "application": {"catalog", "cli", "demo", "quickstart", "gallery", "models", "__main__"},
 }
 RANK = {module: rank for rank, layer in enumerate(LAYERS.values()) for module in layer}

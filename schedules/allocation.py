@@ -1,0 +1,324 @@
+"""How sparse to make each layer so that the whole model reaches one overall sparsity.
+
+tfmot gives every pruned layer the sparsity of its schedule. At 95-99% that
+decides accuracy: a small first convolution pruned to 98% keeps 3 of its 144
+weights. `allocate` spreads an overall target across the prunable layers;
+`schedules.prune_model` wraps each layer with the schedule scaled to its share.
+
+*Overall* sparsity is zeros over every weight tfmot would prune in the model:
+the kernels of every prunable layer (`schedules.prunable_weights`), the layers
+kept dense included.
+
+Every method but `"uniform"` returns whole numbers of kept weights: layer `l`
+with `n_l` weights keeps `k_l` and gets sparsity `1 - k_l / n_l`, and the `k_l`
+add up to `round(N * (1 - target_sparsity))` over the model's `N` prunable
+weights. tfmot keeps `max(1, round(n * (1 - s)))` weights, computed in float32,
+which gives back exactly `k_l` for a layer under about a million weights (above
+it, within a few weights): so the trained model reaches the target to one
+weight in `N`. `"uniform"` gives every layer the same sparsity, as tfmot does,
+and tfmot's rounding leaves the model within half a weight per layer of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tf_keras
+
+from schedules import _validation as v
+from schedules.inspection import prunable_weights, text_table
+from schedules.sensitivity import DEFAULT_SPARSITIES, SensitivitySweep, sensitivity_sweep
+
+__all__ = ["METHODS", "Allocation", "allocate"]
+
+#: The allocation methods `allocate` knows.
+METHODS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "sensitivity")
+
+
+class Allocation(dict):
+    """A sparsity for each prunable layer, by layer name (a `dict[str, float]`).
+
+    Attributes:
+      method: the method that made it.
+      target_sparsity: the overall sparsity asked for.
+      weights: how many prunable weights each layer has, by name.
+      sweep: the `SensitivitySweep` behind a `"sensitivity"` allocation, else None.
+    """
+
+    def __init__(
+        self,
+        sparsities: Mapping[str, float],
+        *,
+        method: str,
+        target_sparsity: float,
+        weights: Mapping[str, int],
+        sweep: SensitivitySweep | None = None,
+    ) -> None:
+        super().__init__(sparsities)
+        self.method = method
+        self.target_sparsity = target_sparsity
+        self.weights = dict(weights)
+        self.sweep = sweep
+
+    @property
+    def kept(self) -> dict[str, int]:
+        """Weights each layer keeps: tfmot's `max(1, round(n * (1 - s)))`."""
+        return {name: max(1, round(self.weights[name] * (1.0 - s))) for name, s in self.items()}
+
+    @property
+    def sparsity(self) -> float:
+        """The overall sparsity the allocation gives (zeros over every prunable weight)."""
+        total = sum(self.weights.values())
+        return 1.0 - sum(self.kept.values()) / total
+
+    def __str__(self) -> str:
+        kept = self.kept
+        rows = [("layer", "weights", "sparsity", "kept")]
+        rows += [(name, str(self.weights[name]), f"{s:.4f}", str(kept[name])) for name, s in self.items()]
+        total = sum(self.weights.values())
+        rows.append(("overall", str(total), f"{self.sparsity:.4f}", str(sum(kept.values()))))
+        return f"{self.method} allocation for an overall sparsity of {self.target_sparsity}\n{text_table(rows)}"
+
+
+def allocate(
+    model: tf_keras.Model,
+    target_sparsity: float,
+    method: str = "erk",
+    *,
+    keep_dense: Iterable[str] = (),
+    max_sparsity: float | None = None,
+    min_weights: int = 1,
+    x: Any = None,
+    y: Any = None,
+    metric: Callable | None = None,
+    sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+    verbose: int = 1,
+) -> Allocation:
+    """A sparsity for each prunable layer of `model` such that the overall sparsity is `target_sparsity`.
+
+    Methods (density = 1 - sparsity, the share of weights a layer keeps):
+
+    ```python
+    "uniform":      density_l = eps                            # the same everywhere
+    "erdos_renyi":  density_l = eps * (n_in + n_out) / (n_in * n_out)      # last two kernel dims
+    "erk":          density_l = eps * sum(kernel.shape) / prod(kernel.shape)
+    # eps solves sum_l n_l * clip(density_l, floor_l, 1) = N * (1 - target) - (weights kept dense);
+    # a layer whose density would pass 1 is dense and the others share the rest (Evci et al. 2020).
+    "global_magnitude": keep the weights above one magnitude threshold over the whole model
+                        (the current, trained weights; computed once, here);
+    "sensitivity":  prune each layer alone to each of `sparsities` and measure `metric` on (x, y);
+                    then give each layer the largest sparsity whose measured damage stays under
+                    one common bound, the bound chosen to meet the target.
+    ```
+
+    `floor_l` is `max(min_weights, n_l * (1 - max_sparsity)) / n_l`. A layer with
+    several prunable weights (RNN, attention) sums its shapes over them.
+
+    >>> from schedules.models import build_cnn
+    >>> allocation = allocate(build_cnn(tf_keras), 0.9, "erk")
+    >>> {name: round(s, 3) for name, s in allocation.items()}
+    {'conv1': 0.243, 'conv2': 0.944, 'dense': 0.91, 'logits': 0.453}
+    >>> round(allocation.sparsity, 4)
+    0.9
+
+    Args:
+      model: a built tf-keras model (Sequential, functional, nested).
+      target_sparsity: the overall sparsity, in `[0, 1)`.
+      method: one of `METHODS`.
+      keep_dense: names of prunable layers to leave dense (sparsity 0); they
+        still count in the overall sparsity.
+      max_sparsity: the most any layer may be pruned, in `[0, 1)`; None: no cap.
+      min_weights: the fewest weights any layer keeps (an integer >= 1).
+      x, y: validation data, for `"sensitivity"` only.
+      metric: for `"sensitivity"`: a `tf_keras.metrics.Metric` or a callable
+        `(y_true, y_pred) -> float`, higher is better (default: sparse
+        categorical accuracy).
+      sparsities: for `"sensitivity"`: the sparsities each layer is tried at.
+      verbose: for `"sensitivity"`: 1 shows a progress bar, 0 nothing.
+
+    Returns:
+      An `Allocation`: a dict from layer name to sparsity, in layer order.
+
+    Raises:
+      TypeError: `model` is not a tf-keras model (a Keras 3 model, say), or an
+        argument has the wrong type.
+      ValueError: `target_sparsity` outside `[0, 1)`, an unknown `method`, a
+        `keep_dense` name that is not a prunable layer, a target the
+        constraints cannot reach (the message gives the largest reachable),
+        a model with nothing to prune.
+    """
+    target_sparsity = v.check_sparsity("target_sparsity", target_sparsity)
+    if not isinstance(method, str):
+        raise v.invalid("method", f"one of {list(METHODS)}", method, TypeError)
+    method = v.check_choice("method", method, METHODS)
+    weights = prunable_weights(model)
+    if not weights:
+        raise v.invalid("model", "a model with at least one layer tfmot can prune (Dense, Conv, ...)", model.name)
+    dense = _check_keep_dense(keep_dense, weights)
+    if max_sparsity is not None:
+        max_sparsity = v.check_sparsity("max_sparsity", max_sparsity)
+    min_weights = v.check_int("min_weights", min_weights, minimum=1)
+    if method != "sensitivity" and (x is not None or y is not None or metric is not None):
+        raise v.invalid("x", "given only with method='sensitivity' (as `y` and `metric`)", method, TypeError)
+
+    sizes = {name: sum(int(np.prod(w.shape)) for w in ws) for name, ws in weights.items()}
+    free = [name for name in weights if name not in dense]
+    n = np.array([sizes[name] for name in free], dtype=np.int64)
+    most = 1.0 if max_sparsity is None else max_sparsity
+    floor = np.minimum(n, np.maximum(min_weights, np.ceil(n * (1.0 - most) - 1e-9))).astype(np.int64)
+    total = sum(sizes.values())
+    budget = round(total * (1.0 - target_sparsity)) - sum(sizes[name] for name in dense)
+    if budget < floor.sum() or not free:
+        reachable = 1.0 - (floor.sum() + sum(sizes[name] for name in dense)) / total
+        raise v.invalid(
+            "target_sparsity",
+            f"at most {reachable:.6f}, the largest overall sparsity this model reaches with "
+            f"keep_dense={sorted(dense)}, max_sparsity={max_sparsity}, min_weights={min_weights}",
+            target_sparsity,
+        )
+
+    sweep = None
+    if method == "global_magnitude":
+        kept = _global_magnitude(
+            [np.concatenate([np.abs(w.numpy()).ravel() for w in weights[name]]) for name in free], floor, budget
+        )
+    else:
+        if method == "sensitivity":
+            if x is None or y is None:
+                raise v.invalid("x", "validation inputs, with `y`, for method='sensitivity'", x, TypeError)
+            sweep = sensitivity_sweep(model, x, y, metric=metric, sparsities=sparsities, layers=free, verbose=verbose)
+            density = _sensitivity_density(sweep, free, n, floor, budget)
+        else:
+            raw = np.array([_raw_density(method, [tuple(w.shape) for w in weights[name]]) for name in free])
+            # The real-valued budget: "uniform" with nothing kept dense gives exactly the target.
+            exact = total * (1.0 - target_sparsity) - sum(sizes[name] for name in dense)
+            density = _water_fill(n, raw, floor / n, exact)
+        kept = _whole_weights(n * density, floor, n, budget)
+    result = {name: 0.0 for name in weights}
+    if method == "uniform":  # one sparsity for every layer, as tfmot gives: no whole-weight adjustment
+        sparsity = [float(1.0 - d) for d in density]
+        result.update(
+            {
+                name: target_sparsity if abs(x - target_sparsity) < 1e-12 else x
+                for name, x in zip(free, sparsity, strict=True)
+            }
+        )
+    else:
+        result.update({name: 1.0 - int(k) / int(size) for name, k, size in zip(free, kept, n, strict=True)})
+    return Allocation(result, method=method, target_sparsity=target_sparsity, weights=sizes, sweep=sweep)
+
+
+def _check_keep_dense(keep_dense: Iterable[str], weights: Mapping[str, Any]) -> set[str]:
+    if isinstance(keep_dense, str) or not isinstance(keep_dense, Iterable):
+        raise v.invalid("keep_dense", "a list of layer names", keep_dense, TypeError)
+    names = list(keep_dense)
+    unknown = [name for name in names if name not in weights]
+    if unknown:
+        raise v.invalid("keep_dense", f"names of prunable layers of the model, {list(weights)}", names)
+    return set(names)
+
+
+def _raw_density(method: str, shapes: list[tuple[int, ...]]) -> float:
+    """The unscaled density of a layer with kernels of `shapes` under `method`."""
+    if method == "uniform":
+        return 1.0
+    if method == "erdos_renyi":
+        dims = [shape[-2:] if len(shape) >= 2 else shape for shape in shapes]
+        return sum(sum(d) for d in dims) / sum(math.prod(d) for d in dims)
+    return sum(sum(shape) for shape in shapes) / sum(math.prod(shape) for shape in shapes)  # erk
+
+
+def _water_fill(n: np.ndarray, raw: np.ndarray, low: np.ndarray, budget: float) -> np.ndarray:
+    """Densities `clip(eps * raw, low, 1)` with `sum(n * density) == budget`, solved exactly.
+
+    The kept count is piecewise linear and non-decreasing in `eps`, with breaks
+    where a layer leaves its floor (`low / raw`) or fills up (`1 / raw`).
+    """
+
+    def kept(eps: float) -> float:
+        return float(np.sum(n * np.clip(eps * raw, low, 1.0)))
+
+    breaks = np.unique(np.concatenate([low / raw, 1.0 / raw]))
+    values = np.array([kept(b) for b in breaks])
+    i = int(np.searchsorted(values, budget))
+    if i >= len(breaks):
+        return np.ones_like(raw)
+    if i == 0 or values[i] == values[i - 1]:
+        eps = breaks[i]
+    else:
+        eps = breaks[i - 1] + (budget - values[i - 1]) * (breaks[i] - breaks[i - 1]) / (values[i] - values[i - 1])
+    return np.clip(eps * raw, low, 1.0)
+
+
+def _whole_weights(ideal: np.ndarray, floor: np.ndarray, n: np.ndarray, budget: int) -> np.ndarray:
+    """Whole kept counts in `[floor, n]` adding up to `budget`, nearest to `ideal` (largest remainders)."""
+    kept = np.clip(np.floor(ideal + 1e-9), floor, n).astype(np.int64)
+    remainder = ideal - np.floor(ideal + 1e-9)
+    while kept.sum() < budget:  # one more weight each, largest remainders first
+        for i in np.argsort(-remainder, kind="stable"):
+            if kept.sum() < budget and kept[i] < n[i]:
+                kept[i] += 1
+    while kept.sum() > budget:  # one fewer each, smallest remainders first
+        for i in np.argsort(remainder, kind="stable"):
+            if kept.sum() > budget and kept[i] > floor[i]:
+                kept[i] -= 1
+    return kept
+
+
+def _global_magnitude(magnitudes: list[np.ndarray], floor: np.ndarray, budget: int) -> np.ndarray:
+    """Kept counts from one threshold over all `magnitudes`: each layer keeps its weights at or
+    above it (at least its floor), with the threshold the highest that keeps `budget` in all."""
+    ranked = [np.sort(m)[::-1] for m in magnitudes]
+    n = np.array([m.size for m in ranked], dtype=np.int64)
+
+    def kept(threshold: float) -> np.ndarray:
+        above = np.array([np.searchsorted(-m, -threshold, side="right") for m in ranked], dtype=np.int64)
+        return np.clip(above, floor, n)
+
+    candidates = np.unique(np.concatenate(ranked))[::-1]  # thresholds, highest first
+    lo, hi = 0, len(candidates) - 1  # find the first (highest) threshold keeping >= budget
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if kept(candidates[mid]).sum() >= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    counts = kept(candidates[lo])
+    # Ties at the threshold can overshoot: drop tied weights (tfmot breaks ties its own way).
+    return _whole_weights(counts.astype(np.float64), floor, n, budget)
+
+
+def _sensitivity_density(
+    sweep: SensitivitySweep, free: list[str], n: np.ndarray, floor: np.ndarray, budget: int
+) -> np.ndarray:
+    """Densities from the sweep: each layer at the largest sparsity whose (monotone) measured damage
+    is at most `bound`, linearly between the measured sparsities; `bound` found by bisection."""
+    grid = np.array([0.0, *sweep.sparsities])
+    curves = []
+    for name in free:
+        damage = np.maximum.accumulate(np.maximum(np.array([0.0, *sweep.damage(name)]), 0.0))
+        curves.append(damage + 1e-9 * np.arange(len(grid)))  # strictly increasing, so invertible
+
+    def density(bound: float) -> np.ndarray:
+        sparsity = np.array([np.interp(bound, curve, grid) for curve in curves])
+        return np.clip(1.0 - sparsity, floor / n, 1.0)
+
+    top = max(float(curve[-1]) for curve in curves)
+    if np.sum(n * density(top)) > budget:
+        raise v.invalid(
+            "sparsities",
+            f"a sweep reaching the target: with every layer at its largest tried sparsity "
+            f"({grid[-1]}) the model keeps {int(np.sum(n * density(top)))} weights, more than {budget}",
+            tuple(sweep.sparsities),
+        )
+    lo, hi = 0.0, top
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if np.sum(n * density(mid)) > budget:
+            lo = mid
+        else:
+            hi = mid
+    return density(hi)

@@ -1,0 +1,132 @@
+"""Pruning a whole model with one schedule, each layer at its own share of the sparsity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+from schedules import _validation as v
+from schedules.allocation import allocate
+from schedules.composition import ScaledSparsity, peak_sparsity
+from schedules.inspection import check_tf_keras_model, flat_layers, prunable_weights, pruned_layers, unwrapped_name
+
+__all__ = ["prune_model"]
+
+AllocationLike = str | Mapping[str, float] | Callable[[tf_keras.Model, float], Mapping[str, float]]
+
+
+def prune_model(
+    model: tf_keras.Model,
+    schedule: tfmot.sparsity.keras.PruningSchedule,
+    *,
+    allocation: AllocationLike = "uniform",
+    **prune_low_magnitude_kwargs: Any,
+) -> tf_keras.Model:
+    """A copy of `model` with each prunable layer wrapped by `prune_low_magnitude` at its own sparsity.
+
+    Layer `l` with allocated sparsity `s_l` gets `schedule` itself when `s_l`
+    is the schedule's peak sparsity `p`, `ScaledSparsity(schedule, factor=s_l / p)`
+    otherwise (same pruning steps, ending at `s_l`), and is left unwrapped when
+    `s_l == 0`. The copy starts from `model`'s weights: before the first
+    pruning step it predicts what `model` does. Compile it and train it with
+    `UpdatePruningStep` as any pruned model; it saves and reloads
+    (`schedules.load_model`) in every format, each layer with its own schedule.
+
+    >>> from schedules import CubicSparsity, allocate
+    >>> from schedules.models import build_cnn
+    >>> model = build_cnn(tf_keras)
+    >>> shares = allocate(model, 0.9, "erk", keep_dense=["conv1"])
+    >>> pruned = prune_model(model, CubicSparsity(0.0, 0.9, 0, 1000), allocation=shares)
+    >>> [layer.name for layer in pruned.layers]
+    ['conv1', 'prune_low_magnitude_conv2', 'pool', 'flatten', 'prune_low_magnitude_dense', 'prune_low_magnitude_logits']
+
+    Args:
+      model: a built tf-keras model (Sequential or functional, nested ones
+        included), not pruned yet.
+      schedule: any tfmot `PruningSchedule` whose peak sparsity is known (ours,
+        tfmot's, compositions of them); its peak is the overall target.
+      allocation: a method of `schedules.allocate` (`"uniform"`, `"erk"`, ...;
+        `"sensitivity"` needs data: call `allocate` and pass its result), a
+        dict from every prunable layer's name to its final sparsity (what
+        `allocate` returns), or a callable `(model, target_sparsity) -> dict`.
+      **prune_low_magnitude_kwargs: passed to `prune_low_magnitude`
+        (`block_size`, `block_pooling_type`, ...).
+
+    Raises:
+      TypeError: `model` is not a tf-keras model (a Keras 3 model, say: tfmot
+        needs tf-keras), `schedule` is not a `PruningSchedule`, or
+        `allocation` is none of the above.
+      ValueError: `model` is already pruned, the schedule's peak sparsity is
+        unknown or 0, or the allocation misses or invents a layer or gives a
+        sparsity outside `[0, 1)`.
+    """
+    check_tf_keras_model(model)
+    wrapped = pruned_layers(model)
+    if wrapped:
+        raise v.invalid("model", "a model that is not pruned yet", [layer.name for layer in wrapped])
+    if not isinstance(schedule, tfmot.sparsity.keras.PruningSchedule):
+        raise v.invalid("schedule", "a tfmot PruningSchedule", schedule, TypeError)
+    peak = peak_sparsity(schedule)
+    if peak is None or peak == 0.0:
+        raise v.invalid("schedule", "a schedule whose peak sparsity is known and above 0", schedule)
+    sparsities = _allocation(model, peak, allocation)
+    per_layer = {name: _layer_schedule(schedule, peak, s) for name, s in sparsities.items() if s > 0.0}
+    pruned = _clone(model, per_layer, prune_low_magnitude_kwargs)
+    _copy_weights(model, pruned)
+    return pruned
+
+
+def _allocation(model: tf_keras.Model, peak: float, allocation: AllocationLike) -> dict[str, float]:
+    names = list(prunable_weights(model))
+    if isinstance(allocation, str):
+        if allocation == "sensitivity":
+            raise v.invalid(
+                "allocation",
+                "a method that needs no data; for 'sensitivity' pass schedules.allocate(model, target, "
+                "'sensitivity', x=..., y=...)",
+                allocation,
+            )
+        return dict(allocate(model, peak, allocation))
+    if callable(allocation) and not isinstance(allocation, Mapping):
+        allocation = allocation(model, peak)
+    if not isinstance(allocation, Mapping):
+        raise v.invalid(
+            "allocation", "a method name, a dict from layer name to sparsity, or a callable", allocation, TypeError
+        )
+    missing = [name for name in names if name not in allocation]
+    unknown = [name for name in allocation if name not in names]
+    if missing or unknown:
+        raise v.invalid("allocation", f"a sparsity for each prunable layer, {names}", sorted(allocation))
+    checked = {name: v.check_float(f"allocation[{name!r}]", allocation[name], low=0.0, high=1.0) for name in names}
+    return checked
+
+
+def _layer_schedule(schedule, peak: float, sparsity: float):
+    if sparsity == peak:
+        return schedule
+    return ScaledSparsity(schedule, factor=sparsity / peak)
+
+
+def _clone(model: tf_keras.Model, per_layer: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tf_keras.Model:
+    def clone_layer(layer):
+        if isinstance(layer, tf_keras.Model):
+            return _clone(layer, per_layer, kwargs)
+        fresh = layer.__class__.from_config(layer.get_config())
+        if layer.name not in per_layer:
+            return fresh
+        return tfmot.sparsity.keras.prune_low_magnitude(fresh, pruning_schedule=per_layer[layer.name], **kwargs)
+
+    return tf_keras.models.clone_model(model, clone_function=clone_layer)
+
+
+def _copy_weights(source: tf_keras.Model, target: tf_keras.Model) -> None:
+    """Each layer's weights (a wrapper's inner layer's) from `source` to the same-named layer of `target`."""
+    targets = {unwrapped_name(layer): layer for layer in flat_layers(target) if not isinstance(layer, tf_keras.Model)}
+    for layer in flat_layers(source):
+        if isinstance(layer, tf_keras.Model) or not layer.weights:
+            continue
+        copy = targets[layer.name]
+        (copy.layer if hasattr(copy, "pruning_schedule") else copy).set_weights(layer.get_weights())

@@ -1,0 +1,339 @@
+"""Sparsity across layers: `schedules.allocate`, `schedules.prune_model`, `schedules.sparsity_report`.
+
+References are computed here, independently, in NumPy float64: the Erdos-Renyi(-Kernel)
+densities by RigL's own loop (`rigl/sparse_utils.py`: solve for eps, make the layers whose
+density passes 1 dense, solve again), global-magnitude counts by sorting every weight of
+the model. Training runs are real tf-keras `fit`s with `UpdatePruningStep`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import _models
+import keras as keras3
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import schedules
+from schedules import CubicSparsity, ScaledSparsity, allocate, prune_model, sparsity_report
+from schedules.models import build_cnn
+
+TARGETS = [0.0, 0.5, 0.9, 0.95, 0.98, 0.99]
+
+
+def build_mlp(seed: int = 0) -> tf_keras.Model:
+    """A functional MLP 64-128-64-10 with a nested Sequential block in the middle."""
+    tf_keras.utils.set_random_seed(seed)
+    inputs = tf_keras.Input((64,))
+    hidden = tf_keras.layers.Dense(128, activation="relu", name="fc1")(inputs)
+    block = tf_keras.Sequential([tf_keras.layers.Dense(64, activation="relu", name="fc2")], name="block")
+    outputs = tf_keras.layers.Dense(10, name="out")(block(hidden))
+    return tf_keras.Model(inputs, outputs, name="mlp")
+
+
+@pytest.fixture(scope="module")
+def cnn() -> tf_keras.Model:
+    tf_keras.utils.set_random_seed(0)
+    return build_cnn(tf_keras)
+
+
+@pytest.fixture(scope="module")
+def mlp() -> tf_keras.Model:
+    return build_mlp()
+
+
+def kernel_shapes(model) -> dict[str, tuple[int, ...]]:
+    """Every Dense/Conv kernel shape, read from the layers (not through the package)."""
+    shapes = {}
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop(0)
+        if isinstance(layer, tf_keras.Model):
+            stack = list(layer.layers) + stack
+        elif hasattr(layer, "kernel"):
+            shapes[layer.name] = tuple(layer.kernel.shape)
+    return shapes
+
+
+def rigl_sparsities(shapes: dict[str, tuple[int, ...]], target: float, include_kernel: bool, dense=()) -> dict:
+    """RigL's `get_sparsities_erdos_renyi` loop, with `dense` layers counted as RigL counts its dense ones."""
+    dense_layers = set(dense)
+    while True:
+        divisor, rhs, raw = 0.0, 0.0, {}
+        for name, shape in shapes.items():
+            n_param = float(np.prod(shape))
+            if name in dense_layers:
+                rhs -= n_param * target
+            else:
+                rhs += n_param * (1.0 - target)
+                if include_kernel:
+                    raw[name] = np.sum(shape) / np.prod(shape)
+                else:
+                    n_in, n_out = shape[-2:]
+                    raw[name] = (n_in + n_out) / (n_in * n_out)
+                divisor += raw[name] * n_param
+        if not raw:  # every layer dense (a target of 0)
+            return {name: 0.0 for name in shapes}
+        eps = rhs / divisor
+        max_prob = max(raw.values())
+        if max_prob * eps > 1:
+            dense_layers |= {name for name, p in raw.items() if p == max_prob}
+        else:
+            break
+    return {name: 0.0 if name in dense_layers else 1.0 - eps * raw[name] for name in shapes}
+
+
+# --- the methods against their references ---------------------------------------------------
+
+
+@pytest.mark.parametrize("model_name", ["cnn", "mlp"])
+@pytest.mark.parametrize("method", ["erk", "erdos_renyi", "uniform"])
+@pytest.mark.parametrize("target", TARGETS)
+def test_density_methods_match_rigls_loop_to_one_weight(request, model_name, method, target):
+    model = request.getfixturevalue(model_name)
+    shapes = kernel_shapes(model)
+    if method == "uniform":
+        expected = {name: target for name in shapes}
+    else:
+        expected = rigl_sparsities(shapes, target, include_kernel=method == "erk")
+    allocation = allocate(model, target, method)
+    assert list(allocation) == list(shapes)
+    for name, shape in shapes.items():
+        n = math.prod(shape)
+        # whole kept weights: within one weight of the real-valued density
+        assert abs(allocation[name] - expected[name]) <= 1.0 / n + 1e-12, (name, allocation[name], expected[name])
+    total = sum(math.prod(s) for s in shapes.values())
+    kept = allocation.kept
+    if method == "uniform":
+        assert all(kept[name] == max(1, round(math.prod(s) * (1 - target))) for name, s in shapes.items())
+    else:
+        assert sum(kept.values()) == round(total * (1 - target))
+
+
+def test_keep_dense_layers_count_in_the_overall_sparsity(cnn):
+    shapes = kernel_shapes(cnn)
+    allocation = allocate(cnn, 0.95, "erk", keep_dense=["logits"])
+    expected = rigl_sparsities(shapes, 0.95, include_kernel=True, dense=["logits"])
+    assert allocation["logits"] == 0.0
+    for name, shape in shapes.items():
+        assert abs(allocation[name] - expected[name]) <= 1.0 / math.prod(shape) + 1e-12
+    assert sum(allocation.kept.values()) == round(sum(math.prod(s) for s in shapes.values()) * 0.05)
+
+
+@pytest.mark.parametrize("method", ["uniform", "erk", "erdos_renyi", "global_magnitude"])
+@settings(max_examples=25, deadline=None)
+@given(
+    target=st.floats(0.0, 0.99),
+    max_sparsity=st.one_of(st.none(), st.floats(0.9, 0.999)),
+    min_weights=st.integers(1, 40),
+)
+def test_floors_and_caps_hold_and_the_total_is_met(cnn, method, target, max_sparsity, min_weights):
+    """For any target the constraints allow: every layer keeps at least `min_weights` and at most
+    `max_sparsity`, and the kept weights add up to the target's (uniform: one sparsity unless a
+    floor binds)."""
+    sizes = {name: math.prod(s) for name, s in kernel_shapes(cnn).items()}
+    total = sum(sizes.values())
+    floors = {
+        name: min(n, max(min_weights, math.ceil(n * (1 - (max_sparsity or 1.0)) - 1e-9))) for name, n in sizes.items()
+    }
+    if round(total * (1 - target)) < sum(floors.values()):
+        with pytest.raises(ValueError, match="Argument `target_sparsity` must be at most"):
+            allocate(cnn, target, method, max_sparsity=max_sparsity, min_weights=min_weights)
+        return
+    allocation = allocate(cnn, target, method, max_sparsity=max_sparsity, min_weights=min_weights)
+    for name, n in sizes.items():
+        kept = round(n * (1 - allocation[name]))
+        assert kept >= floors[name] - (method == "uniform"), (name, kept, floors[name])
+        assert 0.0 <= allocation[name] < 1.0
+    if method != "uniform":
+        assert sum(allocation.kept.values()) == round(total * (1 - target))
+    else:
+        assert abs(allocation.sparsity - target) <= len(sizes) / total
+
+
+def test_global_magnitude_counts_match_one_threshold(mlp):
+    magnitudes = {}
+    for name in kernel_shapes(mlp):
+        magnitudes[name] = np.abs(_layer(mlp, name).kernel.numpy().astype(np.float64)).ravel()
+    everything = np.sort(np.concatenate(list(magnitudes.values())))[::-1]
+    for target in (0.5, 0.9, 0.98):
+        budget = round(everything.size * (1 - target))
+        threshold = everything[budget - 1]
+        allocation = allocate(mlp, target, "global_magnitude")
+        for name, values in magnitudes.items():
+            assert allocation.kept[name] == max(1, int(np.sum(values >= threshold))), (target, name)
+
+
+def _layer(model, name):
+    for layer in model.layers:
+        if isinstance(layer, tf_keras.Model):
+            found = _layer(layer, name)
+            if found is not None:
+                return found
+        elif layer.name == name:
+            return layer
+    return None
+
+
+# --- bad requests ----------------------------------------------------------------------------
+
+
+def test_bad_requests_are_refused_with_the_argument_named(cnn):
+    cases = [
+        (dict(target_sparsity=1.0), ValueError, r"Argument `target_sparsity` must be .*Received: target_sparsity=1\.0"),
+        (dict(target_sparsity=-0.1), ValueError, "Argument `target_sparsity`"),
+        (dict(target_sparsity="0.9"), TypeError, "Argument `target_sparsity`"),
+        (dict(method="magic"), ValueError, r"Argument `method` must be one of .*'erk'.*Received: method='magic'"),
+        (dict(keep_dense=["conv9"]), ValueError, r"Argument `keep_dense` must be names of prunable layers .*conv1"),
+        (dict(keep_dense="conv1"), TypeError, "Argument `keep_dense` must be a list of layer names"),
+        (dict(max_sparsity=0.5), ValueError, r"Argument `target_sparsity` must be at most 0\.5"),
+        (dict(min_weights=0), ValueError, "Argument `min_weights`"),
+        (dict(x=np.zeros((1, 8, 8, 1))), TypeError, "Argument `x` must be given only with method='sensitivity'"),
+        (dict(method="sensitivity"), TypeError, "Argument `x` must be validation inputs"),
+    ]
+    for overrides, error, message in cases:
+        arguments = {"target_sparsity": 0.9, "method": "erk", **overrides}
+        with pytest.raises(error, match=message):
+            allocate(cnn, **arguments)
+
+
+def test_models_that_cannot_be_allocated_are_refused():
+    nothing = tf_keras.Sequential([tf_keras.Input((4, 4, 1)), tf_keras.layers.Flatten()])
+    with pytest.raises(ValueError, match="Argument `model` must be a model with at least one layer tfmot can prune"):
+        allocate(nothing, 0.5)
+    unbuilt = tf_keras.Sequential([tf_keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="Argument `model` must be a built model"):
+        allocate(unbuilt, 0.5)
+    keras3_model = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)])
+    for call in (
+        lambda: allocate(keras3_model, 0.5),
+        lambda: prune_model(keras3_model, CubicSparsity(0.0, 0.5, 0, 10)),
+    ):
+        with pytest.raises(TypeError, match="Keras 3 model: tfmot prunes tf-keras models"):
+            call()
+
+
+def test_prune_model_refuses_bad_requests(cnn):
+    schedule = CubicSparsity(0.0, 0.9, 0, 100)
+    already = prune_model(cnn, schedule)
+    with pytest.raises(ValueError, match="Argument `model` must be a model that is not pruned yet"):
+        prune_model(already, schedule)
+    with pytest.raises(TypeError, match="Argument `schedule` must be a tfmot PruningSchedule"):
+        prune_model(cnn, 0.9)
+    with pytest.raises(ValueError, match="Argument `allocation` must be a sparsity for each prunable layer"):
+        prune_model(cnn, schedule, allocation={"conv1": 0.5})
+    with pytest.raises(ValueError, match="Argument `allocation` must be a method that needs no data"):
+        prune_model(cnn, schedule, allocation="sensitivity")
+    with pytest.raises(ValueError, match=r"Argument `allocation\['conv1'\]`"):
+        prune_model(cnn, schedule, allocation={"conv1": 1.0, "conv2": 0.9, "dense": 0.9, "logits": 0.9})
+
+
+# --- prune_model ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_name", ["cnn", "mlp"])
+def test_prune_model_wraps_each_layer_with_its_share_and_keeps_the_weights(request, model_name):
+    model = request.getfixturevalue(model_name)
+    schedule = CubicSparsity(0.0, 0.95, 0, 100, frequency=10)
+    allocation = allocate(model, 0.95, "erk")
+    pruned = prune_model(model, schedule, allocation=allocation)
+    wrappers = {layer.layer.name: layer for layer in schedules.pruned_layers(pruned)}
+    assert sorted(wrappers) == sorted(name for name, s in allocation.items() if s > 0)
+    for name, wrapper in wrappers.items():
+        got = wrapper.pruning_schedule
+        if allocation[name] == 0.95:
+            assert got is schedule
+        else:
+            assert isinstance(got, ScaledSparsity) and got.schedule is schedule
+            assert float(got(100)[1]) == pytest.approx(allocation[name], abs=1e-6)
+    x = np.random.default_rng(0).normal(size=(4, *model.input_shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(pruned(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+    # A copy: training the pruned model leaves the original alone.
+    assert pruned.get_weights()[0] is not model.get_weights()[0]
+
+
+@pytest.fixture(scope="module")
+def trained_erk(tmp_path_factory):
+    """The test CNN pruned by `prune_model` with ERK at 0.95 overall, trained past its schedule."""
+    model = _models.build_model()
+    schedule = CubicSparsity(0.0, 0.95, 0, 60, frequency=10)
+    allocation = allocate(model, 0.95, "erk")
+    pruned = _models.compile_model(prune_model(model, schedule, allocation=allocation))
+    _models.fit(pruned, steps_per_epoch=80)
+    return pruned, allocation
+
+
+def test_a_trained_model_reaches_the_overall_target_to_the_weight(trained_erk):
+    pruned, allocation = trained_erk
+    report = sparsity_report(pruned)
+    assert [row.name for row in report.layers] == list(allocation)
+    for row in report.layers:
+        assert row.kept == allocation.kept[row.name], row
+        assert row.target == pytest.approx(allocation[row.name], abs=1e-6)
+    assert report.zeros == report.weights - round(report.weights * 0.05)
+    text = str(report)
+    assert text.splitlines()[0].split() == ["layer", "weights", "target", "zeros", "kept", "sparsity"]
+    assert text.splitlines()[-1].split()[0] == "overall"
+
+
+@pytest.mark.parametrize("fmt", ["model.keras", "model.h5", "savedmodel"])
+def test_per_layer_schedules_reload_in_every_format_and_train_on(trained_erk, tmp_path, fmt):
+    pruned, _ = trained_erk
+    path = tmp_path / fmt
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pruned.save(path)
+    restored = schedules.load_model(path)
+    before = {layer.layer.name: layer.pruning_schedule.get_config() for layer in schedules.pruned_layers(pruned)}
+    after = {layer.layer.name: layer.pruning_schedule.get_config() for layer in schedules.pruned_layers(restored)}
+    assert after == before
+    assert len({str(config) for config in after.values()}) > 1, "the layers should have different schedules"
+    assert str(sparsity_report(restored)) == str(sparsity_report(pruned))
+    _models.fit(restored, steps_per_epoch=2)
+    assert str(sparsity_report(restored)) == str(sparsity_report(pruned))
+
+
+def test_prune_model_under_mirrored_strategy():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = _models.build_model()
+        pruned = _models.compile_model(
+            prune_model(model, CubicSparsity(0.0, 0.9, 0, 20, frequency=10), allocation="erdos_renyi")
+        )
+    allocation = allocate(model, 0.9, "erdos_renyi")
+    _models.fit(pruned, steps_per_epoch=25)
+    report = sparsity_report(pruned)
+    assert {row.name: row.kept for row in report.layers} == allocation.kept
+
+
+# --- sensitivity -------------------------------------------------------------------------------
+
+
+def test_sensitivity_sweep_measures_each_layer_alone_and_meets_the_target(mlp):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 64)).astype(np.float32)
+    y = np.argmax(mlp.predict(x, verbose=0), axis=1)  # the model's own answers: baseline accuracy 1
+    before = [w.copy() for w in mlp.get_weights()]
+    allocation = allocate(mlp, 0.9, "sensitivity", x=x, y=y, sparsities=(0.5, 0.9, 0.99), verbose=0)
+    sweep = allocation.sweep
+    assert all(np.array_equal(a, b) for a, b in zip(mlp.get_weights(), before, strict=True)), "weights restored"
+    assert sweep.baseline == 1.0 and list(sweep.scores) == ["fc1", "fc2", "out"]
+    # One measurement, recomputed here: fc2 alone pruned to 0.9 by magnitude.
+    layer = _layer(mlp, "fc2")
+    kernel = layer.kernel.numpy()
+    keep = max(1, round(kernel.size * 0.1))
+    threshold = np.sort(np.abs(kernel).ravel())[::-1][keep - 1]
+    layer.kernel.assign(np.where(np.abs(kernel) >= threshold, kernel, 0.0))
+    try:
+        expected = float(np.mean(np.argmax(mlp.predict(x, verbose=0), axis=1) == y))
+    finally:
+        layer.kernel.assign(kernel)
+    assert sweep.scores["fc2"][1] == pytest.approx(expected)
+    assert sum(allocation.kept.values()) == round(sum(allocation.weights.values()) * 0.1)
+    assert str(sweep).splitlines()[1].split() == ["layer", "0.5", "0.9", "0.99"]
