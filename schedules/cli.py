@@ -2,6 +2,7 @@
 
 Commands:
   demo        prune a small CNN on scikit-learn's digits (the default command)
+  allocate    print the sparsity each layer gets for an overall target (no training)
   plot        draw schedules into a PNG or SVG file
   gallery     regenerate the pictures in plots/
   quickstart  prune a small CNN on generated data with each family, print the sparsity reached
@@ -14,10 +15,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import tf_keras
+
 from schedules import _validation as v
 from schedules import catalog, demo, quickstart
+from schedules.allocation import METHODS as ALLOCATION_METHODS
+from schedules.allocation import allocate
 from schedules.gallery import gallery
+from schedules.models import build_cnn
 from schedules.plotting import plot_schedules
+from schedules.saving import load_model
 
 FORMATS = (".png", ".svg")
 
@@ -70,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         f"{', '.join(f.name for f in catalog.command_line_families())}); the window defaults to 5%%..70%% of "
         "pruning (default: cubic)",
     )
+    demo.add_argument(
+        "--allocation",
+        default="uniform",
+        choices=ALLOCATION_METHODS,
+        help="how the final sparsity is spread across layers; the overall sparsity is the same (default: uniform)",
+    )
     demo.add_argument("--final-sparsity", type=float, default=0.9, help="final sparsity, in [0, 1) (default: 0.9)")
     demo.add_argument("--dense-epochs", type=int, default=10, help="epochs of dense training (default: 10)")
     demo.add_argument("--prune-epochs", type=int, default=15, help="epochs of pruning (default: 15)")
@@ -88,6 +101,24 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--steps", type=int, default=None, help="last step drawn (default: end_step + 10%%)")
     plot.add_argument("--title", default=None, help="picture title")
     _add_schedule_options(plot)
+
+    share = commands.add_parser(
+        "allocate",
+        help="print the sparsity each layer gets for an overall target, without training",
+        description="Print the per-layer sparsities an allocation method gives a saved tf-keras model (or, "
+        "without MODEL, the demo's CNN) for an overall sparsity: zeros over every weight tfmot would prune.",
+    )
+    share.add_argument("model", nargs="?", default=None, help="a saved model (.keras, .h5, SavedModel directory)")
+    share.add_argument("--target", type=float, default=0.98, help="overall sparsity, in [0, 1) (default: 0.98)")
+    share.add_argument(
+        "--method",
+        default="erk",
+        choices=[m for m in ALLOCATION_METHODS if m != "sensitivity"],
+        help="allocation method (default: erk; 'sensitivity' needs data: use schedules.allocate)",
+    )
+    share.add_argument("--keep-dense", action="append", default=[], metavar="LAYER", help="a layer to leave dense")
+    share.add_argument("--max-sparsity", type=float, default=None, help="the most any layer is pruned")
+    share.add_argument("--min-weights", type=int, default=1, help="the fewest weights any layer keeps (default: 1)")
 
     gallery = commands.add_parser(
         "gallery", help="regenerate the gallery pictures", description="Write one PNG per family and a comparison."
@@ -180,6 +211,7 @@ def _prepare(command: str, args: argparse.Namespace):
         demo.build_schedule(spec, final, prune_epochs)  # the schedule run_demo will build, checked now
         return lambda: demo.run_demo(
             spec,
+            allocation=getattr(args, "allocation", "uniform"),
             final_sparsity=final,
             dense_epochs=dense_epochs,
             prune_epochs=prune_epochs,
@@ -189,6 +221,8 @@ def _prepare(command: str, args: argparse.Namespace):
         )
     if command == "plot":
         return _prepare_plot(args)
+    if command == "allocate":
+        return _prepare_allocate(args)
     if command == "gallery":
         directory = Path(args.directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -196,6 +230,24 @@ def _prepare(command: str, args: argparse.Namespace):
     steps = v.check_int("--steps", args.steps, minimum=20, maximum=10**7)
     final = v.check_sparsity("--final-sparsity", args.final_sparsity)
     return lambda: quickstart.run(steps=steps, final_sparsity=final, seed=args.seed)
+
+
+def _prepare_allocate(args: argparse.Namespace):
+    if args.model is None:
+        model = build_cnn(tf_keras)
+    else:
+        if not Path(args.model).exists():
+            raise ValueError(f"Argument `model` must be a saved model. Received: model={args.model!r} (no such file)")
+        model = load_model(args.model)
+    allocation = allocate(
+        model,
+        args.target,
+        args.method,
+        keep_dense=args.keep_dense,
+        max_sparsity=args.max_sparsity,
+        min_weights=args.min_weights,
+    )
+    return lambda: print(allocation)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,11 +3,14 @@
 1. Train a small convolutional network, dense, on the 8x8 digits that
    scikit-learn ships (real data, no download), and report test accuracy.
 2. Prune it with the chosen schedule (`prune_low_magnitude` +
-   `UpdatePruningStep`), recording scheduled and achieved sparsity with
-   `PruningRecorder`; report test accuracy and each layer's sparsity.
+   `UpdatePruningStep`), each layer at the sparsity the chosen allocation gives
+   it (`schedules.prune_model`; `uniform`: every layer the same), recording
+   scheduled and achieved sparsity with `PruningRecorder`; report test
+   accuracy and each layer's sparsity (`schedules.sparsity_report`).
 3. Save the pruned model, reload it in `prune_scope()`, strip the pruning
    wrappers and check the stripped model predicts what the pruned one does.
-4. Write the scheduled-against-achieved picture and the record (CSV).
+4. Write the scheduled-against-achieved picture, the record (CSV) and, for an
+   allocation other than uniform, the allocated-against-achieved picture.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from schedules import catalog
+from schedules.allocation import allocate
 from schedules.callbacks import PruningRecorder
-from schedules.inspection import kernel_sparsity
+from schedules.inspection import kernel_sparsity, pruned_layers, sparsity_report
 from schedules.models import build_cnn
-from schedules.plotting import plot_record
+from schedules.plotting import plot_allocation, plot_record
+from schedules.pruning import prune_model
 
 __all__ = ["DemoResult", "load_digits", "run_demo"]
 
@@ -84,6 +89,7 @@ class DemoResult:
 def run_demo(
     schedule_spec: str = "cubic",
     *,
+    allocation: str = "uniform",
     final_sparsity: float = 0.9,
     dense_epochs: int = 10,
     prune_epochs: int = 15,
@@ -112,8 +118,16 @@ def run_demo(
     dense_accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
     print_fn(f"Dense test accuracy: {dense_accuracy:.4f}")
 
-    print_fn(f"\n[2/4] Pruning for {prune_epochs} epochs ({total} steps)")
-    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+    print_fn(f"\n[2/4] Pruning for {prune_epochs} epochs ({total} steps), {allocation} allocation")
+    if allocation == "sensitivity":  # measured on the last 300 training images, not on the test set
+        sweep_data = {"x": x_train[-300:], "y": y_train[-300:], "verbose": verbose}
+    else:
+        sweep_data = {}
+    shares = allocate(model, final_sparsity, allocation, **sweep_data)
+    if shares.sweep is not None:
+        print_fn(str(shares.sweep))
+    print_fn(str(shares))
+    pruned = prune_model(model, schedule, allocation=shares)
     pruned.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])
     recorder = PruningRecorder(output / "sparsity.csv")
     pruned.fit(
@@ -127,10 +141,10 @@ def run_demo(
     pruned_accuracy = float(pruned.evaluate(x_test, y_test, verbose=0)[1])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     layer_sparsity = kernel_sparsity(stripped)
+    report = sparsity_report(pruned)
     print_fn(f"Pruned test accuracy: {pruned_accuracy:.4f} (dense: {dense_accuracy:.4f})")
-    print_fn("Share of zero weights per layer (kernels, after strip_pruning):")
-    for name, value in layer_sparsity.items():
-        print_fn(f"  {name:<8} {value:.4f}")
+    print_fn("Weights per layer (zeros counted in weight * mask):")
+    print_fn(str(report))
 
     print_fn("\n[3/4] Saving, reloading and stripping the pruned model")
     model_path = output / "pruned.keras"
@@ -141,8 +155,9 @@ def run_demo(
     expected = pruned.predict(x_test, verbose=0)
     got = reloaded_stripped.predict(x_test, verbose=0)
     difference = float(np.max(np.abs(expected - got)))
-    restored = reloaded.layers[0].pruning_schedule
-    print_fn(f"Reloaded {model_path}: schedule {type(restored).__name__}, step {int(reloaded.layers[0].pruning_step)}")
+    wrappers = pruned_layers(reloaded)
+    restored = ", ".join(f"{layer.layer.name} {type(layer.pruning_schedule).__name__}" for layer in wrappers)
+    print_fn(f"Reloaded {model_path}: schedules {restored}; step {int(wrappers[0].pruning_step)}")
     print_fn(f"Largest difference between pruned and reloaded-stripped predictions: {difference:.2e}")
     if difference > 1e-4:
         raise RuntimeError(f"The stripped model's predictions differ from the pruned model's by {difference}")
@@ -152,6 +167,10 @@ def run_demo(
     picture = output / "sparsity.png"
     ax.figure.savefig(picture, dpi=120)
     files = {"model": model_path, "record": output / "sparsity.csv", "picture": picture}
+    if allocation != "uniform":
+        ax = plot_allocation(shares, report, title=f"{allocation} allocation: allocated vs achieved sparsity")
+        files["allocation"] = output / "allocation.png"
+        ax.figure.savefig(files["allocation"], dpi=120)
     for name, path in files.items():
         print_fn(f"  {name:<8} {path}")
     seconds = time.perf_counter() - start

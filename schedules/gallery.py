@@ -6,11 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+import tf_keras
+
 from schedules import catalog
+from schedules.allocation import allocate
 from schedules.composition import ScaledSparsity, SequentialSparsity
 from schedules.cubic import CubicSparsity
 from schedules.cyclic import CyclicSparsity
-from schedules.plotting import plot_schedule, plot_schedules
+from schedules.models import build_cnn
+from schedules.plotting import plot_allocation, plot_schedule, plot_schedules
 
 __all__ = ["COMPARED", "PICTURES", "gallery"]
 
@@ -51,7 +55,7 @@ COMPARED = ("exponential", "cubic", "step", "cyclic", "power", "cosine", "one_cy
 
 
 def gallery(directory: str | os.PathLike = "plots") -> list[Path]:
-    """Writes one picture per family, a picture of composition and a comparison into `directory`."""
+    """Writes one picture per family, a picture of composition, one of allocations and a comparison into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -74,6 +78,12 @@ def gallery(directory: str | os.PathLike = "plots") -> list[Path]:
     ax.legend(loc="lower right")
     ax.set_title("composition: SequentialSparsity and ScaledSparsity")
     path = directory / "composition.png"
+    ax.figure.savefig(path, dpi=110)
+    written.append(path)
+    cnn = build_cnn(tf_keras)
+    shares = [allocate(cnn, 0.98, method) for method in ("uniform", "erdos_renyi", "erk")]
+    ax = plot_allocation(shares, title="the demo CNN at 0.98 overall: sparsity per layer by allocation")
+    path = directory / "allocation.png"
     ax.figure.savefig(path, dpi=110)
     written.append(path)
     comparison = {name: catalog.build(name, shared=BASE) for name in COMPARED}

@@ -205,7 +205,8 @@ def gallery_run(tmp_path_factory):
 def test_gallery_writes_one_picture_per_family_and_a_comparison(gallery_run):
     directory, _ = gallery_run
     names = sorted(path.name for path in directory.iterdir())
-    assert names == sorted([f"{name}.png" for name in gallery.PICTURES] + ["composition.png", "comparison.png"])
+    expected = [f"{name}.png" for name in gallery.PICTURES] + ["composition.png", "comparison.png", "allocation.png"]
+    assert names == sorted(expected)
     for path in directory.iterdir():
         assert path.read_bytes().startswith(PNG_SIGNATURE)
 
@@ -224,15 +225,25 @@ def test_gallery_draws_every_family_of_ours(gallery_run):
 def test_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--schedule", "cyclic:num_cycles=2", "--dense-epochs", "2", "--prune-epochs", "3"]
-    assert main([*argv, "--final-sparsity", "0.8", "--output-dir", str(out), "--quiet"]) == 0
+    argv += ["--allocation", "erk", "--final-sparsity", "0.8", "--output-dir", str(out), "--quiet"]
+    assert main(argv) == 0
     text = capsys.readouterr().out
     assert "Dense test accuracy" in text and "Pruned test accuracy" in text
-    assert "schedule CyclicSparsity" in text
-    for name in ("conv1", "conv2", "dense", "logits"):
-        line = next(line for line in text.splitlines() if line.strip().startswith(name + " "))
-        assert abs(float(line.split()[-1]) - 0.8) < 0.01
+    assert "erk allocation for an overall sparsity of 0.8" in text
+    reloaded = next(line for line in text.splitlines() if line.startswith("Reloaded"))
+    assert "conv2 CyclicSparsity" in reloaded or "conv2 ScaledSparsity" in reloaded
+    lines = text.splitlines()
+    title = lines.index("erk allocation for an overall sparsity of 0.8")
+    allocated = {line.split()[0]: line.split() for line in lines[title + 2 : title + 7]}
+    report = lines[lines.index("Weights per layer (zeros counted in weight * mask):") + 2 :][:5]
+    achieved = {line.split()[0]: line.split() for line in report}
+    assert list(achieved) == ["conv1", "conv2", "dense", "logits", "overall"]
+    for name, row in achieved.items():  # the trained masks keep what the allocation says, overall 0.8
+        assert row[4] == allocated[name][3], (name, row, allocated[name])
+    assert abs(float(achieved["overall"][-1]) - 0.8) <= 1 / 23824
     assert (out / "pruned.keras").exists() and (out / "sparsity.csv").exists()
-    assert (out / "sparsity.png").read_bytes().startswith(PNG_SIGNATURE)
+    for picture in ("sparsity.png", "allocation.png"):
+        assert (out / picture).read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_quickstart_prunes_with_each_of_its_schedules_to_the_final_sparsity(capsys):
