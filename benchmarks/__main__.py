@@ -10,13 +10,14 @@ import platform
 import sys
 import time
 
-SECTIONS = ("overhead", "cost", "curve", "quality")
+SECTIONS = ("overhead", "cost", "curve", "quality", "allocation")
 
 TITLES = {
     "overhead": "Training overhead (median ratio of step time to PolynomialDecay, interleaved rounds)",
     "cost": "Schedule cost (one call with an int64 scalar step)",
     "curve": "Curve evaluation (one vectorized call vs a per-step tf.function loop)",
     "quality": "Quality: test accuracy on scikit-learn digits (mean ± std over seeds)",
+    "allocation": "Allocation: test accuracy at overall sparsity by per-layer allocation (mean ± std; overall reached)",
 }
 
 

@@ -52,7 +52,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert all(section["quick"] is True for section in sections.values())
     results = {name: section["rows"] for name, section in sections.items()}
     out = capsys.readouterr().out
-    for title in ("Training overhead", "Schedule cost", "Curve evaluation", "Quality"):
+    for title in ("Training overhead", "Schedule cost", "Curve evaluation", "Quality", "Allocation"):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
     assert sorted(row["family"] for row in results["cost"]) == FAMILIES
@@ -66,3 +66,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     quality_rows = results["quality"]
     assert {row["schedule"] for row in quality_rows} >= {"dense", "CubicSparsity", "tfmot PolynomialDecay"}
     assert all(0.0 <= row["mean_accuracy"] <= 1.0 for row in quality_rows)
+    allocation_rows = {row["allocation"]: row for row in results["allocation"]}
+    assert sorted(allocation_rows) == ["erk", "uniform"]
+    for row in allocation_rows.values():  # every allocation reaches the same overall sparsity
+        assert abs(row["overall_sparsity"] - 0.98) <= 4 / 10_000, row

@@ -1,0 +1,131 @@
+"""Allocation: test accuracy at 95-99% overall sparsity, by how the sparsity is spread over layers.
+
+The quality benchmark's budget (`benchmarks/quality.py`): the same dense
+pre-trained model per model and seed, then `prune_epochs` epochs of pruned
+training with the schedule pruning from 5% to 70% of the pruning steps. Every
+row reaches the same *overall* sparsity (zeros over every prunable weight,
+measured on the trained masks and reported); what differs is each layer's share:
+
+- `uniform`: every layer at the target (tfmot's behaviour);
+- `erdos_renyi`, `erk`: Erdos-Renyi densities without and with the kernels'
+  spatial dimensions (Evci et al. 2020);
+- `global_magnitude`: one magnitude threshold over the dense model's trained weights;
+- `sensitivity`: a one-shot sweep of each layer on 300 held-out training images.
+
+Schedules: `CubicSparsity` for every allocation, and the two best other shapes
+of the quality table (`OneCycleSparsity`, `Polynomial inverse cubic (SparseML)`)
+with the best allocation.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+from benchmarks.quality import MODELS, _compile, build_mlp, schedules_for
+from schedules import allocate, prune_model, sparsity_report
+from schedules.demo import load_digits
+
+ALLOCATIONS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "sensitivity")
+#: Other time shapes, tried with the best allocation (`BEST`).
+OTHER_SHAPES = ("OneCycleSparsity", "Polynomial inverse cubic (SparseML)")
+BEST = "sensitivity"
+#: Images held out of the training set for the sensitivity sweep.
+SWEEP_IMAGES = 300
+
+
+def run(
+    quick: bool = False,
+    sparsities=(0.95, 0.98, 0.99),
+    seeds=(0, 1, 2, 3, 4),
+    dense_epochs: int = 10,
+    prune_epochs: int = 15,
+    batch_size: int = 32,
+    progress=print,
+) -> list[dict]:
+    models = MODELS
+    x_train, y_train, x_test, y_test = load_digits(0)
+    allocations, shapes = ALLOCATIONS, OTHER_SHAPES
+    if quick:  # the harness on a sliver: one model, one seed, 256 images, two allocations
+        sparsities, seeds, dense_epochs, prune_epochs = (0.98,), (0,), 1, 2
+        models = {"MLP": build_mlp}
+        x_train, y_train = x_train[:256], y_train[:256]
+        allocations, shapes = ("uniform", "erk"), ()
+    x_sweep, y_sweep = x_train[-SWEEP_IMAGES:], y_train[-SWEEP_IMAGES:]
+    total = math.ceil(len(x_train) / batch_size) * prune_epochs
+    accuracy: dict[tuple, list[float]] = {}
+    overall: dict[tuple, list[float]] = {}
+    for model_name, build in models.items():
+        for seed in seeds:
+            keras.utils.set_random_seed(seed)
+            dense = build(keras)
+            _compile(dense, 2e-3)
+            dense.fit(x_train, y_train, batch_size=batch_size, epochs=dense_epochs, verbose=0)
+            weights = dense.get_weights()
+            for final in sparsities:
+                shares = {}
+                for method in allocations:
+                    data = {"x": x_sweep, "y": y_sweep, "verbose": 0} if method == "sensitivity" else {}
+                    shares[method] = allocate(dense, final, method, **data)
+                runs = [("CubicSparsity", method) for method in allocations]
+                runs += [(shape, BEST) for shape in shapes]
+                for shape, method in runs:
+                    schedule = schedules_for(final, total)[shape]
+                    keras.utils.set_random_seed(seed + 1000)
+                    model = build(keras)
+                    model.set_weights(weights)
+                    pruned = prune_model(model, schedule, allocation=shares[method])
+                    _compile(pruned, 1e-3)
+                    pruned.fit(
+                        x_train,
+                        y_train,
+                        batch_size=batch_size,
+                        epochs=prune_epochs,
+                        verbose=0,
+                        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+                    )
+                    key = (model_name, shape, method, final)
+                    accuracy.setdefault(key, []).append(float(pruned.evaluate(x_test, y_test, verbose=0)[1]))
+                    overall.setdefault(key, []).append(sparsity_report(pruned).sparsity)
+                progress(f"  {model_name} seed {seed} sparsity {final}: done")
+    rows = []
+    for (model_name, shape, method, final), values in accuracy.items():
+        rows.append(
+            {
+                "model": model_name,
+                "schedule": shape,
+                "allocation": method,
+                "target_sparsity": final,
+                "mean_accuracy": statistics.fmean(values),
+                "std_accuracy": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "seeds": len(values),
+                "overall_sparsity": float(np.mean(overall[(model_name, shape, method, final)])),
+            }
+        )
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    sparsities = sorted({r["target_sparsity"] for r in rows})
+    lines = []
+    for model_name in dict.fromkeys(r["model"] for r in rows):
+        lines.append(f"{model_name:<52}" + "".join(f"{f'overall {s:g}':>26}" for s in sparsities))
+        keys = dict.fromkeys((r["schedule"], r["allocation"]) for r in rows if r["model"] == model_name)
+        for shape, method in keys:
+            cells = []
+            for s in sparsities:
+                (r,) = [
+                    r
+                    for r in rows
+                    if (r["model"], r["schedule"], r["allocation"], r["target_sparsity"])
+                    == (model_name, shape, method, s)
+                ]
+                text = f"{r['mean_accuracy']:.4f} ± {r['std_accuracy']:.4f} ({r['overall_sparsity']:.4f})"
+                cells.append(text.rjust(26))
+            lines.append(f"{f'{shape}, {method}':<52}" + "".join(cells))
+        lines.append("")
+    return "\n".join(lines)
