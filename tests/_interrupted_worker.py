@@ -16,8 +16,9 @@ The callbacks are `UpdatePruningStep` and the variant's checkpointing:
   `RUN_DIR/epochNN.h5` or the SavedModel directory `RUN_DIR/epochNN` (NN = epochs done);
 * `wrong_order`: `ModelCheckpoint` to `RUN_DIR/unmaskedNN.keras` *before*
   `UpdatePruningStep` (the wrong order, to show what it costs);
-* `checkpoints`: the four `ModelCheckpoint`s above at once, each in its place, so that
-  one killed run leaves a checkpoint of every kind (start only: a restart names one).
+* `checkpoints`: `BackupAndRestore` and the four `ModelCheckpoint`s above at once, each in
+  its place, so that one killed run leaves a checkpoint of every kind (start only: a
+  restart names its variant).
 
 The same command line starts a run and restarts it, as a job supervisor would: with
 `BackupAndRestore`, `fit` restores the backup itself; with `ModelCheckpoint` the worker
@@ -222,7 +223,7 @@ def main() -> None:
     # to exact zeros) *before* a checkpoint callback listed after it saves them.
     before: list[keras.callbacks.Callback] = []
     after: list[keras.callbacks.Callback] = []
-    if variant == "backup":
+    if variant in ("backup", "checkpoints"):
         after.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
     if variant == "checkpoints":
         checkpoints = list(CHECKPOINT_NAMES)

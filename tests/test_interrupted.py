@@ -10,13 +10,12 @@ op determinism, one thread), `UpdatePruningStep` first in the callbacks, then th
 variant's checkpointing: `BackupAndRestore` or `ModelCheckpoint` saving `.keras`, `.h5`
 or a SavedModel at each epoch end.
 
-A process is SIGKILLed right after step `KILL_STEP`, in the middle of an epoch: one with
-`BackupAndRestore`, one with every `ModelCheckpoint` at once (most of a process's time is
-importing TensorFlow and tracing the training step, so one killed run serves every
-format). The restart, one per variant, resumes from the last checkpoint (the end of the
-previous epoch, step `CHECKPOINT_STEP`), redoes the lost steps and finishes: for
-`BackupAndRestore` the killed run's command run again, for a `ModelCheckpoint` the
-variant's command on a copy of the killed run's directory. It is compared with the
+One process, with `BackupAndRestore` and every `ModelCheckpoint` at once (most of a
+process's time is importing TensorFlow and tracing the training step, so one killed run
+serves every kind), is SIGKILLed right after step `KILL_STEP`, in the middle of an epoch.
+The restart, one per variant on its own copy of the killed run's directory, resumes from
+the variant's last checkpoint (the end of the previous epoch, step `CHECKPOINT_STEP`),
+redoes the lost steps and finishes. It is compared with the
 uninterrupted `reference` run: right after restoring (against the reference's state at
 the checkpoint), after every later epoch, and at the end.
 
@@ -131,36 +130,23 @@ class Chain:
     resumed: Run | None  # None when the killed run did not die as planned
 
 
-def run_killed(variant: str, directory: Path) -> tuple[Run, list[str]]:
-    """Runs `variant` until the kill; returns the run and the files it left in its run dir."""
+def run_chains(directory: Path, pool: ThreadPoolExecutor) -> dict[str, Chain]:
+    """One run killed with every kind of checkpoint, then one restart per variant, each on
+    its own copy of the killed run's directory (a restart writes checkpoints too)."""
     run_dir = directory / "run"
-    killed = run_worker([variant, f"--kill-at-step={KILL_STEP}"], run_dir, directory / "killed")
+    killed = run_worker([ALL_CHECKPOINTS, f"--kill-at-step={KILL_STEP}"], run_dir, directory / "killed")
     left = sorted(str(path.relative_to(run_dir)) for path in run_dir.rglob("*")) if run_dir.exists() else []
-    return killed, left
-
-
-def run_backup_chain(directory: Path) -> Chain:
-    """`BackupAndRestore`: the same command, killed, then run again on the same directory."""
-    killed, left = run_killed("backup", directory)
-    resumed = run_worker(["backup"], directory / "run", directory / "resumed") if killed.returncode == -9 else None
-    return Chain(directory / "run", killed, left, resumed)
-
-
-def run_checkpoint_chains(directory: Path, pool: ThreadPoolExecutor) -> dict[str, Chain]:
-    """One run killed with every `ModelCheckpoint`, then one restart per variant, each
-    on its own copy of the killed run's directory (a restart writes checkpoints too)."""
-    killed, left = run_killed(ALL_CHECKPOINTS, directory)
     chains = {}
-    for variant in [*CHECKPOINT_FILES, WRONG_ORDER]:
-        run_dir = directory / variant / "run"
+    for variant in [*VARIANTS, WRONG_ORDER]:
+        copy = directory / variant / "run"
         if killed.returncode == -9:
-            shutil.copytree(directory / "run", run_dir)
-            chains[variant] = (run_dir, pool.submit(run_worker, [variant], run_dir, directory / variant / "resumed"))
+            shutil.copytree(run_dir, copy)
+            chains[variant] = (copy, pool.submit(run_worker, [variant], copy, directory / variant / "resumed"))
         else:
-            chains[variant] = (run_dir, None)
+            chains[variant] = (copy, None)
     return {
-        variant: Chain(run_dir, killed, left, None if future is None else future.result())
-        for variant, (run_dir, future) in chains.items()
+        variant: Chain(copy, killed, left, None if future is None else future.result())
+        for variant, (copy, future) in chains.items()
     }
 
 
@@ -169,11 +155,10 @@ def runs(tmp_path_factory) -> dict[str, Run | Chain]:
     """The uninterrupted reference and every chain, all run at once (most of a short
     process is importing TensorFlow, and each process uses one thread)."""
     root = tmp_path_factory.mktemp("interrupted")
-    with ThreadPoolExecutor(max_workers=2 + len(CHECKPOINT_FILES) + 1) as pool:
+    with ThreadPoolExecutor(max_workers=2 + len(VARIANTS)) as pool:
         reference = pool.submit(run_worker, ["reference"], root / "reference" / "run", root / "reference" / "out")
-        backup = pool.submit(run_backup_chain, root / "backup")
-        checkpoints = run_checkpoint_chains(root / ALL_CHECKPOINTS, pool)
-        return {"reference": reference.result(), "backup": backup.result(), **checkpoints}
+        chains = run_chains(root / ALL_CHECKPOINTS, pool)
+        return {"reference": reference.result(), **chains}
 
 
 @pytest.fixture(scope="session")
@@ -272,21 +257,21 @@ def test_the_reference_runs_every_step_past_the_horizon(reference):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["backup", "keras"])  # the checkpoint variants share one killed run
-def test_killed_by_sigkill_mid_epoch_after_a_checkpoint(runs, variant):
-    chain = runs[variant]
+def test_killed_by_sigkill_mid_epoch_after_a_checkpoint(runs):
+    chain = runs["backup"]  # every variant's chain starts from the same killed run
+    assert all(runs[variant].killed is chain.killed for variant in [*VARIANTS, WRONG_ORDER])
     assert chain.killed.returncode == -9, chain.killed.describe()
     killed = json.loads((chain.killed.out / "killed.json").read_text())
     assert killed == {"step": KILL_STEP, "epoch": CHECKPOINT_EPOCH}
     left = chain.left_by_kill
-    if variant in CHECKPOINT_FILES:  # one checkpoint of each kind per finished epoch
-        patterns = [*CHECKPOINT_FILES.values(), WRONG_ORDER_FILE]
-        assert [name for name in left if "/" not in name] == sorted(
-            pattern.format(epoch) for pattern in patterns for epoch in range(1, CHECKPOINT_EPOCH + 1)
-        )
-    else:  # one backup, of the last finished epoch (fit deletes it when it finishes)
-        assert "backup/chief/checkpoint" in left, left
-        assert f"backup/chief/ckpt-{CHECKPOINT_EPOCH}.index" in left, left
+    # One ModelCheckpoint of each kind per finished epoch, and the backup directory ...
+    patterns = [*CHECKPOINT_FILES.values(), WRONG_ORDER_FILE]
+    assert [name for name in left if "/" not in name] == sorted(
+        ["backup", *(pattern.format(epoch) for pattern in patterns for epoch in range(1, CHECKPOINT_EPOCH + 1))]
+    )
+    # ... with one backup, of the last finished epoch (fit deletes it when it finishes).
+    assert "backup/chief/checkpoint" in left, left
+    assert f"backup/chief/ckpt-{CHECKPOINT_EPOCH}.index" in left, left
 
 
 # --- the restart restores the checkpoint ---------------------------------------------------
