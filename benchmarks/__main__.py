@@ -26,6 +26,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, to check the harness works")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     parser.add_argument(
+        "--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 for quality and allocation (default: 5)"
+    )
+    parser.add_argument(
         "--json",
         default=None,
         metavar="PATH",
@@ -57,7 +60,8 @@ def main(argv=None) -> int:
     for section in args.only:
         start = time.perf_counter()
         module = importlib.import_module(f"benchmarks.{section}")
-        rows = module.run(quick=args.quick)
+        options = {"seeds": tuple(range(args.seeds))} if args.seeds and section in ("quality", "allocation") else {}
+        rows = module.run(quick=args.quick, **options)
         print(f"\n## {TITLES[section]}")
         print(module.format_rows(rows))
         seconds = time.perf_counter() - start

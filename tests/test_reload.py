@@ -3,9 +3,9 @@ a fresh Python process with `import schedules` and `prune_scope()`, no custom_ob
 
 One model holds a layer pruned with each case of `_registry.SLOW_SUBSET` (a case of every
 family of ours) plus tfmot's ConstantSparsity and PolynomialDecay. It is trained to
-`SAVED_STEP`, mid-schedule, and saved in the three formats; one fresh process per format
-(run in parallel) loads it, reports what it restored, trains one more step and reports
-again. The assertions are parametrized over format x schedule, so a failure names both.
+`SAVED_STEP`, mid-schedule, and saved in the three formats; one fresh process loads each
+format in turn, reports what it restored, trains one more step and reports again. The
+assertions are parametrized over format x schedule, so a failure names both.
 Every case of `_registry.CASES` goes through the wrapper's config round trip in process
 (`test_prune_low_magnitude_from_config_restores_the_schedule_class`).
 """
@@ -38,7 +38,7 @@ FORMATS = {"keras": "model.keras", "h5": "model.h5", "savedmodel": "savedmodel"}
 NAMES = sorted(SLOW_SUBSET) + sorted(_models.TFMOT_SCHEDULES)
 TIMEOUT = 300
 
-# Runs in a fresh interpreter: argv = model path, batch .npz, output directory.
+# Runs in one fresh interpreter: argv = batch .npz, then (model path, output directory) per format.
 LOADER = textwrap.dedent(
     """
     import json, os, sys
@@ -50,43 +50,54 @@ LOADER = textwrap.dedent(
 
     import schedules  # registers our schedules with tf-keras; nothing else tells the loader about them
 
-    model_path, batch_path, out = sys.argv[1:4]
-    with tfmot.sparsity.keras.prune_scope():
-        model = keras.models.load_model(model_path)
-    layers = [layer for layer in collect_prunable_layers(model) if layer.pruning_vars]
+    def load_and_resume(model_path, out):
+        with tfmot.sparsity.keras.prune_scope():
+            model = keras.models.load_model(model_path)
+        layers = [layer for layer in collect_prunable_layers(model) if layer.pruning_vars]
 
-    report = {
-        "compiled_on_load": model.optimizer is not None,
-        "layer_types": {layer.name: f"{type(layer).__module__}.{type(layer).__qualname__}" for layer in model.layers},
-        "layers": {},
-    }
-    loaded = {f"weights_{i}": w for i, w in enumerate(model.get_weights())}
-    for layer in layers:
-        schedule = layer.pruning_schedule
-        cls = type(schedule)
-        report["layers"][layer.name] = {
-            "schedule_type": f"{cls.__module__}.{cls.__qualname__}",
-            "schedule_config": None if isinstance(schedule, (str, dict)) else schedule.get_config(),
-            "schedule_used_for_masks": layer.pruning_obj._pruning_schedule is schedule,
-            "step_after_load": int(layer.pruning_step.numpy()),
+        report = {
+            "compiled_on_load": model.optimizer is not None,
+            "layer_types": {
+                layer.name: f"{type(layer).__module__}.{type(layer).__qualname__}" for layer in model.layers
+            },
+            "layers": {},
         }
-        (weight, mask, _), = layer.pruning_vars
-        loaded[f"{layer.name}.kernel"] = weight.numpy()
-        loaded[f"{layer.name}.mask"] = mask.numpy()
-    np.savez(os.path.join(out, "loaded.npz"), **loaded)
+        loaded = {f"weights_{i}": w for i, w in enumerate(model.get_weights())}
+        for layer in layers:
+            schedule = layer.pruning_schedule
+            cls = type(schedule)
+            report["layers"][layer.name] = {
+                "schedule_type": f"{cls.__module__}.{cls.__qualname__}",
+                "schedule_config": None if isinstance(schedule, (str, dict)) else schedule.get_config(),
+                "schedule_used_for_masks": layer.pruning_obj._pruning_schedule is schedule,
+                "step_after_load": int(layer.pruning_step.numpy()),
+            }
+            (weight, mask, _), = layer.pruning_vars
+            loaded[f"{layer.name}.kernel"] = weight.numpy()
+            loaded[f"{layer.name}.mask"] = mask.numpy()
+        np.savez(os.path.join(out, "loaded.npz"), **loaded)
 
-    if model.optimizer is None:
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
-    batch = np.load(batch_path)
-    model.fit(batch["x"], batch["y"], batch_size=len(batch["x"]), epochs=1, shuffle=False, verbose=0,
-              callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
-    resumed = {}
-    for layer in layers:
-        report["layers"][layer.name]["step_after_fit"] = int(layer.pruning_step.numpy())
-        resumed[f"{layer.name}.mask"] = layer.pruning_vars[0][1].numpy()
-    np.savez(os.path.join(out, "resumed.npz"), **resumed)
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(report, f)
+        if model.optimizer is None:
+            model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
+        batch = np.load(batch_path)
+        model.fit(batch["x"], batch["y"], batch_size=len(batch["x"]), epochs=1, shuffle=False, verbose=0,
+                  callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        resumed = {}
+        for layer in layers:
+            report["layers"][layer.name]["step_after_fit"] = int(layer.pruning_step.numpy())
+            resumed[f"{layer.name}.mask"] = layer.pruning_vars[0][1].numpy()
+        np.savez(os.path.join(out, "resumed.npz"), **resumed)
+        with open(os.path.join(out, "report.json"), "w") as f:
+            json.dump(report, f)
+
+    batch_path = sys.argv[1]
+    for model_path, out in zip(sys.argv[2::2], sys.argv[3::2]):
+        try:  # one format failing leaves the others to report
+            load_and_resume(model_path, out)
+        except Exception:
+            import traceback
+            with open(os.path.join(out, "error.txt"), "w") as f:
+                f.write(traceback.format_exc())
     """
 )
 
@@ -162,42 +173,32 @@ class Reloaded:
 
 @pytest.fixture(scope="session")
 def reloaded(saved) -> dict[str, Reloaded | str]:
-    """Per format, what a fresh process restored, or the error output if it failed."""
+    """Per format, what a fresh process restored, or the error output if it failed. One
+    process loads the three formats in turn (most of a process is importing TensorFlow)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     script = saved.directory / "load_pruned.py"
     script.write_text(LOADER)
-    runs = {}
-    for fmt, filename in FORMATS.items():
-        out = saved.directory / f"out_{fmt}"
+    outs = {fmt: saved.directory / f"out_{fmt}" for fmt in FORMATS}
+    command = [sys.executable, str(script), str(saved.directory / "batch.npz")]
+    for fmt, out in outs.items():
         out.mkdir()
-        model_path, batch_path = saved.directory / filename, saved.directory / "batch.npz"
-        process = subprocess.Popen(  # the three run in parallel: most of each is importing TensorFlow
-            [sys.executable, str(script), str(model_path), str(batch_path), str(out)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=out,
-        )
-        runs[fmt] = (process, out)
+        command += [str(saved.directory / FORMATS[fmt]), str(out)]
+    try:
+        process = subprocess.run(command, capture_output=True, text=True, env=env, cwd=saved.directory, timeout=TIMEOUT)
+        failure = "" if process.returncode == 0 else f"exit code {process.returncode}\n{process.stderr[-4000:]}"
+    except subprocess.TimeoutExpired as error:
+        failure = f"timed out after {TIMEOUT} s\n{str(error.stderr)[-4000:]}"
     results: dict[str, Reloaded | str] = {}
-    for fmt, (process, out) in runs.items():
-        try:
-            stdout, stderr = process.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-            results[fmt] = f"timed out after {TIMEOUT} s\n{stderr[-4000:]}"
-            continue
-        if process.returncode != 0:
-            results[fmt] = f"exit code {process.returncode}\n{stdout[-2000:]}\n{stderr[-4000:]}"
-            continue
-        with np.load(out / "loaded.npz") as loaded, np.load(out / "resumed.npz") as resumed:
-            results[fmt] = Reloaded(
-                report=json.loads((out / "report.json").read_text()),
-                loaded=dict(loaded),
-                resumed=dict(resumed),
-            )
+    for fmt, out in outs.items():
+        if (out / "error.txt").exists():
+            results[fmt] = (out / "error.txt").read_text()
+        elif failure or not (out / "report.json").exists():
+            results[fmt] = failure or "the loader wrote no report"
+        else:
+            with np.load(out / "loaded.npz") as loaded, np.load(out / "resumed.npz") as resumed:
+                results[fmt] = Reloaded(
+                    report=json.loads((out / "report.json").read_text()), loaded=dict(loaded), resumed=dict(resumed)
+                )
     return results
 
 
