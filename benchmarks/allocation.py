@@ -23,10 +23,9 @@ import math
 import statistics
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from benchmarks.quality import MODELS, _compile, build_mlp, schedules_for
+from benchmarks.quality import MODELS, build_mlp, fit_pruned, pretrained_weights, schedules_for
 from schedules import allocate, prune_model, sparsity_report
 from schedules.demo import load_digits
 
@@ -61,11 +60,9 @@ def run(
     overall: dict[tuple, list[float]] = {}
     for model_name, build in models.items():
         for seed in seeds:
-            keras.utils.set_random_seed(seed)
+            weights = pretrained_weights(build, seed, x_train, y_train, batch_size, dense_epochs)
             dense = build(keras)
-            _compile(dense, 2e-3)
-            dense.fit(x_train, y_train, batch_size=batch_size, epochs=dense_epochs, verbose=0)
-            weights = dense.get_weights()
+            dense.set_weights(weights)
             for final in sparsities:
                 shares = {}
                 for method in allocations:
@@ -79,15 +76,7 @@ def run(
                     model = build(keras)
                     model.set_weights(weights)
                     pruned = prune_model(model, schedule, allocation=shares[method])
-                    _compile(pruned, 1e-3)
-                    pruned.fit(
-                        x_train,
-                        y_train,
-                        batch_size=batch_size,
-                        epochs=prune_epochs,
-                        verbose=0,
-                        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
-                    )
+                    fit_pruned(pruned, x_train, y_train, batch_size, prune_epochs)
                     key = (model_name, shape, method, final)
                     accuracy.setdefault(key, []).append(float(pruned.evaluate(x_test, y_test, verbose=0)[1]))
                     overall.setdefault(key, []).append(sparsity_report(pruned).sparsity)

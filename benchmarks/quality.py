@@ -93,6 +93,23 @@ def schedules_for(final: float, total_steps: int) -> dict:
     }
 
 
+def pretrained_weights(build, seed: int, x, y, batch_size: int, epochs: int) -> list:
+    """The dense model's weights after `epochs` of training from seed `seed`: every row's start."""
+    keras.utils.set_random_seed(seed)
+    dense = build(keras)
+    _compile(dense, 2e-3)
+    dense.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    return dense.get_weights()
+
+
+def fit_pruned(pruned, x, y, batch_size: int, epochs: int) -> None:
+    """The pruning run every row gets: Adam 1e-3 with `UpdatePruningStep`."""
+    _compile(pruned, 1e-3)
+    pruned.fit(
+        x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()]
+    )
+
+
 def _compile(model, learning_rate):
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -122,11 +139,7 @@ def run(
     reached: dict[tuple, list[float]] = {}  # the least sparse layer's share of zeros, per run
     for model_name, build in models.items():
         for seed in seeds:
-            keras.utils.set_random_seed(seed)
-            dense = build(keras)
-            _compile(dense, 2e-3)
-            dense.fit(x_train, y_train, batch_size=batch_size, epochs=dense_epochs, verbose=0)
-            weights = dense.get_weights()
+            weights = pretrained_weights(build, seed, x_train, y_train, batch_size, dense_epochs)
             # The dense baseline gets the same extra budget.
             keras.utils.set_random_seed(seed + 1000)
             extra = build(keras)
@@ -144,15 +157,7 @@ def run(
                     model = build(keras)
                     model.set_weights(weights)
                     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
-                    _compile(pruned, 1e-3)
-                    pruned.fit(
-                        x_train,
-                        y_train,
-                        batch_size=batch_size,
-                        epochs=prune_epochs,
-                        verbose=0,
-                        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
-                    )
+                    fit_pruned(pruned, x_train, y_train, batch_size, prune_epochs)
                     accuracy = float(pruned.evaluate(x_test, y_test, verbose=0)[1])
                     results.setdefault((model_name, name, final), []).append(accuracy)
                     zeros = kernel_sparsity(tfmot.sparsity.keras.strip_pruning(pruned))
