@@ -337,3 +337,40 @@ def test_sensitivity_sweep_measures_each_layer_alone_and_meets_the_target(mlp):
     assert sweep.scores["fc2"][1] == pytest.approx(expected)
     assert sum(allocation.kept.values()) == round(sum(allocation.weights.values()) * 0.1)
     assert str(sweep).splitlines()[1].split() == ["layer", "0.5", "0.9", "0.99"]
+
+
+# --- pictures and the command line -------------------------------------------------------------
+
+
+def test_plots_draw_the_allocation_the_report_and_the_sweep(trained_erk):
+    from matplotlib.figure import Figure
+
+    pruned, allocation = trained_erk
+    report = sparsity_report(pruned)
+    ax = Figure().add_subplot()
+    assert schedules.plot_allocation(allocation, report, ax=ax) is ax
+    allocated, achieved = ax.containers
+    assert [bar.get_height() for bar in allocated] == list(allocation.values())
+    assert [bar.get_height() for bar in achieved] == [row.sparsity for row in report.layers]
+    sweep = schedules.SensitivitySweep((0.5, 0.9), 0.75, {"conv": (0.7, 0.2), "head": (0.74, 0.6)})
+    ax = Figure().add_subplot()
+    assert schedules.plot_sensitivity(sweep, ax=ax) is ax
+    assert [tuple(line.get_ydata()) for line in ax.lines[:2]] == [(0.7, 0.2), (0.74, 0.6)]
+    np.testing.assert_allclose(sweep.damage("conv"), [0.05, 0.55])
+
+
+def test_allocate_command_prints_the_allocation_of_a_saved_model(trained_erk, tmp_path, capsys):
+    from schedules.cli import main
+
+    pruned, _ = trained_erk
+    path = tmp_path / "pruned.keras"
+    pruned.save(path)
+    assert main(["allocate", str(path), "--target", "0.9", "--method", "erdos_renyi", "--keep-dense", "head"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "erdos_renyi allocation for an overall sparsity of 0.9"
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert list(rows) == ["conv", "hidden", "head", "overall"] and rows["head"][2] == "0.0000"
+    assert rows["overall"][3] == str(round(2404 * 0.1))  # conv 36 + hidden 2304 + head 64 weights
+    with pytest.raises(SystemExit):
+        main(["allocate", str(tmp_path / "missing.keras")])
+    assert "Argument `model` must be a saved model" in capsys.readouterr().err
