@@ -209,11 +209,11 @@ def plot_allocation(
     for index, (label, values) in enumerate(series):
         heights = [values.get(name, (0.0, 0))[0] for name in names]
         bars = ax.bar(x + (index - (len(series) - 1) / 2) * width, heights, width, label=label)
-        ax.bar_label(bars, labels=[f"{values.get(name, (0.0, 0))[1]} kept" for name in names], fontsize="x-small")
+        ax.bar_label(bars, labels=[str(values.get(name, (0.0, 0))[1]) for name in names], fontsize="x-small")
     ax.set_xticks(x, names)
-    ax.set_ylim(0.0, 1.1)
-    ax.set_ylabel("sparsity")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.set_ylim(0.0, 1.3)  # room above the bars for the legend
+    ax.set_ylabel("sparsity (bar labels: weights kept)")
+    ax.legend(loc="upper center", ncol=len(series), fontsize="small")
     if title:
         ax.set_title(title)
     return ax
