@@ -171,7 +171,7 @@ def allocate(
     floor = np.minimum(n, np.maximum(min_weights, np.ceil(n * (1.0 - most) - 1e-9))).astype(np.int64)
     total = sum(sizes.values())
     budget = round(total * (1.0 - target_sparsity)) - sum(sizes[name] for name in dense)
-    if budget < floor.sum() or not free:
+    if budget < floor.sum():
         reachable = 1.0 - (floor.sum() + sum(sizes[name] for name in dense)) / total
         raise v.invalid(
             "target_sparsity",
@@ -181,7 +181,9 @@ def allocate(
         )
 
     sweep = None
-    if method == "global_magnitude":
+    if not free:  # every layer kept dense, at a target of (about) 0
+        kept = density = np.zeros(0)
+    elif method == "global_magnitude":
         kept = _global_magnitude(
             [np.concatenate([np.abs(w.numpy()).ravel() for w in weights[name]]) for name in free], floor, budget
         )
