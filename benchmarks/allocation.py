@@ -10,7 +10,8 @@ measured on the trained masks and reported); what differs is each layer's share:
 - `erdos_renyi`, `erk`: Erdos-Renyi densities without and with the kernels'
   spatial dimensions (Evci et al. 2020);
 - `global_magnitude`: one magnitude threshold over the dense model's trained weights;
-- `sensitivity`: a one-shot sweep of each layer on 300 held-out training images.
+- `sensitivity`: a one-shot sweep of each layer on the last 300 training images (not held out:
+  the test set stays unseen, and the model has trained on these).
 
 Schedules: `CubicSparsity` for every allocation, and two other shapes that
 did well in the quality table (`OneCycleSparsity`, `Polynomial inverse cubic
@@ -34,7 +35,7 @@ ALLOCATIONS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "sensitivity
 #: Other time shapes, tried with the `BEST` allocation.
 OTHER_SHAPES = ("OneCycleSparsity", "Polynomial inverse cubic (SparseML)")
 BEST = "sensitivity"
-#: Images held out of the training set for the sensitivity sweep.
+#: The last training images, measured by the sensitivity sweep (the test set stays unseen).
 SWEEP_IMAGES = 300
 
 
