@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python -m benchmarks [--quick] [--only NAME ...] [--json PATH]`."""
+"""Run the benchmarks: `python -m benchmarks [--quick] [--only NAME ...] [--seeds N] [--json PATH]`."""
 
 from __future__ import annotations
 
