@@ -29,6 +29,7 @@ import numpy as np
 import tf_keras
 
 from schedules import _validation as v
+from schedules.evaluation import expected_kept
 from schedules.inspection import prunable_weights, text_table
 from schedules.sensitivity import DEFAULT_SPARSITIES, SensitivitySweep, sensitivity_sweep
 
@@ -65,8 +66,8 @@ class Allocation(dict):
 
     @property
     def kept(self) -> dict[str, int]:
-        """Weights each layer keeps: tfmot's `max(1, round(n * (1 - s)))`."""
-        return {name: max(1, round(self.weights[name] * (1.0 - s))) for name, s in self.items()}
+        """Weights each layer keeps: tfmot's `max(1, round(n * (1 - s)))` (`expected_kept`)."""
+        return {name: expected_kept(s, self.weights[name]) for name, s in self.items()}
 
     @property
     def sparsity(self) -> float:
@@ -257,8 +258,9 @@ def _water_fill(n: np.ndarray, raw: np.ndarray, low: np.ndarray, budget: float) 
 
 def _whole_weights(ideal: np.ndarray, floor: np.ndarray, n: np.ndarray, budget: int) -> np.ndarray:
     """Whole kept counts in `[floor, n]` adding up to `budget`, nearest to `ideal` (largest remainders)."""
-    kept = np.clip(np.floor(ideal + 1e-9), floor, n).astype(np.int64)
-    remainder = ideal - np.floor(ideal + 1e-9)
+    whole = np.floor(ideal + 1e-9)
+    kept = np.clip(whole, floor, n).astype(np.int64)
+    remainder = ideal - whole
     while kept.sum() < budget:  # one more weight each, largest remainders first
         for i in np.argsort(-remainder, kind="stable"):
             if kept.sum() < budget and kept[i] < n[i]:

@@ -11,7 +11,7 @@ import tensorflow_model_optimization as tfmot
 
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
-__all__ = ["as_steps", "evaluate_schedule", "expected_mask_sparsity"]
+__all__ = ["as_steps", "evaluate_schedule", "expected_kept", "expected_mask_sparsity"]
 
 
 def as_steps(steps: int | Iterable[int] | np.ndarray) -> np.ndarray:
@@ -31,17 +31,27 @@ def as_steps(steps: int | Iterable[int] | np.ndarray) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def expected_mask_sparsity(sparsity: float | np.ndarray, size: int) -> float | np.ndarray:
-    """The mask sparsity tfmot produces for a scheduled `sparsity` on `size` weights.
+def expected_kept(sparsity: float | np.ndarray, size: int) -> int | np.ndarray:
+    """How many of `size` weights a tfmot mask keeps at `sparsity`.
 
     tfmot keeps the `k = max(1, round(size * (1 - sparsity)))` largest
-    magnitudes (computed in float32, halves to even), so the mask's sparsity is `1 - k / size`.
+    magnitudes, computed in float32 (halves to even).
+
+    >>> expected_kept(0.5, 9)
+    4
+    """
+    keep = np.maximum(1, np.round(np.float32(size) * (np.float32(1.0) - np.float32(sparsity)))).astype(np.int64)
+    return int(keep) if np.ndim(keep) == 0 else keep
+
+
+def expected_mask_sparsity(sparsity: float | np.ndarray, size: int) -> float | np.ndarray:
+    """The mask sparsity tfmot produces for a scheduled `sparsity` on `size` weights: `1 - k / size`,
+    with `k = expected_kept(sparsity, size)`.
 
     >>> expected_mask_sparsity(0.5, 9)
     0.5555555555555556
     """
-    keep = np.maximum(1, np.round(np.float32(size) * (np.float32(1.0) - np.float32(sparsity))))
-    result = 1.0 - keep.astype(np.float64) / size
+    result = 1.0 - np.asarray(expected_kept(sparsity, size), dtype=np.float64) / size
     return float(result) if np.ndim(result) == 0 else result
 
 

@@ -205,12 +205,12 @@ def sparsity_report(model: tf_keras.Model) -> SparsityReport:
     rows = []
     wrappers = {unwrapped_name(layer): layer for layer in pruned_layers(model, built=True)}
     for name, weights in prunable_weights(model).items():
+        size = sum(int(np.prod(w.shape)) for w in weights)
         wrapper = wrappers.get(name)
         if wrapper is None:
             zeros = sum(int(np.sum(w.numpy() == 0)) for w in weights)
-            rows.append(LayerSparsity(name, sum(int(np.prod(w.shape)) for w in weights), None, zeros))
+            rows.append(LayerSparsity(name, size, None, zeros))
         else:
             zeros = sum(int(np.sum((w.numpy() * m.numpy()) == 0)) for w, m, _ in wrapper.pruning_vars)
-            target = peak_sparsity(wrapper.pruning_schedule)
-            rows.append(LayerSparsity(name, sum(int(np.prod(w.shape)) for w in weights), target, zeros))
+            rows.append(LayerSparsity(name, size, peak_sparsity(wrapper.pruning_schedule), zeros))
     return SparsityReport(tuple(rows))

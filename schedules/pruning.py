@@ -100,8 +100,7 @@ def _allocation(model: tf_keras.Model, peak: float, allocation: AllocationLike) 
     unknown = [name for name in allocation if name not in names]
     if missing or unknown:
         raise v.invalid("allocation", f"a sparsity for each prunable layer, {names}", sorted(allocation))
-    checked = {name: v.check_float(f"allocation[{name!r}]", allocation[name], low=0.0, high=1.0) for name in names}
-    return checked
+    return {name: v.check_float(f"allocation[{name!r}]", allocation[name], low=0.0, high=1.0) for name in names}
 
 
 def _layer_schedule(schedule, peak: float, sparsity: float):

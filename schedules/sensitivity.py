@@ -10,6 +10,7 @@ import numpy as np
 import tf_keras
 
 from schedules import _validation as v
+from schedules.evaluation import expected_kept
 from schedules.inspection import prunable_weights, text_table
 
 __all__ = ["DEFAULT_SPARSITIES", "SensitivitySweep", "sensitivity_sweep"]
@@ -105,9 +106,8 @@ def sensitivity_sweep(
 
 
 def _magnitude_pruned(weight: np.ndarray, sparsity: float) -> np.ndarray:
-    """`weight` with all but its `max(1, round(n * (1 - sparsity)))` largest magnitudes set to 0."""
-    n = weight.size
-    keep = max(1, round(n * (1.0 - sparsity)))
+    """`weight` with all but its `expected_kept(sparsity, n)` largest magnitudes set to 0, as tfmot's mask."""
+    keep = expected_kept(sparsity, weight.size)
     flat = weight.ravel().copy()
     order = np.argsort(-np.abs(flat), kind="stable")
     flat[order[keep:]] = 0.0
