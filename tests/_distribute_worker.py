@@ -15,7 +15,7 @@ constants; importing it does nothing else):
   directory that they delete (every worker must call `save`).
 
 The model is `_models.build_branch_model` with one pruned layer per case of
-`_registry.SLOW_SUBSET` plus tfmot's ConstantSparsity and PolynomialDecay, trained
+`_registry.FRESH_PROCESS_CASES["distribute"]` plus tfmot's ConstantSparsity and PolynomialDecay, trained
 `EPOCHS * STEPS_PER_EPOCH` steps (past `_registry.HORIZON`) on global batches of
 `GLOBAL_BATCH_SIZE`, with `UpdatePruningStep`. It writes to OUT_DIR:
 
@@ -52,7 +52,7 @@ import _models  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras as keras  # noqa: E402
-from _registry import CASES, HORIZON, SLOW_SUBSET  # noqa: E402
+from _registry import CASES, FRESH_PROCESS_CASES, HORIZON  # noqa: E402
 
 #: Two epochs, so `UpdatePruningStep.on_epoch_end` (the re-masking in cross-replica
 #: context) runs in the middle of training too.
@@ -69,7 +69,7 @@ assert STEPS > HORIZON
 def layer_schedules() -> dict[str, object]:
     """One pruned layer per case of the slow subset, plus tfmot's two as a reference."""
     return {
-        **{name: CASES[name](0) for name in sorted(SLOW_SUBSET)},
+        **{name: CASES[name](0) for name in sorted(FRESH_PROCESS_CASES["distribute"])},
         **{name: factory() for name, factory in _models.TFMOT_SCHEDULES.items()},
     }
 

@@ -3,9 +3,10 @@
     python _interrupted_worker.py VARIANT RUN_DIR OUT_DIR --epochs E --steps-per-epoch N
                                   [--kill-at-step S]
 
-Trains `_models.build_branch_model` (one pruned branch per case of `_registry.SLOW_SUBSET`,
-plus tfmot's two as controls), compiled with Adam, for `E x N` batches of 8,
-deterministically: fixed seeds and data, `shuffle=False`, op determinism, one thread.
+Trains `_models.build_branch_model` (one pruned branch per case of
+`_registry.FRESH_PROCESS_CASES["interrupted"]`, plus tfmot's two as controls), compiled with
+Adam, for `E x N` batches of 8, deterministically: fixed seeds and data, `shuffle=False`, op
+determinism, one thread.
 The callbacks are `UpdatePruningStep` and the variant's checkpointing:
 
 * `reference`: none, the uninterrupted run;
@@ -62,7 +63,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from _registry import CASES, SLOW_SUBSET
+from _registry import CASES, FRESH_PROCESS_CASES
 
 import schedules  # registers our schedules with tf-keras, which loading needs
 
@@ -83,7 +84,7 @@ VARIANTS = ("reference", "backup", *CHECKPOINT_NAMES, "checkpoints")
 def layer_schedules() -> dict[str, object]:
     """The slow subset's cases (ours) and tfmot's two (controls), in a fixed order."""
     return {
-        **{name: CASES[name](0) for name in sorted(SLOW_SUBSET)},
+        **{name: CASES[name](0) for name in sorted(FRESH_PROCESS_CASES["interrupted"])},
         **{name: factory() for name, factory in _models.TFMOT_SCHEDULES.items()},
     }
 

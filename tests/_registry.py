@@ -6,9 +6,12 @@ by `offset` (used to check exactness at giant steps). Entries use typical
 arguments whose events fall inside the first few hundred steps.
 `test_registry.py` fails if a registered family has no case here.
 
-The slow multi-process tests (fresh-process reload, SIGKILL and resume,
-distribution strategies) run over `SLOW_SUBSET`: one case of every family, so
-each family is covered by each of them, at about half the cost of all cases.
+The in-process training runs under other compilers and converters (test_compilers,
+test_deployment) run over `SLOW_SUBSET`: one case of every family. The slow
+multi-process tests (SIGKILL and resume, distribution strategies, fresh-process
+reload) each run over a part of it, `FRESH_PROCESS_CASES`: every family is in at
+least one of them, and each process traces a model of 4 pruned branches (plus
+tfmot's two) instead of 11.
 """
 
 from __future__ import annotations
@@ -94,6 +97,17 @@ SLOW_SUBSET: tuple[str, ...] = (
     "sequential_tfmot",
     "step_geometric",
 )
+
+#: The cases each fresh-process test trains, chosen for what its design needs (asserted in
+#: the test): `interrupted`, pruning events between its checkpoint and its kill and after
+#: it, and `cyclic_uneven`'s cycle restart as the first resumed step; `distribute`, rising
+#: and falling sparsity across its epoch boundary; `reload`, the compositions (tfmot
+#: children inside `SequentialSparsity`) and a resumed step that prunes some layers only.
+FRESH_PROCESS_CASES: dict[str, tuple[str, ...]] = {
+    "interrupted": ("cyclic_uneven", "exponential_rate", "one_cycle", "step_geometric"),
+    "distribute": ("alternating", "cubic", "cyclic_uneven", "polynomial_inverse_cubic"),
+    "reload": ("cosine_fast_late", "exponential", "scaled", "sequential_tfmot"),
+}
 
 #: The last step at which any case changes; cases are constant after it
 #: (the open-ended exponential reaches its cap well before).

@@ -1,14 +1,14 @@
 """tf.distribute: pruning with our schedules under `MirroredStrategy` (two logical CPU devices
 in one process) and `MultiWorkerMirroredStrategy` (two worker processes on localhost).
 
-Both runs train the same model, one pruned layer per case of `_registry.SLOW_SUBSET` (a
-case of every family of ours) plus tfmot's ConstantSparsity and PolynomialDecay, past
-`_registry.HORIZON` with `UpdatePruningStep` (see `tests/_distribute_worker.py`, which
-runs in fresh processes: logical devices must be configured before TensorFlow starts,
-and each worker is a process). The three processes (one Mirrored, the two workers) run
-in parallel, once per module. Every replica's and every worker's masks are read after
-every step. The assertions are parametrized over the schedule names, so a failure names
-the schedule:
+Both runs train the same model, one pruned layer per case of
+`_registry.FRESH_PROCESS_CASES["distribute"]` (its part of the cases of every family) plus
+tfmot's ConstantSparsity and PolynomialDecay, past `_registry.HORIZON` with
+`UpdatePruningStep` (see `tests/_distribute_worker.py`, which runs in fresh processes:
+logical devices must be configured before TensorFlow starts, and each worker is a process).
+The three processes (one Mirrored, the two workers) run in parallel, once per module. Every
+replica's and every worker's masks are read after every step. The assertions are
+parametrized over the schedule names, so a failure names the schedule:
 
 * the final sparsity is reached exactly (tfmot's kept count) on every replica and worker;
 * the masks are bit-for-bit identical on every replica and on both workers, at every step;
@@ -36,10 +36,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from _registry import CASES, HORIZON, SLOW_SUBSET
+from _registry import CASES, FRESH_PROCESS_CASES, HORIZON
 
 #: The pruned layers, as the worker builds them: the slow subset, then tfmot's two.
-NAMES = sorted(SLOW_SUBSET) + sorted(_models.TFMOT_SCHEDULES)
+NAMES = sorted(FRESH_PROCESS_CASES["distribute"]) + sorted(_models.TFMOT_SCHEDULES)
 WORKER = Path(worker.__file__).resolve()
 #: For all three processes together; a worker whose peer died would otherwise wait for
 #: its collectives forever.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import tensorflow_model_optimization as tfmot
-from _registry import CASES, SLOW_SUBSET
+from _registry import CASES, FRESH_PROCESS_CASES, SLOW_SUBSET
 
 import schedules
 from benchmarks import cost
@@ -45,6 +45,8 @@ def test_the_family_is_known_everywhere_it_should_be(family):
     cases = [name for name, factory in CASES.items() if type(factory(0)) is cls]
     assert cases, f"{cls.__name__} has no case in tests/_registry.py CASES"
     assert any(type(CASES[name](0)) is cls for name in SLOW_SUBSET), f"{cls.__name__} is not in SLOW_SUBSET"
+    fresh = [test for test, names in FRESH_PROCESS_CASES.items() if any(type(CASES[n](0)) is cls for n in names)]
+    assert fresh, f"{cls.__name__} is in none of the fresh-process tests (FRESH_PROCESS_CASES)"
     assert tfmot.sparsity.keras.PruningSchedule in cls.__mro__
     assert registry.schedule_classes()[f"schedules>{cls.__name__}"] is cls
     if family.command_line:
@@ -58,6 +60,14 @@ def test_the_family_is_known_everywhere_it_should_be(family):
     assert re.search(rf"^### .*`{cls.__name__}\(", readme, re.MULTILINE), f"README has no section for {cls.__name__}"
     timed = {type(case.schedule) for case in cost.schedules_under_test().values()}
     assert cls in timed, f"the cost benchmark does not time {cls.__name__}"
+
+
+def test_the_slow_cases_are_cases_once_each():
+    """`SLOW_SUBSET` holds one case of each family (the per-family test above checks that
+    each is there); each fresh-process test's cases are distinct cases of `CASES`."""
+    assert len(set(SLOW_SUBSET)) == len(SLOW_SUBSET) == len(OURS) and set(SLOW_SUBSET) <= set(CASES)
+    for names in FRESH_PROCESS_CASES.values():
+        assert len(set(names)) == len(names) and set(names) <= set(CASES), names
 
 
 def test_register_adds_a_family_that_the_catalog_builds():

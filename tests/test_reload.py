@@ -1,11 +1,12 @@
 """A model pruned with our schedules, saved as `.keras`, `.h5` or a SavedModel, reloads in
 a fresh Python process with `import schedules` and `prune_scope()`, no custom_objects.
 
-One model holds a layer pruned with each case of `_registry.SLOW_SUBSET` (a case of every
-family of ours) plus tfmot's ConstantSparsity and PolynomialDecay. It is trained to
-`SAVED_STEP`, mid-schedule, and saved in the three formats; one fresh process loads each
-format in turn, reports what it restored, trains one more step and reports again. The
-assertions are parametrized over format x schedule, so a failure names both.
+One model holds a layer pruned with each case of `_registry.FRESH_PROCESS_CASES["reload"]`
+(its part of the cases of every family, the compositions among them) plus tfmot's
+ConstantSparsity and PolynomialDecay. It is trained to `SAVED_STEP`, mid-schedule, and saved
+in the three formats; one fresh process loads each format in turn, reports what it restored,
+trains one more step and reports again. The assertions are parametrized over format x
+schedule, so a failure names both.
 Every case of `_registry.CASES` goes through the wrapper's config round trip in process
 (`test_prune_low_magnitude_from_config_restores_the_schedule_class`).
 """
@@ -26,16 +27,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from _registry import CASES, SLOW_SUBSET
+from _registry import CASES, FRESH_PROCESS_CASES
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
-import schedules
-
 #: Saved after this many steps; the next step, 160, is a pruning event for some layers
-#: (exponential, scaled, step_geometric, tfmot_polynomial) and not for the others.
+#: (exponential, scaled, tfmot_polynomial) and not for the others.
 SAVED_STEP = 159
 FORMATS = {"keras": "model.keras", "h5": "model.h5", "savedmodel": "savedmodel"}
-NAMES = sorted(SLOW_SUBSET) + sorted(_models.TFMOT_SCHEDULES)
+NAMES = sorted(FRESH_PROCESS_CASES["reload"]) + sorted(_models.TFMOT_SCHEDULES)
 TIMEOUT = 300
 
 # Runs in one fresh interpreter: argv = batch .npz, then (model path, output directory) per format.
@@ -104,7 +103,7 @@ LOADER = textwrap.dedent(
 
 def layer_schedules() -> dict[str, object]:
     return {
-        **{name: CASES[name](0) for name in sorted(SLOW_SUBSET)},
+        **{name: CASES[name](0) for name in sorted(FRESH_PROCESS_CASES["reload"])},
         **{name: factory() for name, factory in _models.TFMOT_SCHEDULES.items()},
     }
 
@@ -274,17 +273,8 @@ def test_the_resumed_step_prunes_some_layers_and_not_others():
     events = {name: bool(_models.scheduled(s, step + 1)[0][step]) for name, s in layer_schedules().items()}
     assert list(events) == NAMES
     assert any(events.values()) and not all(events.values()), events
-    ours = [events[name] for name in SLOW_SUBSET]
+    ours = [events[name] for name in FRESH_PROCESS_CASES["reload"]]
     assert any(ours) and not all(ours), events
-
-
-def test_the_slow_subset_covers_every_family_of_ours():
-    """The fresh-process tests (here, test_interrupted, test_distribute) and the training runs
-    of test_compilers and test_deployment run over `SLOW_SUBSET` only: it must hold a case of
-    every family registered in `schedules.registry`, and only cases of `CASES`, once each."""
-    assert len(set(SLOW_SUBSET)) == len(SLOW_SUBSET) and set(SLOW_SUBSET) <= set(CASES)
-    ours = {f.cls for f in schedules.registry.families() if f.cls.__module__.startswith("schedules")}
-    assert {type(CASES[name](0)) for name in SLOW_SUBSET} == ours
 
 
 @pytest.mark.slow
