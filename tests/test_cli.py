@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
-import subprocess
+import runpy
 import sys
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
@@ -262,11 +263,15 @@ def test_quickstart_prunes_with_each_of_its_schedules_to_the_final_sparsity(caps
             assert abs(values[layer] - 0.5) <= 1 / size, (name, layer, values[layer])
 
 
-def test_python_dash_m_and_console_script_entry_point():
-    result = subprocess.run(
-        [sys.executable, "-m", "schedules", "--help"], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert result.returncode == 0 and "demo" in result.stdout
+def test_python_dash_m_and_console_script_entry_point(monkeypatch, capsys):
+    """`python -m schedules --help` (run in process: a subprocess would spend its time
+    importing TensorFlow), and the installed `schedules` command is `cli.main`."""
+    monkeypatch.setattr(sys, "argv", ["python -m schedules", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("schedules", run_name="__main__", alter_sys=True)
+    assert exited.value.code == 0 and "demo" in capsys.readouterr().out
+    (script,) = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "schedules"]
+    assert script.load() is main
 
 
 def test_a_spec_chooses_the_form_and_shared_values_fill_only_what_it_takes():
