@@ -59,6 +59,8 @@ class AlternatingSparsity(SparsitySchedule):
       https://arxiv.org/abs/2106.12379
     """
 
+    compiles_eagerly = True
+
     step_arguments = ("begin_step", "end_step", "sparse_steps", "dense_steps")
 
     def __init__(
@@ -76,15 +78,16 @@ class AlternatingSparsity(SparsitySchedule):
         self.sparse_steps = v.check_int("sparse_steps", sparse_steps, minimum=1)
         self.dense_steps = v.check_int("dense_steps", dense_steps, minimum=1)
 
+    handles_every_step = True  # clips the step before it subtracts
+
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        offset = step - self.begin_step
-        in_cycles = tf.logical_and(offset >= 0, step < self.end_step)
+        begin, end = self.begin_step, self.end_step
         # Clip before the modulo: no overflow, and the same phases at any step.
-        position = tf.math.floormod(
-            tf.clip_by_value(offset, 0, self.end_step - self.begin_step), self.sparse_steps + self.dense_steps
-        )
-        sparse = tf.logical_or(step >= self.end_step, tf.logical_and(in_cycles, position < self.sparse_steps))
-        starts = tf.logical_or(tf.equal(position, 0), tf.equal(position, self.sparse_steps))
-        events = tf.logical_or(tf.logical_and(in_cycles, starts), tf.equal(step, self.end_step))
-        sparsity = tf.where(sparse, tf.constant(self.final_sparsity, tf.float64), tf.constant(0.0, tf.float64))
-        return events, sparsity
+        clipped = tf.clip_by_value(step, begin, end)
+        position = tf.math.floormod(clipped - begin if begin else clipped, self.sparse_steps + self.dense_steps)
+        at_end = tf.equal(clipped, end)  # from end_step on
+        sparse = tf.logical_and(step >= begin, tf.logical_or(position < self.sparse_steps, at_end))
+        # Inside [begin, end] (where the clipped step is the step): a phase starts, or the end.
+        starts = tf.logical_or(tf.logical_or(tf.equal(position, 0), tf.equal(position, self.sparse_steps)), at_end)
+        events = tf.logical_and(tf.equal(step, clipped), starts)
+        return events, tf.cast(sparse, tf.float64) * self.final_sparsity

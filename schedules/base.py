@@ -132,10 +132,28 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         values = {name: getattr(self, name) for name in _constructor_arguments(type(self))}
         return {name: list(value) if isinstance(value, list) else value for name, value in values.items()}
 
+    #: Whether `call` is right at every int64 step. If not (the default, for
+    #: families of users), the base raises steps below -1 to -1 first, so that
+    #: `step - begin_step` cannot overflow; ours clip before they subtract.
+    handles_every_step: bool = False
+
+    #: Whether eager calls may run a compiled graph after a few calls, and the graph
+    #: needs no `abs` against -0.0. Only where the graph gives the op-by-op values
+    #: bit for bit and never -0.0: true for ours (the contract tests check both);
+    #: not by default, since float32 ops can differ (tfmot's own `PolynomialDecay`
+    #: does, in its last bits).
+    compiles_eagerly: bool = False
+
     # --- what the base provides ---------------------------------------------------
     @tf.autograph.experimental.do_not_convert
     def __call__(self, step: int | np.integer | np.ndarray | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Returns `(should_prune, sparsity)` at `step`.
+
+        Inside a `tf.function` (as tfmot calls it) this adds the schedule's ops
+        to the graph. Called eagerly, the first `EAGER_CALLS_BEFORE_COMPILING`
+        calls run op by op; later ones run one compiled graph (a concrete
+        function for scalar steps), several times faster than op by op, with
+        the same values.
 
         Args:
           step: a Python int, an integer tensor (int32 or int64), scalar or of
@@ -146,15 +164,52 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
           the shape of `step`.
         """
         step = _as_int64_step(step)
+        if tf.executing_eagerly():
+            compiled = self._compiled()
+            if compiled is not None:
+                function, scalar = compiled
+                return scalar(step) if step.shape.rank == 0 else function(step)
+        return self._ops(step)
+
+    def _compiled(self) -> tuple[Any, Any] | None:
+        """The eager path's `(tf.function, its scalar concrete function)`, once
+        the schedule has been called eagerly often enough to repay tracing."""
+        compiled = self.__dict__.get("_compiled_functions")
+        if compiled is None:
+            if not self._compiles():
+                return None
+            calls = self.__dict__["_eager_calls"] = self.__dict__.get("_eager_calls", 0) + 1
+            if calls <= EAGER_CALLS_BEFORE_COMPILING:
+                return None
+            with tf.init_scope():
+                function = tf.function(self._ops, autograph=False, reduce_retracing=True)
+                scalar = function.get_concrete_function(tf.TensorSpec([], tf.int64))
+            compiled = self.__dict__["_compiled_functions"] = (function, scalar)
+        return compiled
+
+    def _compiles(self) -> bool:
+        return self.compiles_eagerly
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For pickle and `copy.deepcopy`: the arguments, without compiled functions."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled_functions", "_eager_calls")}
+
+    def _ops(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The schedule's ops at int64 `step`: `call`, the step-0 event carried to step 1, the dtypes."""
+        if not self.handles_every_step:
+            step = tf.maximum(step, -1)
         with tf.name_scope(type(self).__name__):
             should_prune, sparsity = self.call(step)
             # tfmot increments its step before the first training batch, so a
             # schedule never sees step 0: an event at step 0 is carried to step 1.
             if self._is_event_at_zero():
                 should_prune = tf.logical_or(should_prune, tf.equal(step, 1))
-            # abs: sparsities are >= 0, and this removes any -0.0 (TensorFlow's eager
-            # scalar cache treats 0.0 and -0.0 as one constant, so either can appear).
-            sparsity = tf.abs(tf.cast(sparsity, tf.float32))
+            sparsity = tf.cast(sparsity, tf.float32)
+            # abs: sparsities are >= 0, and this removes any -0.0: TensorFlow's eager scalar
+            # cache treats 0.0 and -0.0 as one constant, so either can appear op by op. Our
+            # families' graphs (compiles_eagerly) make no -0.0 (the contract tests check).
+            if tf.executing_eagerly() or not self._compiles():
+                sparsity = tf.abs(sparsity)
         return should_prune, sparsity
 
     def _is_event_at_zero(self) -> bool:
@@ -251,12 +306,14 @@ def _constructor_arguments(cls: type) -> list[str]:
 _STEP_REQUIREMENT = "an integer or integer tensor in the int64 range"
 
 
-def _as_int64_step(step) -> tf.Tensor:
-    """Converts a step (Python int, integer tensor or array) to an int64 tensor.
+#: Eager calls of one schedule that run op by op before it compiles itself (tracing
+#: costs about as much as this many calls; a schedule called once, as in a test or a
+#: plot, never pays for it).
+EAGER_CALLS_BEFORE_COMPILING = 8
 
-    Steps below -1 are raised to -1 (all of them are before any window), so
-    that `step - begin_step` cannot overflow.
-    """
+
+def _as_int64_step(step) -> tf.Tensor:
+    """Converts a step (Python int, integer tensor or array) to an int64 tensor."""
     if not isinstance(step, (tf.Tensor, tf.Variable)):
         kind = np.asarray(step).dtype.kind if not isinstance(step, bool) else "b"
         if kind not in "iu" or isinstance(step, bool):  # floats, bools, strings, None, objects
@@ -267,4 +324,4 @@ def _as_int64_step(step) -> tf.Tensor:
         raise v.invalid("step", _STEP_REQUIREMENT, step, TypeError) from None
     if not step.dtype.is_integer:
         raise v.invalid("step", _STEP_REQUIREMENT, f"a tensor of dtype {step.dtype.name}", TypeError)
-    return tf.maximum(tf.cast(step, tf.int64), -1)
+    return tf.cast(step, tf.int64)

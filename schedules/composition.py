@@ -140,9 +140,16 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _compiles(schedule: PruningSchedule) -> bool:
+    """Whether a child gives the same values compiled as op by op (ours do; tfmot's need not)."""
+    return isinstance(schedule, SparsitySchedule) and schedule._compiles()
+
+
 def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A child's `(should_prune, sparsity)` at `step`, broadcast to its shape (bool, float64)."""
     should_prune, sparsity = schedule(step)
+    if isinstance(schedule, SparsitySchedule):  # ours: bool and float32, of the step's shape already
+        return should_prune, tf.cast(sparsity, tf.float64)
     shape = tf.shape(step)
     return (
         tf.broadcast_to(tf.cast(should_prune, tf.bool), shape),
@@ -194,6 +201,7 @@ class SequentialSparsity(SparsitySchedule):
     """
 
     step_arguments = ("boundaries",)
+    handles_every_step = True  # compares steps, subtracts none (each child takes care of itself)
 
     def __init__(self, schedules: Sequence[PruningSchedule | Mapping], *, boundaries: Sequence[int]) -> None:
         items = v.check_sequence("schedules", schedules, "schedules")
@@ -214,6 +222,9 @@ class SequentialSparsity(SparsitySchedule):
 
     def _config(self) -> dict[str, Any]:
         return {"schedules": [_plain(s.get_config()) for s in self.schedules], "boundaries": list(self.boundaries)}
+
+    def _compiles(self) -> bool:
+        return all(_compiles(schedule) for schedule in self.schedules)
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         events, sparsity = _child_call(self.schedules[0], step)
@@ -255,6 +266,7 @@ class ScaledSparsity(SparsitySchedule):
     """
 
     step_arguments = ()
+    handles_every_step = True  # only scales its child's sparsity
 
     def __init__(self, schedule: PruningSchedule | Mapping, *, factor: float) -> None:
         self.schedule = _as_schedule("schedule", schedule)
@@ -266,6 +278,9 @@ class ScaledSparsity(SparsitySchedule):
 
     def _config(self) -> dict[str, Any]:
         return {"schedule": _plain(self.schedule.get_config()), "factor": self.factor}
+
+    def _compiles(self) -> bool:
+        return _compiles(self.schedule)
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         events, sparsity = _child_call(self.schedule, step)

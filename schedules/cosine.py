@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import register
-from schedules.ramp import RampSchedule, interpolate
+from schedules.ramp import RampSchedule, exact_difference, interpolate, pin_end
 
 __all__ = ["COSINE_SHAPES", "CosineSparsity"]
 
@@ -57,6 +57,8 @@ class CosineSparsity(RampSchedule):
       ValueError, TypeError: an argument is outside its range or of the wrong type.
     """
 
+    compiles_eagerly = True
+
     def __init__(
         self,
         initial_sparsity: float,
@@ -71,10 +73,19 @@ class CosineSparsity(RampSchedule):
         self.shape = v.check_choice("shape", shape, COSINE_SHAPES)
 
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
-        if self.shape == "s_curve":
-            fraction = (1.0 - tf.cos(math.pi * progress)) / 2.0
-        elif self.shape == "fast_late":
-            fraction = 1.0 - tf.cos(math.pi / 2.0 * progress)
-        else:
-            fraction = tf.sin(math.pi / 2.0 * progress)
-        return interpolate(progress, fraction, self.initial_sparsity, self.final_sparsity)
+        initial, final = self.initial_sparsity, self.final_sparsity
+        # value = anchor + scale * wave(progress), with wave(0) exactly 1 (cos) or 0 (sin) and
+        # scale chosen so that the value there is exactly `initial`; the end is pinned.
+        if self.shape == "s_curve":  # initial + (final - initial) * (1 - cos(pi p)) / 2
+            anchor, wave = initial + (final - initial) / 2.0, tf.cos(math.pi * progress)
+            scale = exact_difference(anchor, initial)
+        elif self.shape == "fast_late":  # initial + (final - initial) * (1 - cos(pi p / 2))
+            anchor, wave = final, tf.cos(math.pi / 2.0 * progress)
+            scale = exact_difference(final, initial)
+        else:  # initial + (final - initial) * sin(pi p / 2)
+            anchor, wave = initial, tf.sin(math.pi / 2.0 * progress)
+            scale = exact_difference(initial, final)
+        if scale is None:  # no exact float64 step (sparsities of very different scales): pin both ends
+            fraction = wave if self.shape == "fast_early" else (1.0 - wave) / (2.0 if self.shape == "s_curve" else 1.0)
+            return interpolate(progress, fraction, initial, final)
+        return pin_end(progress, anchor + scale * wave, final)

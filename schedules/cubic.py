@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from schedules.base import register
-from schedules.ramp import RampSchedule, polynomial_ramp
+from schedules.ramp import RampSchedule, polynomial_ramp, polynomial_ramp_of_remaining, remaining_of_window
 
 __all__ = ["CubicSparsity"]
 
@@ -49,5 +49,14 @@ class CubicSparsity(RampSchedule):
       pruning for model compression. 2017. https://arxiv.org/abs/1710.01878
     """
 
+    compiles_eagerly = True
+
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, 3.0)
+
+    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
+        remaining = remaining_of_window(clipped, self.begin_step, self.end_step)
+        at_start = tf.equal(clipped, self.begin_step)
+        return polynomial_ramp_of_remaining(
+            remaining, self.initial_sparsity, self.final_sparsity, 3.0, at_start=at_start
+        )

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import grid_events, polynomial_ramp
+from schedules.ramp import polynomial_ramp, polynomial_ramp_of_remaining, unit_scale
 
 __all__ = ["CyclicSparsity"]
 
@@ -61,6 +61,8 @@ class CyclicSparsity(SparsitySchedule):
       https://arxiv.org/abs/2202.01290
     """
 
+    compiles_eagerly = True
+
     def __init__(
         self,
         initial_sparsity: float,
@@ -86,20 +88,34 @@ class CyclicSparsity(SparsitySchedule):
             )
 
     def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """`(offset, t, position, length)` (int64) of each step's cycle.
+        """`(clipped, position, remaining, length)` (int64) of each step's cycle.
 
-        `offset = step - begin_step`; `t` is it clipped to the window; the
-        cycle holding `t` starts `position` steps before it and ends `length`
-        steps after its start. Steps before the window are position 0 of the
-        first cycle, steps after it the last position of the last cycle.
+        `clipped` is the step clipped to the window (so nothing overflows); the
+        cycle holding it starts `position` steps before it and ends `remaining`
+        steps after it, `length` steps after its start. Steps before the window
+        are position 0 of the first cycle, steps after it the last position of
+        the last cycle. Cycles of equal length take a shorter path.
         """
         n, cycles = self._length, self.num_cycles
-        offset = step - self.begin_step
-        t = tf.clip_by_value(offset, 0, n - 1)
+        clipped = tf.clip_by_value(step, self.begin_step, self.end_step)
+        t = clipped - self.begin_step if self.begin_step else clipped
+        if self._even_cycles():
+            length = n // cycles - 1
+            position = tf.math.floormod(t, length + 1)
+            return clipped, position, length - position, tf.constant(length, tf.int64)
         c = (t * cycles + (cycles - 1)) // n
-        start = (c * n) // cycles
-        length = ((c + 1) * n) // cycles - 1 - start
-        return offset, t, t - start, length
+        c_times_n = c * n
+        start = c_times_n // cycles
+        last = (c_times_n + n) // cycles - 1
+        return clipped, t - start, last - t, last - start
+
+    def _even_cycles(self) -> bool:
+        """Whether the cycles have one length `m` and a product reaches 1 exactly at
+        their end (`m * unit_scale(m) == 1`): the shorter path, as exact."""
+        if self._length % self.num_cycles:
+            return False
+        length = self._length // self.num_cycles - 1
+        return length >= 1 and length * unit_scale(length) == 1.0
 
     def cycle_bounds(self, step) -> tuple[tf.Tensor, tf.Tensor]:
         """The first and last step (int64) of the cycle that `step` falls in.
@@ -111,17 +127,27 @@ class CyclicSparsity(SparsitySchedule):
         >>> [int(x) for x in schedule.cycle_bounds(50)]
         [43, 75]
         """
-        _, t, position, length = self._cycle(tf.cast(step, tf.int64))
-        first = self.begin_step + t - position
-        return first, first + length
+        clipped, position, remaining, _ = self._cycle(tf.cast(step, tf.int64))
+        return clipped - position, clipped + remaining
+
+    handles_every_step = True  # clips the step to the window before it subtracts
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        offset, t, position, length = self._cycle(step)
-        # Inside the window where the clipped offset t is the offset itself.
-        events = tf.logical_and(tf.equal(offset, t), grid_events(position, position, length, self.frequency))
+        clipped, position, remaining, length = self._cycle(step)
+        # An event inside the window (where the clipped step is the step itself) at a
+        # multiple of `frequency` from its cycle's start or at its cycle's last step.
+        on_grid = tf.equal(tf.math.floormod(position, self.frequency), 0)
+        if self.frequency > 1:
+            on_grid = tf.logical_or(on_grid, tf.equal(remaining, 0))
+        events = tf.logical_and(tf.equal(step, clipped), on_grid)
+        initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
         if self._length == 1:  # a one-step window: a one-shot prune
-            progress = tf.cast(offset >= 0, tf.float64)
-        else:  # every cycle has at least two steps, so length >= 1
-            # (before the window position is 0, after it position == length)
-            progress = tf.cast(position, tf.float64) / tf.cast(length, tf.float64)
-        return events, polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, float(self.power))
+            return events, polynomial_ramp(tf.cast(step >= self.begin_step, tf.float64), initial, final, power)
+        at_start = tf.equal(position, 0)
+        # Every cycle has at least two steps, so length >= 1; the share of the cycle still
+        # ahead is exactly 1 at its start and 0 at its end (a division of integers).
+        if self._even_cycles():
+            share = tf.cast(remaining, tf.float64) * unit_scale(self._length // self.num_cycles - 1)
+        else:
+            share = tf.cast(remaining, tf.float64) / tf.cast(length, tf.float64)
+        return events, polynomial_ramp_of_remaining(share, initial, final, power, at_start=at_start)

@@ -12,7 +12,7 @@ import tf_keras
 
 from schedules import _validation as v
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import RampSchedule, pin_start
+from schedules.ramp import RampSchedule, interpolate_from_zero
 
 __all__ = ["ExponentialRateSparsity", "ExponentialSparsity"]
 
@@ -53,6 +53,8 @@ class ExponentialSparsity(RampSchedule):
     Raises:
       ValueError, TypeError: an argument is outside its range or of the wrong type.
     """
+
+    compiles_eagerly = True
 
     def __init__(
         self,
@@ -131,12 +133,15 @@ class ExponentialSparsity(RampSchedule):
         )
 
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
-        # Interpolate log(1 - sparsity) linearly; log1p/expm1 keep small sparsities exact.
-        log_keep_initial = math.log1p(-self.initial_sparsity) + 0.0  # + 0.0: no -0.0
-        log_keep_final = math.log1p(-self.final_sparsity) + 0.0
-        log_keep = log_keep_initial + progress * (log_keep_final - log_keep_initial)
-        sparsity = pin_start(progress, -tf.math.expm1(log_keep), self.initial_sparsity, self.final_sparsity)
-        return tf.where(progress >= 1.0, tf.constant(self.final_sparsity, tf.float64), sparsity)
+        # With r = (1 - final) / (1 - initial), 1 - sparsity = (1 - initial) * r ** p is
+        # sparsity = initial + (final - initial) * (1 - r ** p) / (1 - r): the share of the way
+        # is expm1(p log r) / expm1(log r), exactly 0 at p = 0 and within [0, 1]
+        # (log1p/expm1 keep small sparsities exact).
+        log_ratio = math.log1p(-self.final_sparsity) - math.log1p(-self.initial_sparsity)
+        if log_ratio == 0.0:  # initial == final
+            return tf.zeros_like(progress) + self.initial_sparsity
+        fraction = tf.math.expm1(progress * log_ratio) / math.expm1(log_ratio)
+        return interpolate_from_zero(progress, fraction, self.initial_sparsity, self.final_sparsity)
 
 
 @register
@@ -174,6 +179,8 @@ class ExponentialRateSparsity(SparsitySchedule):
       ValueError, TypeError: an argument is outside its range or of the wrong type.
     """
 
+    compiles_eagerly = True
+
     step_arguments = ("begin_step", "frequency")
 
     def __init__(
@@ -206,10 +213,15 @@ class ExponentialRateSparsity(SparsitySchedule):
         # A rate so small that the cap is beyond any step: clip at the largest step instead.
         self._cap_offset = math.ceil(steps_to_cap) + 1 if steps_to_cap < v.MAX_STEP else v.MAX_STEP
 
+    handles_every_step = True  # clips the step before it subtracts
+
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        offset = step - self.begin_step
-        events = tf.logical_and(offset >= 0, tf.equal(tf.math.floormod(offset, self.frequency), 0))
-        clipped = tf.clip_by_value(offset, 0, self._cap_offset)
-        log_keep = math.log1p(-self.initial_sparsity) + tf.cast(clipped, tf.float64) * self._log_decay
-        sparsity = tf.minimum(-tf.math.expm1(log_keep), self.max_sparsity)
-        return events, tf.where(clipped <= 0, tf.constant(self.initial_sparsity, tf.float64), sparsity)
+        begin = tf.constant(self.begin_step, tf.int64)
+        on_grid = tf.equal(tf.math.floormod(step, self.frequency), self.begin_step % self.frequency)
+        events = tf.logical_and(step >= begin, on_grid)
+        last = min(self.begin_step + self._cap_offset, 2**63 - 1)
+        offset = tf.clip_by_value(step, begin, last) - begin
+        # 1 - sparsity = (1 - initial) * exp(offset * log_decay), exactly initial at offset 0.
+        decayed = tf.math.expm1(tf.cast(offset, tf.float64) * self._log_decay)
+        sparsity = self.initial_sparsity + (self.initial_sparsity - 1.0) * decayed
+        return events, tf.minimum(sparsity, self.max_sparsity)

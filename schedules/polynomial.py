@@ -6,7 +6,14 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import register
-from schedules.ramp import RampSchedule, interpolate, polynomial_ramp, power_of_fraction
+from schedules.ramp import (
+    RampSchedule,
+    interpolate_from_zero,
+    polynomial_ramp,
+    polynomial_ramp_of_remaining,
+    power_of_fraction,
+    remaining_of_window,
+)
 
 __all__ = ["ORIENTATIONS", "PolynomialSparsity"]
 
@@ -68,6 +75,8 @@ class PolynomialSparsity(RampSchedule):
       pruning for model compression. 2017. https://arxiv.org/abs/1710.01878
     """
 
+    compiles_eagerly = True
+
     def __init__(
         self,
         initial_sparsity: float,
@@ -83,9 +92,20 @@ class PolynomialSparsity(RampSchedule):
         self.power = v.check_power(power)
         self.orientation = v.check_choice("orientation", orientation, ORIENTATIONS)
 
+    def _falls_from_initial(self) -> bool:
+        """Whether the shape is g = 1 - (1 - p) ** power (CubicSparsity's form) rather than g = p ** power."""
+        return (self.orientation == "fast_early") == (self.power >= 1)
+
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
-        if (self.orientation == "fast_early") == (self.power >= 1):  # g = 1 - (1 - p) ** power
-            # The form of CubicSparsity (and tfmot's PolynomialDecay), bit for bit.
+        if self._falls_from_initial():
             return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, float(self.power))
-        fraction = power_of_fraction(progress, float(self.power))  # g = p ** power
-        return interpolate(progress, fraction, self.initial_sparsity, self.final_sparsity)
+        fraction = power_of_fraction(progress, float(self.power))  # g = p ** power: exactly 0 and 1 at the ends
+        initial, final = self.initial_sparsity, self.final_sparsity
+        return interpolate_from_zero(progress, fraction, initial, final)
+
+    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
+        if self._falls_from_initial():  # the form of CubicSparsity, bit for bit
+            remaining = remaining_of_window(clipped, self.begin_step, self.end_step)
+            initial, final, at_start = self.initial_sparsity, self.final_sparsity, tf.equal(clipped, self.begin_step)
+            return polynomial_ramp_of_remaining(remaining, initial, final, float(self.power), at_start=at_start)
+        return super().ramp_of_window(clipped)

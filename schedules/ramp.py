@@ -31,13 +31,29 @@ exact at both ends and free of NaN under XLA:
 from __future__ import annotations
 
 import abc
+import math
 
 import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import SparsitySchedule
 
-__all__ = ["RampSchedule", "grid_events", "interpolate", "pin_start", "polynomial_ramp", "power_of_fraction"]
+__all__ = [
+    "RampSchedule",
+    "exact_difference",
+    "grid_events",
+    "interpolate",
+    "interpolate_from_zero",
+    "pin_end",
+    "pin_start",
+    "polynomial_ramp",
+    "polynomial_ramp_of_remaining",
+    "power_of_fraction",
+    "progress_of_window",
+    "remaining_of_window",
+    "unit_scale",
+    "window_events",
+]
 
 
 class RampSchedule(SparsitySchedule):
@@ -72,16 +88,78 @@ class RampSchedule(SparsitySchedule):
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         """The sparsity (float64) at float64 `progress` in `[0, 1]`: `initial_sparsity` at 0, `final_sparsity` at 1."""
 
+    handles_every_step = True  # clips the step to the window before it subtracts
+
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        length = self.end_step - self.begin_step
-        offset = step - self.begin_step
-        clipped = tf.clip_by_value(offset, 0, length)
-        events = grid_events(offset, clipped, length, self.frequency)
-        if length == 0:
-            progress = tf.cast(offset >= 0, tf.float64)
-        else:
-            progress = tf.cast(clipped, tf.float64) / float(length)  # exactly 1.0 at the end
-        return events, self.ramp(progress)
+        begin, end = self.begin_step, self.end_step
+        clipped = tf.clip_by_value(step, begin, end)  # no overflow at any int64 step
+        events = window_events(step, clipped, begin, end, self.frequency)
+        if end == begin:  # one shot: no window to be part of the way through
+            progress = tf.cast(step >= begin, tf.float64)
+            return events, self.ramp(progress)
+        return events, self.ramp_of_window(clipped)
+
+    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
+        """The sparsity at `clipped`, the step clipped to the window (`begin_step < end_step`).
+
+        By default `ramp(progress)`; a family may compute it more directly (ours
+        do, in fewer ops, from `progress_of_window` or `remaining_of_window`).
+        """
+        return self.ramp(progress_of_window(clipped, self.begin_step, self.end_step))
+
+
+def progress_of_window(clipped: tf.Tensor, begin: int, end: int) -> tf.Tensor:
+    """`(clipped - begin) / (end - begin)` in float64: exactly 0 at `begin` and, where a
+    scale exists that makes it so (`unit_scale`), exactly 1 at `end`.
+
+    The subtraction is in int64 (exact at any step), the division a product
+    (as TensorFlow's graph optimizer would make of it anyway).
+    """
+    position = clipped - begin if begin else clipped
+    return tf.cast(position, tf.float64) * unit_scale(end - begin)
+
+
+def remaining_of_window(clipped: tf.Tensor, begin: int, end: int) -> tf.Tensor:
+    """`1 - progress`, the share of the window still ahead: 1 at `begin` (exactly, but for
+    XLA's rewrites) and exactly 0 at `end`."""
+    length = end - begin
+    scale = unit_scale(length)
+    if length * scale == 1.0:  # one op fewer than 1 - progress, and as exact
+        return tf.cast(end - clipped, tf.float64) * scale
+    return 1.0 - progress_of_window(clipped, begin, end)
+
+
+def unit_scale(length: int) -> float:
+    """A float64 `s` close to `1 / length` with `length * s == 1.0` exactly when one exists
+    (for about 94% of lengths), so that a product reaches 1 exactly at the end.
+
+    >>> 49 * (1 / 49), 49 * unit_scale(49)
+    (0.9999999999999999, 1.0)
+    """
+    scale = 1.0 / length
+    for _ in range(4):
+        landed = length * scale
+        if landed == 1.0:
+            return scale
+        scale = math.nextafter(scale, math.inf if landed < 1.0 else -math.inf)
+    return 1.0 / length
+
+
+def window_events(step: tf.Tensor, clipped: tf.Tensor, begin: int, end: int, frequency: int) -> tf.Tensor:
+    """Events of the window `[begin, end]`: every `frequency` steps from `begin`, and `end`.
+
+    `clipped` is `step` clipped to the window (so nothing here can overflow);
+    the step is inside the window where the two agree. Constants are folded
+    in Python: `(step - begin) % frequency == 0` is `step % frequency == begin % frequency`,
+    and `end` needs no test of its own when it is on the grid.
+    """
+    in_window = tf.equal(step, clipped)
+    if frequency == 1:
+        return in_window
+    on_grid = tf.equal(tf.math.floormod(clipped, frequency), begin % frequency)
+    if (end - begin) % frequency:
+        on_grid = tf.logical_or(on_grid, tf.equal(clipped, end))
+    return tf.logical_and(in_window, on_grid)
 
 
 def grid_events(offset: tf.Tensor, position: tf.Tensor, length, frequency: int) -> tf.Tensor:
@@ -96,20 +174,67 @@ def grid_events(offset: tf.Tensor, position: tf.Tensor, length, frequency: int) 
     return tf.logical_and(in_window, on_grid)
 
 
+def exact_difference(start: float, end: float) -> float | None:
+    """A float64 `d` with `start + d == end` exactly (in round-to-nearest), or None if none exists.
+
+    Usually `end - start` itself; otherwise a neighbour of it. With it,
+    `start + d * f` is exactly `start` where `f == 0`, exactly `end` where
+    `f == 1`, and between the two for `f` in `[0, 1]` (rounding is monotone),
+    so a ramp written this way needs no pin or clip at its ends. None exists
+    only when the two differ in scale so much that `end - start` has no float64
+    neighbour that lands on `end` (as from 0.9 to 1e-10).
+
+    >>> exact_difference(0.1, 0.8), 0.1 + 0.7 == 0.8, 0.1 + exact_difference(0.1, 0.8) == 0.8
+    (0.7000000000000001, False, True)
+    """
+    difference = end - start
+    for _ in range(4):
+        landed = start + difference
+        if landed == end:
+            return difference
+        difference = math.nextafter(difference, math.inf if landed < end else -math.inf)
+    return None
+
+
 def polynomial_ramp(progress: tf.Tensor, initial: float, final: float, power: float) -> tf.Tensor:
-    """`final + (initial - final) * (1 - progress) ** power` in float64, exact at both ends."""
-    value = final + (initial - final) * power_of_fraction(1.0 - progress, power)
-    return pin_start(progress, value, initial, final)
+    """`final + (initial - final) * (1 - progress) ** power` in float64, exact at both ends.
+
+    Exactly `initial` at `progress == 0` and `final` at `progress == 1` (with
+    `exact_difference`, or a pin where it has none), never outside them.
+    """
+    return polynomial_ramp_of_remaining(1.0 - progress, initial, final, power, at_start=progress <= 0.0)
+
+
+def polynomial_ramp_of_remaining(
+    remaining: tf.Tensor, initial: float, final: float, power: float, *, at_start: tf.Tensor
+) -> tf.Tensor:
+    """`polynomial_ramp` of `1 - remaining`: `final + (initial - final) * remaining ** power`,
+    exactly `initial` where `at_start` (best computed from integers) and exactly `final`
+    where `remaining == 0`.
+
+    The start is pinned because XLA does not keep to IEEE arithmetic: it reassociates
+    products with constants, so `remaining ** 3` can come out as `1 + 2e-16` where
+    `remaining` is exactly 1 (seen at the start of a cycle under `jit_compile=True`).
+    """
+    falling = power_of_fraction(remaining, power)  # 0 where remaining is 0, under XLA too
+    difference = exact_difference(final, initial)
+    value = final + (initial - final if difference is None else difference) * falling
+    return tf.where(at_start, tf.constant(initial, tf.float64), value)
 
 
 def power_of_fraction(base: tf.Tensor, power: float) -> tf.Tensor:
-    """`base ** power` for `base` in `[0, 1]` and `power > 0`, exactly 0 where `base == 0`.
+    """`base ** power` for `base` in `[0, 1]` and `power > 0`, exactly 0 where `base == 0`
+    and exactly 1 where `base == 1`.
 
-    `tf.pow(0.0, power)` is not always 0: XLA on CPU gives NaN for some
-    fractional powers (1/3) when it fuses the op into a larger graph, as
-    tfmot's `tf.cond` around the mask update. So the power is taken of 1
-    there instead, and 0 returned.
+    Powers 1 to 4 are products (`base * base * base` for the cubic): fewer and
+    cheaper ops than `tf.pow`. For other powers, `tf.pow(0.0, power)` is not
+    always 0: XLA on CPU gives NaN for some fractional powers (1/3) when it
+    fuses the op into a larger graph, as tfmot's `tf.cond` around the mask
+    update. So the power is taken of 1 there instead, and 0 returned.
     """
+    if power in (1.0, 2.0, 3.0, 4.0):
+        square = base * base
+        return {1.0: base, 2.0: square, 3.0: square * base, 4.0: square * square}[power]
     positive = base > 0.0
     safe = tf.where(positive, base, tf.ones_like(base))
     return tf.where(positive, tf.pow(safe, tf.constant(power, tf.float64)), tf.zeros_like(base))
@@ -133,4 +258,20 @@ def interpolate(progress: tf.Tensor, fraction: tf.Tensor, initial: float, final:
     a shape has covered at `progress`.
     """
     value = pin_start(progress, initial + (final - initial) * fraction, initial, final)
+    return pin_end(progress, value, final)
+
+
+def interpolate_from_zero(progress: tf.Tensor, fraction: tf.Tensor, initial: float, final: float) -> tf.Tensor:
+    """`interpolate` for a `fraction` that is exactly 0 at `progress == 0` and in `[0, 1]`
+    everywhere (as `1 - cos(x)`, `sin(x)`, `x ** power`), in fewer ops: no clip and no pin
+    at the start (a product with 0 is 0, under XLA too).
+    """
+    difference = exact_difference(initial, final)
+    if difference is None:
+        return interpolate(progress, fraction, initial, final)
+    return pin_end(progress, initial + difference * fraction, final)
+
+
+def pin_end(progress: tf.Tensor, value: tf.Tensor, final: float) -> tf.Tensor:
+    """`value`, and exactly `final` where `progress == 1`."""
     return tf.where(progress >= 1.0, tf.constant(final, tf.float64), value)

@@ -49,6 +49,8 @@ class StepSparsity(SparsitySchedule):
         wrong type, boundaries are not strictly increasing, or the lengths differ.
     """
 
+    compiles_eagerly = True
+
     step_arguments = ("boundaries",)
 
     def __init__(self, boundaries: Sequence[int], sparsities: Sequence[float]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import pickle
+from copy import deepcopy
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import tensorflow as tf
 import tf_keras
 from _registry import HORIZON
 
+from schedules.base import EAGER_CALLS_BEFORE_COMPILING
 from schedules.testing import check_schedule
 
 STEPS = np.arange(0, HORIZON + 1, dtype=np.int64)
@@ -69,6 +72,29 @@ def test_scalar_int64_inside_tf_cond_like_tfmot_at_every_step(schedule):
         assert float(got) == expected, i + 1
         if should_prune[i]:
             assert float(kept) == np.round(np.float32(1000) * (np.float32(1) - expected)), i + 1
+
+
+def test_compiled_eager_calls_give_the_op_by_op_values(make_schedule):
+    """After `EAGER_CALLS_BEFORE_COMPILING` eager calls a schedule runs a compiled graph (a concrete
+    function for scalar steps): the same values, bit for bit, as its first calls, op by op; and the
+    graph, which has no `abs`, makes no -0.0. Copies (pickle, deepcopy) start afresh."""
+    steps = np.concatenate([STEPS, [GIANT, 2**62, -(2**40)]])
+    op_by_op = make_schedule(0)
+    first = evaluate(op_by_op, steps)  # the first call: op by op
+    compiled = make_schedule(0)
+    for _ in range(EAGER_CALLS_BEFORE_COMPILING):
+        compiled(5)
+    assert compiled._compiled() is not None or not compiled._compiles()
+    for got, want in zip(evaluate(compiled, steps), first, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not np.signbit(evaluate(compiled, steps)[1]).any()
+    for step in steps[::37]:  # the scalar concrete function
+        should_prune, sparsity = compiled(tf.constant(step, tf.int64))
+        index = int(np.flatnonzero(steps == step)[0])
+        assert (bool(should_prune), float(sparsity)) == (first[0][index], first[1][index]), int(step)
+    for copy in (pickle.loads(pickle.dumps(compiled)), deepcopy(compiled)):
+        assert "_compiled_functions" not in copy.__dict__ and repr(copy) == repr(compiled)
+        np.testing.assert_array_equal(evaluate(copy, steps)[1], first[1])
 
 
 def test_float_step_is_a_type_error(schedule):
