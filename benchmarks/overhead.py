@@ -7,6 +7,13 @@ the run), so the variants differ only in the schedule's own cost; they and an
 unpruned model run in the same process, round after round, and each round's time
 is divided by `PolynomialDecay`'s time in that round. The table reports the median
 ratio over rounds (these machines are noisy: back-to-back runs differ by 30%).
+
+Three models: the demo's small CNN, an MLP, and a deep, narrow MLP with
+`DEEP_LAYERS` pruned layers, where a schedule's share of the step is visible
+(tfmot calls it twice per pruned layer per step). The last column is what the
+schedule itself adds to a step, in milliseconds per 100 pruned layers: the
+median over rounds of its time minus that of `MINIMAL` (a schedule of two ops
+that updates the masks at the same steps), per pruned layer, times 100.
 """
 
 from __future__ import annotations
@@ -22,9 +29,29 @@ from schedules.models import build_cnn
 
 BASELINE = "tfmot PolynomialDecay"
 FOREVER = 10**9
+#: The reference for "what the schedule adds": as cheap as a schedule can be.
+MINIMAL = "minimal (2 ops)"
+#: Pruned layers of the deep model (and of its sliver in the quick mode).
+DEEP_LAYERS, QUICK_DEEP_LAYERS = 50, 3
+
+
+class MinimalSchedule(tfmot.sparsity.keras.PruningSchedule):
+    """`step % frequency == 0` and a constant: the least a schedule can compute."""
+
+    def __init__(self, sparsity: float, frequency: int) -> None:
+        self.sparsity, self.frequency = sparsity, frequency
+
+    def __call__(self, step):
+        import tensorflow as tf
+
+        return tf.equal(tf.math.floormod(step, self.frequency), 0), tf.constant(self.sparsity, tf.float32)
+
+    def get_config(self) -> dict:
+        return {"class_name": "MinimalSchedule", "config": {"sparsity": self.sparsity, "frequency": self.frequency}}
+
 
 #: The variants the quick mode times: the harness on a sliver.
-QUICK_VARIANTS = ("unpruned", BASELINE, "CubicSparsity")
+QUICK_VARIANTS = ("unpruned", MINIMAL, BASELINE, "CubicSparsity")
 
 
 def variants(frequency: int, steps_per_round: int, rounds: int) -> dict[str, Case | None]:
@@ -51,10 +78,21 @@ def variants(frequency: int, steps_per_round: int, rounds: int) -> dict[str, Cas
             ),
         },
     )
-    return {"unpruned": None, **cases}
+    return {"unpruned": None, MINIMAL: Case("minimal", MinimalSchedule(0.8, frequency)), **cases}
 
 
-def models() -> dict:
+def deep_mlp(layers: int, width: int = 16):
+    """`layers` Dense layers of `width` units (the last of 10): a deep, narrow network."""
+    return keras.Sequential(
+        [
+            keras.layers.Input((width,)),
+            *[keras.layers.Dense(width, activation="relu") for _ in range(layers - 1)],
+            keras.layers.Dense(10),
+        ]
+    )
+
+
+def models(deep_layers: int = DEEP_LAYERS) -> dict:
     def mlp():
         return keras.Sequential(
             [
@@ -65,7 +103,16 @@ def models() -> dict:
             ]
         )
 
-    return {"small CNN (8x8x1)": (lambda: build_cnn(keras), (8, 8, 1)), "MLP (64-128-64-10)": (mlp, (64,))}
+    return {
+        "small CNN (8x8x1)": (lambda: build_cnn(keras), (8, 8, 1)),
+        "MLP (64-128-64-10)": (mlp, (64,)),
+        f"deep MLP ({deep_layers} x 16)": (lambda: deep_mlp(deep_layers), (16,)),
+    }
+
+
+def pruned_layers(build) -> int:
+    """How many layers `prune_low_magnitude` wraps in the model `build` makes."""
+    return sum(1 for layer in build().layers if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)))
 
 
 def _trainer(build, input_shape, schedule, steps: int, batch_size: int):
@@ -100,11 +147,13 @@ def _trainer(build, input_shape, schedule, steps: int, batch_size: int):
 
 def run(quick: bool = False) -> list[dict]:
     steps, rounds, batch_size, frequency = (10, 2, 32, 5) if quick else (200, 15, 32, 10)
-    chosen_models = models()
-    if quick:  # the harness on a sliver: the MLP, three variants
-        chosen_models = {name: value for name, value in chosen_models.items() if name.startswith("MLP")}
+    chosen_models = models(QUICK_DEEP_LAYERS if quick else DEEP_LAYERS)
+    if quick:  # the harness on a sliver: a three-layer deep MLP, four variants
+        chosen_models = {name: value for name, value in chosen_models.items() if name.startswith("deep")}
     rows = []
     for model_name, (build, input_shape) in chosen_models.items():
+        if model_name.startswith("deep") and not quick:  # ten times the step time: fewer, shorter rounds
+            steps, rounds = 100, 9
         cases = {
             name: case
             for name, case in variants(frequency, steps, rounds).items()
@@ -118,7 +167,9 @@ def run(quick: bool = False) -> list[dict]:
             train()
         times = interleaved(trainers, rounds)
         ratios = median_ratios(times, BASELINE)
+        layers = pruned_layers(build)
         for name, values in times.items():
+            added = [(t - m) / steps * 1e3 / layers * 100 for t, m in zip(values, times[MINIMAL], strict=True)]
             rows.append(
                 {
                     "model": model_name,
@@ -126,6 +177,8 @@ def run(quick: bool = False) -> list[dict]:
                     "family": cases[name] and cases[name].family,
                     "ms_per_step": float(np.median(values)) / steps * 1e3,
                     "ratio_to_polynomial_decay": ratios[name],
+                    "pruned_layers": layers,
+                    "added_ms_per_100_layers": float(np.median(added)) if cases[name] is not None else None,
                     "rounds": rounds,
                     "steps_per_round": steps,
                     "mask_update_every": frequency,
@@ -135,9 +188,12 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'model':<20}{'schedule':<40}{'ms/step':>9}{'vs PolynomialDecay':>20}"]
+    header = f"{'model':<22}{'schedule':<40}{'ms/step':>9}{'vs PolynomialDecay':>20}{'added ms/100 layers':>21}"
+    lines = [header]
     for r in rows:
+        added = r.get("added_ms_per_100_layers")
         lines.append(
-            f"{r['model']:<20}{r['schedule']:<40}{r['ms_per_step']:>9.3f}{r['ratio_to_polynomial_decay']:>20.3f}"
+            f"{r['model']:<22}{r['schedule']:<40}{r['ms_per_step']:>9.3f}{r['ratio_to_polynomial_decay']:>20.3f}"
+            + (f"{added:>21.3f}" if added is not None else f"{'':>21}")
         )
     return "\n".join(lines)

@@ -103,11 +103,12 @@ class CyclicSparsity(SparsitySchedule):
             length = n // cycles - 1
             position = tf.math.floormod(t, length + 1)
             return clipped, position, length - position, tf.constant(length, tf.int64)
-        c = (t * cycles + (cycles - 1)) // n
-        c_times_n = c * n
-        start = c_times_n // cycles
-        last = (c_times_n + n) // cycles - 1
-        return clipped, t - start, last - t, last - start
+        # With c the cycle of t and r = ((t + 1) * cycles - 1) % n, the cycle's first step
+        # floor(c * n / cycles) is t - r // cycles and its last step is t + (n - 1 - r) // cycles
+        # (write c * n = (t + 1) * cycles - 1 - r): no cycle index needed.
+        r = tf.math.floormod(t * cycles + (cycles - 1), n)
+        position, remaining = r // cycles, (n - 1 - r) // cycles
+        return clipped, position, remaining, position + remaining
 
     def _even_cycles(self) -> bool:
         """Whether the cycles have one length `m` and a product reaches 1 exactly at

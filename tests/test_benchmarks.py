@@ -16,7 +16,11 @@ FAMILIES = sorted(family.name for family in registry.families())
 
 #: Each timing benchmark's full list of schedules (label -> `Case`), built as its full run builds it.
 FULL_LISTS = {
-    "overhead": lambda: {label: case for label, case in overhead.variants(10, 200, 15).items() if case is not None},
+    "overhead": lambda: {
+        label: case
+        for label, case in overhead.variants(10, 200, 15).items()
+        if case is not None and label != overhead.MINIMAL
+    },
     "cost": cost.schedules_under_test,
     "curve": lambda: curve.schedules_under_test(1_000_000),
 }
@@ -36,6 +40,8 @@ def test_the_models_are_the_demo_cnn():
     cnn, input_shape = overhead.models()["small CNN (8x8x1)"]
     assert input_shape == (8, 8, 1)
     assert [layer.name for layer in cnn().layers if layer.weights] == ["conv1", "conv2", "dense", "logits"]
+    deep, _ = overhead.models()[f"deep MLP ({overhead.DEEP_LAYERS} x 16)"]
+    assert overhead.pruned_layers(deep) == overhead.DEEP_LAYERS == 50
 
 
 def test_help(capsys):
@@ -63,6 +69,9 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     overhead_rows = {row["schedule"]: row for row in results["overhead"]}
     assert overhead_rows["tfmot PolynomialDecay"]["ratio_to_polynomial_decay"] == 1.0
     assert overhead_rows["CubicSparsity"]["family"] == "cubic" and overhead_rows["unpruned"]["family"] is None
+    assert {row["pruned_layers"] for row in overhead_rows.values()} == {overhead.QUICK_DEEP_LAYERS}
+    assert overhead_rows[overhead.MINIMAL]["added_ms_per_100_layers"] == 0.0  # the reference itself
+    assert overhead_rows["unpruned"]["added_ms_per_100_layers"] is None
     quality_rows = results["quality"]
     assert {row["schedule"] for row in quality_rows} >= {"dense", "CubicSparsity", "tfmot PolynomialDecay"}
     assert all(0.0 <= row["mean_accuracy"] <= 1.0 for row in quality_rows)
