@@ -109,14 +109,19 @@ class RampSchedule(SparsitySchedule):
 
 
 def progress_of_window(clipped: tf.Tensor, begin: int, end: int) -> tf.Tensor:
-    """`(clipped - begin) / (end - begin)` in float64: exactly 0 at `begin` and, where a
-    scale exists that makes it so (`unit_scale`), exactly 1 at `end`.
+    """`(clipped - begin) / (end - begin)` in float64, exactly 0 at `begin` and 1 at `end`.
 
-    The subtraction is in int64 (exact at any step), the division a product
-    (as TensorFlow's graph optimizer would make of it anyway).
+    The subtraction is in int64 (exact at any step), the division a product by
+    `unit_scale` (TensorFlow's graph optimizer turns a division by a constant
+    into a product anyway). For the lengths without an exact unit scale, the
+    end is pinned.
     """
     position = clipped - begin if begin else clipped
-    return tf.cast(position, tf.float64) * unit_scale(end - begin)
+    length = end - begin
+    progress = tf.cast(position, tf.float64) * unit_scale(length)
+    if length * unit_scale(length) == 1.0:
+        return progress
+    return tf.where(tf.equal(clipped, end), tf.constant(1.0, tf.float64), progress)
 
 
 def remaining_of_window(clipped: tf.Tensor, begin: int, end: int) -> tf.Tensor:
@@ -197,11 +202,8 @@ def exact_difference(start: float, end: float) -> float | None:
 
 
 def polynomial_ramp(progress: tf.Tensor, initial: float, final: float, power: float) -> tf.Tensor:
-    """`final + (initial - final) * (1 - progress) ** power` in float64, exact at both ends.
-
-    Exactly `initial` at `progress == 0` and `final` at `progress == 1` (with
-    `exact_difference`, or a pin where it has none), never outside them.
-    """
+    """`final + (initial - final) * (1 - progress) ** power` in float64, exactly
+    `initial` at `progress == 0` (pinned) and `final` at `progress == 1`."""
     return polynomial_ramp_of_remaining(1.0 - progress, initial, final, power, at_start=progress <= 0.0)
 
 

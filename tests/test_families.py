@@ -142,6 +142,31 @@ def test_cubic_equals_tfmot_polynomial_decay_power_3(initial, final, begin, end,
     assert not np.any(their_prune & ~our_prune)
 
 
+@pytest.mark.parametrize("length", [237, 300])  # 237 * (1 / 237) is not 1.0 in any rounding; 300 has a unit scale
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda b, e: CubicSparsity(0.0, 0.8, b, e, frequency=5),
+        lambda b, e: PolynomialSparsity(0.0, 0.8, b, e, frequency=5, power=1 / 3, orientation="fast_late"),
+        lambda b, e: PolynomialSparsity(0.1, 0.8, b, e, frequency=5, power=2.5, orientation="fast_late"),
+        lambda b, e: CosineSparsity(0.0, 0.8, b, e, frequency=5, shape="fast_late"),
+        lambda b, e: ExponentialSparsity(0.0, 0.8, b, e, frequency=5),
+        lambda b, e: OneCycleSparsity(0.05, 0.8, b, e, frequency=5),
+    ],
+    ids=["cubic", "root", "power_2.5", "cosine", "exponential", "one_cycle"],
+)
+def test_ramps_are_exact_at_both_ends_eagerly_in_a_graph_and_under_xla(build, length):
+    """A graph turns `/ length` into `* (1 / length)`, which misses 1.0 at the end for some lengths
+    (`(1 - 0.9999999999999999) ** (1 / 3)` is 5e-6), and XLA reassociates products: the ends hold."""
+    schedule = build(10, 10 + length)
+    steps = tf.constant([0, 10, 10 + length, 10**6], tf.int64)
+    want = np.float32([schedule.initial_sparsity] * 2 + [schedule.final_sparsity] * 2)
+    for function in (schedule, tf.function(schedule.__call__), tf.function(schedule.__call__, jit_compile=True)):
+        np.testing.assert_array_equal(function(steps)[1].numpy(), want)
+        for step, value in zip(steps, want, strict=True):  # the scalar graph, as tfmot builds it
+            assert function(step)[1].numpy() == value, int(step)
+
+
 def test_cubic_applies_the_final_sparsity_where_tfmot_does_not():
     """tfmot's PolynomialDecay(0, 0.8, 0, 1000, frequency=300) last prunes at 900 (0.7992)."""
     theirs = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.8, 0, 1000, frequency=300)
