@@ -15,6 +15,7 @@ import tf_keras
 
 from schedules import _validation as v
 from schedules import registry
+from schedules._ops import select
 from schedules.base import SparsitySchedule, register
 
 __all__ = ["ScaledSparsity", "SequentialSparsity", "peak_sparsity"]
@@ -231,8 +232,8 @@ class SequentialSparsity(SparsitySchedule):
         for boundary, schedule in zip(self.boundaries, self.schedules[1:], strict=True):
             child_events, child_sparsity = _child_call(schedule, step)
             later = step >= boundary
-            events = tf.where(later, tf.logical_or(child_events, tf.equal(step, boundary)), events)
-            sparsity = tf.where(later, child_sparsity, sparsity)
+            events = select(later, tf.logical_or(child_events, tf.equal(step, boundary)), events)
+            sparsity = select(later, child_sparsity, sparsity)
         return events, sparsity
 
 

@@ -36,6 +36,7 @@ import math
 import tensorflow as tf
 
 from schedules import _validation as v
+from schedules._ops import select
 from schedules.base import SparsitySchedule
 
 __all__ = [
@@ -121,7 +122,7 @@ def progress_of_window(clipped: tf.Tensor, begin: int, end: int) -> tf.Tensor:
     progress = tf.cast(position, tf.float64) * unit_scale(length)
     if length * unit_scale(length) == 1.0:
         return progress
-    return tf.where(tf.equal(clipped, end), tf.constant(1.0, tf.float64), progress)
+    return select(tf.equal(clipped, end), 1.0, progress)
 
 
 def remaining_of_window(clipped: tf.Tensor, begin: int, end: int) -> tf.Tensor:
@@ -221,7 +222,7 @@ def polynomial_ramp_of_remaining(
     falling = power_of_fraction(remaining, power)  # 0 where remaining is 0, under XLA too
     difference = exact_difference(final, initial)
     value = final + (initial - final if difference is None else difference) * falling
-    return tf.where(at_start, tf.constant(initial, tf.float64), value)
+    return select(at_start, initial, value)
 
 
 def power_of_fraction(base: tf.Tensor, power: float) -> tf.Tensor:
@@ -248,7 +249,7 @@ def pin_start(progress: tf.Tensor, value: tf.Tensor, initial: float, final: floa
     (At `progress == 1` the formulas here give `final` exactly.)
     """
     value = tf.clip_by_value(value, min(initial, final), max(initial, final))
-    return tf.where(progress <= 0.0, tf.constant(initial, tf.float64), value)
+    return select(progress <= 0.0, initial, value)
 
 
 def interpolate(progress: tf.Tensor, fraction: tf.Tensor, initial: float, final: float) -> tf.Tensor:
@@ -276,4 +277,4 @@ def interpolate_from_zero(progress: tf.Tensor, fraction: tf.Tensor, initial: flo
 
 def pin_end(progress: tf.Tensor, value: tf.Tensor, final: float) -> tf.Tensor:
     """`value`, and exactly `final` where `progress == 1`."""
-    return tf.where(progress >= 1.0, tf.constant(final, tf.float64), value)
+    return select(progress >= 1.0, final, value)

@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "schedules"
 LAYERS = {
     "core": {
         "_validation",
+        "_ops",
         "registry",
         "base",
         "ramp",

@@ -1,0 +1,34 @@
+"""Graph helpers the families share, chosen for what they cost per call.
+
+tfmot calls a schedule twice per pruned layer per training step with an int64
+scalar step, so an op's fixed cost counts more than its arithmetic. `select` is
+`tf.where` without its broadcasting: `SelectV2` works out broadcast shapes at
+every call (about 2.7 us per pin in a `tf.while_loop` of calls on this
+project's machine), `Select` on scalars about 1.1 us.
+
+>>> import tensorflow as tf
+>>> float(select(tf.constant(True), 0.5, tf.constant(0.25, tf.float64)))
+0.5
+>>> select(tf.constant([True, False]), 0.5, tf.constant([0.25, 0.75], tf.float64)).numpy().tolist()
+[0.5, 0.75]
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["select"]
+
+
+def select(condition: tf.Tensor, x: tf.Tensor | float, y: tf.Tensor | float) -> tf.Tensor:
+    """`tf.where(condition, x, y)`: `Select` where everything is a scalar, `SelectV2` otherwise.
+
+    `x` or `y` may be a Python number, made a constant of the other's dtype.
+    """
+    if not isinstance(x, tf.Tensor):
+        x = tf.constant(x, y.dtype)
+    if not isinstance(y, tf.Tensor):
+        y = tf.constant(y, x.dtype)
+    if condition.shape.rank == 0 and x.shape.rank == 0 and y.shape.rank == 0:
+        return tf.raw_ops.Select(condition=condition, x=x, y=y)
+    return tf.where(condition, x, y)
