@@ -194,6 +194,6 @@ def format_rows(rows: list[dict]) -> str:
         added = r.get("added_ms_per_100_layers")
         lines.append(
             f"{r['model']:<22}{r['schedule']:<40}{r['ms_per_step']:>9.3f}{r['ratio_to_polynomial_decay']:>20.3f}"
-            + (f"{added:>21.3f}" if added is not None else f"{'':>21}")
+            + (f"{added:>21.3f}" if added is not None else "")
         )
     return "\n".join(lines)
