@@ -60,6 +60,7 @@ class AlternatingSparsity(SparsitySchedule):
     """
 
     compiles_eagerly = True
+    handles_every_step = True  # clips the step before it subtracts
 
     step_arguments = ("begin_step", "end_step", "sparse_steps", "dense_steps")
 
@@ -77,8 +78,6 @@ class AlternatingSparsity(SparsitySchedule):
         self.end_step = v.check_end_step(end_step, self.begin_step)
         self.sparse_steps = v.check_int("sparse_steps", sparse_steps, minimum=1)
         self.dense_steps = v.check_int("dense_steps", dense_steps, minimum=1)
-
-    handles_every_step = True  # clips the step before it subtracts
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, end = self.begin_step, self.end_step

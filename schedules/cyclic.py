@@ -62,6 +62,7 @@ class CyclicSparsity(SparsitySchedule):
     """
 
     compiles_eagerly = True
+    handles_every_step = True  # clips the step to the window before it subtracts
 
     def __init__(
         self,
@@ -131,16 +132,16 @@ class CyclicSparsity(SparsitySchedule):
         clipped, position, remaining, _ = self._cycle(tf.cast(step, tf.int64))
         return clipped - position, clipped + remaining
 
-    handles_every_step = True  # clips the step to the window before it subtracts
-
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         clipped, position, remaining, length = self._cycle(step)
         # An event inside the window (where the clipped step is the step itself) at a
         # multiple of `frequency` from its cycle's start or at its cycle's last step.
-        on_grid = tf.equal(tf.math.floormod(position, self.frequency), 0)
-        if self.frequency > 1:
-            on_grid = tf.logical_or(on_grid, tf.equal(remaining, 0))
-        events = tf.logical_and(tf.equal(step, clipped), on_grid)
+        in_window = tf.equal(step, clipped)
+        if self.frequency == 1:
+            events = in_window
+        else:
+            on_grid = tf.equal(tf.math.floormod(position, self.frequency), 0)
+            events = tf.logical_and(in_window, tf.logical_or(on_grid, tf.equal(remaining, 0)))
         initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
         if self._length == 1:  # a one-step window: a one-shot prune
             return events, polynomial_ramp(tf.cast(step >= self.begin_step, tf.float64), initial, final, power)

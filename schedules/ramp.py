@@ -73,6 +73,8 @@ class RampSchedule(SparsitySchedule):
       frequency: prune every `frequency` steps from `begin_step`, an integer >= 1.
     """
 
+    handles_every_step = True  # clips the step to the window before it subtracts
+
     def __init__(
         self,
         initial_sparsity: float,
@@ -88,8 +90,6 @@ class RampSchedule(SparsitySchedule):
     @abc.abstractmethod
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         """The sparsity (float64) at float64 `progress` in `[0, 1]`: `initial_sparsity` at 0, `final_sparsity` at 1."""
-
-    handles_every_step = True  # clips the step to the window before it subtracts
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, end = self.begin_step, self.end_step
