@@ -19,12 +19,13 @@ that updates the masks at the same steps), per pruned layer, times 100.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from benchmarks._families import Case, Window, every_family
 from benchmarks._timing import interleaved, median_ratios
-from schedules import CyclicSparsity, StepSparsity
+from schedules import CyclicSparsity, StepSparsity, prunable_weights
 from schedules.models import build_cnn
 
 BASELINE = "tfmot PolynomialDecay"
@@ -42,8 +43,6 @@ class MinimalSchedule(tfmot.sparsity.keras.PruningSchedule):
         self.sparsity, self.frequency = sparsity, frequency
 
     def __call__(self, step):
-        import tensorflow as tf
-
         return tf.equal(tf.math.floormod(step, self.frequency), 0), tf.constant(self.sparsity, tf.float32)
 
     def get_config(self) -> dict:
@@ -112,7 +111,7 @@ def models(deep_layers: int = DEEP_LAYERS) -> dict:
 
 def pruned_layers(build) -> int:
     """How many layers `prune_low_magnitude` wraps in the model `build` makes."""
-    return sum(1 for layer in build().layers if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)))
+    return len(prunable_weights(build()))
 
 
 def _trainer(build, input_shape, schedule, steps: int, batch_size: int):
@@ -121,8 +120,6 @@ def _trainer(build, input_shape, schedule, steps: int, batch_size: int):
     It drives Keras' compiled `train_function` directly (what `fit` runs per
     step), so the per-call overhead of `fit` does not drown the difference.
     """
-    import tensorflow as tf
-
     keras.utils.set_random_seed(0)
     model = build()
     if schedule is not None:
@@ -146,14 +143,18 @@ def _trainer(build, input_shape, schedule, steps: int, batch_size: int):
 
 
 def run(quick: bool = False) -> list[dict]:
-    steps, rounds, batch_size, frequency = (10, 2, 32, 5) if quick else (200, 15, 32, 10)
+    batch_size, frequency = 32, (5 if quick else 10)
     chosen_models = models(QUICK_DEEP_LAYERS if quick else DEEP_LAYERS)
     if quick:  # the harness on a sliver: a three-layer deep MLP, four variants
         chosen_models = {name: value for name, value in chosen_models.items() if name.startswith("deep")}
     rows = []
     for model_name, (build, input_shape) in chosen_models.items():
-        if model_name.startswith("deep") and not quick:  # ten times the step time: fewer, shorter rounds
+        if quick:
+            steps, rounds = 10, 2
+        elif model_name.startswith("deep"):  # ten times the step time: fewer, shorter rounds
             steps, rounds = 100, 9
+        else:
+            steps, rounds = 200, 15
         cases = {
             name: case
             for name, case in variants(frequency, steps, rounds).items()

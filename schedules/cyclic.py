@@ -87,6 +87,9 @@ class CyclicSparsity(SparsitySchedule):
                 "below 2**63 (int64 arithmetic)",
                 v.received(begin_step=self.begin_step, end_step=self.end_step, num_cycles=self.num_cycles),
             )
+        # Cycles of one length m whose share m * s reaches 1 exactly take a shorter path, as exact.
+        even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
+        self._even_scale = unit_scale(self._length // self.num_cycles - 1) if even else None
 
     def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """`(clipped, position, remaining, length)` (int64) of each step's cycle.
@@ -100,7 +103,7 @@ class CyclicSparsity(SparsitySchedule):
         n, cycles = self._length, self.num_cycles
         clipped = tf.clip_by_value(step, self.begin_step, self.end_step)
         t = clipped - self.begin_step if self.begin_step else clipped
-        if self._even_cycles():
+        if self._even_scale is not None:
             length = n // cycles - 1
             position = tf.math.floormod(t, length + 1)
             return clipped, position, length - position, tf.constant(length, tf.int64)
@@ -110,14 +113,6 @@ class CyclicSparsity(SparsitySchedule):
         r = tf.math.floormod(t * cycles + (cycles - 1), n)
         position, remaining = r // cycles, (n - 1 - r) // cycles
         return clipped, position, remaining, position + remaining
-
-    def _even_cycles(self) -> bool:
-        """Whether the cycles have one length `m` and a product reaches 1 exactly at
-        their end (`m * unit_scale(m) == 1`): the shorter path, as exact."""
-        if self._length % self.num_cycles:
-            return False
-        length = self._length // self.num_cycles - 1
-        return length >= 1 and length * unit_scale(length) == 1.0
 
     def cycle_bounds(self, step) -> tuple[tf.Tensor, tf.Tensor]:
         """The first and last step (int64) of the cycle that `step` falls in.
@@ -148,8 +143,8 @@ class CyclicSparsity(SparsitySchedule):
         at_start = tf.equal(position, 0)
         # Every cycle has at least two steps, so length >= 1; the share of the cycle still
         # ahead is exactly 1 at its start and 0 at its end (a division of integers).
-        if self._even_cycles():
-            share = tf.cast(remaining, tf.float64) * unit_scale(self._length // self.num_cycles - 1)
+        if self._even_scale is not None:
+            share = tf.cast(remaining, tf.float64) * self._even_scale
         else:
             share = tf.cast(remaining, tf.float64) / tf.cast(length, tf.float64)
         return events, polynomial_ramp_of_remaining(share, initial, final, power, at_start=at_start)

@@ -101,7 +101,8 @@ class OneCycleSparsity(RampSchedule):
         beyond = math.copysign(1e-12 * abs(final - initial) + 1e-14 * abs(slope), final - initial)
         slope = (final - initial + 2.0 * beyond) / self._rise
         intercept = initial - beyond - slope * self._start
-        logistic = tf.sigmoid(tf.cast(position, tf.float64) * (self.alpha * unit_scale(end - begin)) - self.beta)
+        scale = unit_scale(end - begin) or 1.0 / (end - begin)  # exactness not needed here: the clip pins
+        logistic = tf.sigmoid(tf.cast(position, tf.float64) * (self.alpha * scale) - self.beta)
         return tf.clip_by_value(intercept + slope * logistic, min(initial, final), max(initial, final))
 
 

@@ -118,29 +118,29 @@ def progress_of_window(clipped: tf.Tensor, begin: int, end: int) -> tf.Tensor:
     end is pinned.
     """
     position = clipped - begin if begin else clipped
-    length = end - begin
-    progress = tf.cast(position, tf.float64) * unit_scale(length)
-    if length * unit_scale(length) == 1.0:
-        return progress
+    scale = unit_scale(end - begin)
+    if scale is not None:
+        return tf.cast(position, tf.float64) * scale
+    progress = tf.cast(position, tf.float64) * (1.0 / (end - begin))
     return select(tf.equal(clipped, end), 1.0, progress)
 
 
 def remaining_of_window(clipped: tf.Tensor, begin: int, end: int) -> tf.Tensor:
     """`1 - progress`, the share of the window still ahead: 1 at `begin` (exactly, but for
     XLA's rewrites) and exactly 0 at `end`."""
-    length = end - begin
-    scale = unit_scale(length)
-    if length * scale == 1.0:  # one op fewer than 1 - progress, and as exact
+    scale = unit_scale(end - begin)
+    if scale is not None:  # one op fewer than 1 - progress, and as exact
         return tf.cast(end - clipped, tf.float64) * scale
     return 1.0 - progress_of_window(clipped, begin, end)
 
 
-def unit_scale(length: int) -> float:
-    """A float64 `s` close to `1 / length` with `length * s == 1.0` exactly when one exists
-    (for about 94% of lengths), so that a product reaches 1 exactly at the end.
+def unit_scale(length: int) -> float | None:
+    """A float64 `s` close to `1 / length` with `length * s == 1.0` exactly, so that a
+    product reaches 1 exactly at the end, or None if none exists (for about 6% of
+    lengths).
 
-    >>> 49 * (1 / 49), 49 * unit_scale(49)
-    (0.9999999999999999, 1.0)
+    >>> 49 * (1 / 49), 49 * unit_scale(49), unit_scale(237)
+    (0.9999999999999999, 1.0, None)
     """
     scale = 1.0 / length
     for _ in range(4):
@@ -148,7 +148,7 @@ def unit_scale(length: int) -> float:
         if landed == 1.0:
             return scale
         scale = math.nextafter(scale, math.inf if landed < 1.0 else -math.inf)
-    return 1.0 / length
+    return None
 
 
 def window_events(step: tf.Tensor, clipped: tf.Tensor, begin: int, end: int, frequency: int) -> tf.Tensor:
