@@ -147,14 +147,19 @@ def _compiles(schedule: PruningSchedule) -> bool:
 
 
 def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """A child's `(should_prune, sparsity)` at `step`, broadcast to its shape (bool, float64)."""
+    """A child's `(should_prune, sparsity)` at `step`, broadcast to its shape (bool, float32).
+
+    The sparsity stays in float32, as schedules return it: a cast to float64 and back
+    would flush a subnormal sparsity to 0 (TensorFlow's CPU kernels treat subnormal
+    inputs as zero), so `SequentialSparsity` would not return its child's value.
+    """
     should_prune, sparsity = schedule(step)
     if isinstance(schedule, SparsitySchedule):  # ours: bool and float32, of the step's shape already
-        return should_prune, tf.cast(sparsity, tf.float64)
+        return should_prune, sparsity
     shape = tf.shape(step)
     return (
         tf.broadcast_to(tf.cast(should_prune, tf.bool), shape),
-        tf.broadcast_to(tf.cast(sparsity, tf.float64), shape),
+        tf.broadcast_to(tf.cast(sparsity, tf.float32), shape),
     )
 
 
@@ -285,4 +290,4 @@ class ScaledSparsity(SparsitySchedule):
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         events, sparsity = _child_call(self.schedule, step)
-        return events, tf.minimum(self.factor * sparsity, v.MAX_SPARSITY)
+        return events, tf.minimum(self.factor * tf.cast(sparsity, tf.float64), v.MAX_SPARSITY)

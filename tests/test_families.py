@@ -719,6 +719,16 @@ def test_sequential_hand_over_events_are_added_only_at_boundaries():
     assert sparsity[349] == np.float32(0.6) and sparsity[350] == np.float32(0.7)
 
 
+def test_sequential_returns_a_subnormal_sparsity_of_its_child_as_it_is():
+    """Found by the property test: a cast to float64 and back flushed a tfmot child's
+    subnormal sparsity (1.4e-45) to 0; the child's float32 values now pass through."""
+    tiny = float(np.nextafter(np.float32(0), np.float32(1)))
+    child = tfmot.sparsity.keras.ConstantSparsity(tiny, 0, frequency=1)
+    steps = tf.constant([0, 5], tf.int64)
+    for schedule in (SequentialSparsity([child], boundaries=[]), SequentialSparsity([child, child], boundaries=[3])):
+        np.testing.assert_array_equal(schedule(steps)[1].numpy(), np.float32([tiny, tiny]))
+
+
 # --- scaled ------------------------------------------------------------------------
 
 SCALED = {
