@@ -10,13 +10,15 @@ measured on the trained masks and reported); what differs is each layer's share:
 - `erdos_renyi`, `erk`: Erdos-Renyi densities without and with the kernels'
   spatial dimensions (Evci et al. 2020);
 - `global_magnitude`: one magnitude threshold over the dense model's trained weights;
+- `lamp`: one threshold over the same weights' LAMP scores (Lee et al. 2021);
 - `sensitivity`: a one-shot sweep of each layer on the last 300 training images (not held out:
   the test set stays unseen, and the model has trained on these).
 
-Schedules: `CubicSparsity` for every allocation, and two other shapes
-(`OneCycleSparsity`, the best other shape of the quality table on the CNN at
-95-98%, and `Polynomial inverse cubic (SparseML)`) with the `global_magnitude`
-allocation, the best of a first run.
+Schedules: `CubicSparsity` (about 20 mask updates, as in the quality
+benchmark) for every allocation; the same curve with a mask update at every
+step (`frequency=1`, the best time shape of a probe) with `global_magnitude`
+and `lamp`; and `OneCycleSparsity`, the best other shape of the quality table
+on the CNN at 95-98%, with `global_magnitude`.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ import numpy as np
 import tf_keras as keras
 
 from benchmarks.quality import MODELS, build_mlp, fit_pruned, pretrained_weights, schedules_for
-from schedules import allocate, prune_model, sparsity_report
+from schedules import CubicSparsity, allocate, prune_model, sparsity_report
 from schedules.demo import load_digits
 
-ALLOCATIONS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "sensitivity")
-#: Other time shapes, tried with the `BEST` allocation.
-OTHER_SHAPES = ("OneCycleSparsity", "Polynomial inverse cubic (SparseML)")
-BEST = "global_magnitude"
+ALLOCATIONS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "lamp", "sensitivity")
+EVERY_STEP = "CubicSparsity, every step"
+#: Other time shapes and the allocations they are tried with.
+OTHER_RUNS = ((EVERY_STEP, "global_magnitude"), (EVERY_STEP, "lamp"), ("OneCycleSparsity", "global_magnitude"))
 #: The last training images, measured by the sensitivity sweep (the test set stays unseen).
 SWEEP_IMAGES = 300
 
@@ -50,12 +52,12 @@ def run(
 ) -> list[dict]:
     models = MODELS
     x_train, y_train, x_test, y_test = load_digits(0)
-    allocations, shapes = ALLOCATIONS, OTHER_SHAPES
+    allocations, others = ALLOCATIONS, OTHER_RUNS
     if quick:  # the harness on a sliver: one model, one seed, 256 images, two allocations
         sparsities, seeds, dense_epochs, prune_epochs = (0.98,), (0,), 1, 2
         models = {"MLP": build_mlp}
         x_train, y_train = x_train[:256], y_train[:256]
-        allocations, shapes = ("uniform", "erk"), ()
+        allocations, others = ("uniform", "erk"), ()
     x_sweep, y_sweep = x_train[-SWEEP_IMAGES:], y_train[-SWEEP_IMAGES:]
     total = math.ceil(len(x_train) / batch_size) * prune_epochs
     accuracy: dict[tuple, list[float]] = {}
@@ -70,10 +72,12 @@ def run(
                 for method in allocations:
                     data = {"x": x_sweep, "y": y_sweep, "verbose": 0} if method == "sensitivity" else {}
                     shares[method] = allocate(dense, final, method, **data)
-                runs = [("CubicSparsity", method) for method in allocations]
-                runs += [(shape, BEST) for shape in shapes]
+                runs = [("CubicSparsity", method) for method in allocations] + list(others)
+                shapes = schedules_for(final, total)
+                cubic = shapes["CubicSparsity"]
+                shapes[EVERY_STEP] = CubicSparsity(0.0, final, cubic.begin_step, cubic.end_step, frequency=1)
                 for shape, method in runs:
-                    schedule = schedules_for(final, total)[shape]
+                    schedule = shapes[shape]
                     keras.utils.set_random_seed(seed + 1000)
                     model = build(keras)
                     model.set_weights(weights)

@@ -36,7 +36,7 @@ from schedules.sensitivity import DEFAULT_SPARSITIES, SensitivitySweep, sensitiv
 __all__ = ["METHODS", "Allocation", "allocate"]
 
 #: The allocation methods `allocate` knows.
-METHODS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "sensitivity")
+METHODS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "lamp", "sensitivity")
 
 
 class Allocation(dict):
@@ -110,6 +110,10 @@ def allocate(
     # a layer whose density would pass 1 is dense and the others share the rest (Evci et al. 2020).
     "global_magnitude": keep the weights above one magnitude threshold over the whole model
                         (the current, trained weights; computed once, here);
+    "lamp":         the same with each weight's LAMP score instead of its magnitude,
+                    score_u = w_u**2 / sum(w_v**2 for v >= u), the layer's weights sorted
+                    by magnitude, ascending (Lee et al. 2021): a layer's largest weight
+                    scores 1, so every layer keeps some;
     "sensitivity":  prune each layer alone to each of `sparsities` and measure `metric` on (x, y);
                     then give each layer the largest sparsity whose measured damage stays under
                     one common bound, the bound chosen to meet the target.
@@ -184,10 +188,11 @@ def allocate(
     sweep = None
     if not free:  # every layer kept dense, at a target of (about) 0
         kept = density = np.zeros(0)
-    elif method == "global_magnitude":
-        kept = _global_magnitude(
-            [np.concatenate([np.abs(w.numpy()).ravel() for w in weights[name]]) for name in free], floor, budget
-        )
+    elif method in ("global_magnitude", "lamp"):
+        magnitudes = [np.concatenate([np.abs(w.numpy()).ravel() for w in weights[name]]) for name in free]
+        if method == "lamp":
+            magnitudes = [_lamp_scores(m) for m in magnitudes]
+        kept = _global_magnitude(magnitudes, floor, budget)
     else:
         if method == "sensitivity":
             if x is None or y is None:
@@ -293,6 +298,20 @@ def _global_magnitude(magnitudes: list[np.ndarray], floor: np.ndarray, budget: i
     counts = kept(candidates[lo])
     # Ties at the threshold can overshoot: drop tied weights (tfmot breaks ties its own way).
     return _whole_weights(counts.astype(np.float64), floor, n, budget)
+
+
+def _lamp_scores(magnitudes: np.ndarray) -> np.ndarray:
+    """LAMP scores of one layer's weights, in float64 and in the order of `magnitudes`.
+
+    They rise with the magnitude within a layer, so a threshold on them keeps a
+    layer's largest weights, as a magnitude threshold does; only the counts differ.
+    """
+    order = np.argsort(magnitudes, kind="stable")
+    squares = magnitudes[order].astype(np.float64) ** 2
+    tail = np.cumsum(squares[::-1])[::-1]  # sum of the squares from each weight up
+    scores = np.empty_like(squares)
+    scores[order] = np.divide(squares, tail, out=np.zeros_like(squares), where=tail > 0)
+    return scores
 
 
 def _sensitivity_density(

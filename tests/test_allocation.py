@@ -126,7 +126,7 @@ def test_keep_dense_layers_count_in_the_overall_sparsity(cnn):
     assert sum(allocation.kept.values()) == round(sum(math.prod(s) for s in shapes.values()) * 0.05)
 
 
-@pytest.mark.parametrize("method", ["uniform", "erk", "erdos_renyi", "global_magnitude"])
+@pytest.mark.parametrize("method", ["uniform", "erk", "erdos_renyi", "global_magnitude", "lamp"])
 @settings(max_examples=25, deadline=None)
 @given(
     target=st.floats(0.0, 0.99),
@@ -168,6 +168,24 @@ def test_global_magnitude_counts_match_one_threshold(mlp):
         allocation = allocate(mlp, target, "global_magnitude")
         for name, values in magnitudes.items():
             assert allocation.kept[name] == max(1, int(np.sum(values >= threshold))), (target, name)
+
+
+def test_lamp_counts_match_one_threshold_on_the_scores(mlp):
+    """LAMP (Lee et al. 2021), by its definition: sort a layer's weights by magnitude, ascending;
+    weight u scores w_u^2 / sum_{v >= u} w_v^2; one threshold over every layer's scores."""
+    scores = {}
+    for name in kernel_shapes(mlp):
+        squares = np.sort(np.abs(_layer(mlp, name).kernel.numpy().astype(np.float64)).ravel()) ** 2
+        scores[name] = np.array([squares[u] / squares[u:].sum() for u in range(squares.size)])
+        assert scores[name][-1] == 1.0
+    everything = np.sort(np.concatenate(list(scores.values())))[::-1]
+    for target in (0.5, 0.9, 0.99):
+        budget = round(everything.size * (1 - target))
+        threshold = everything[budget - 1]
+        allocation = allocate(mlp, target, "lamp")
+        for name, values in scores.items():
+            assert allocation.kept[name] == int(np.sum(values >= threshold)), (target, name)
+        assert sum(allocation.kept.values()) == budget
 
 
 def _layer(model, name):
