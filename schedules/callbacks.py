@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 import warnings
 
-import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
-from schedules.evaluation import evaluate_schedule
+from schedules.evaluation import EventLookup
 from schedules.inspection import pruned_layers
 from schedules.plan import PlanWarning, check_plan
 from schedules.record import RecordRow, SparsityRecord
@@ -21,9 +20,6 @@ from schedules.record_files import check_extension
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
 __all__ = ["CheckPlan", "PruningRecorder"]
-
-#: How many steps of a schedule the recorder evaluates at once (and caches).
-_CHUNK = 4096
 
 
 class PruningRecorder(tf_keras.callbacks.Callback):
@@ -52,17 +48,8 @@ class PruningRecorder(tf_keras.callbacks.Callback):
             check_extension(path)
         self.path = path
         self.record = SparsityRecord()
-        self._events: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._events: dict[int, EventLookup] = {}
         self._last_step: dict[int, int] = {}
-
-    def _schedule_at(self, layer, step: int) -> tuple[bool, float]:
-        cached = self._events.get(id(layer))
-        if cached is None or not cached[0] <= step < cached[0] + _CHUNK:
-            first = max(step, 0)
-            _, prune, sparsity = evaluate_schedule(layer.pruning_schedule, np.arange(first, first + _CHUNK))
-            cached = self._events[id(layer)] = (first, prune, sparsity)
-        first, prune, sparsity = cached
-        return bool(prune[step - first]), float(sparsity[step - first])
 
     def on_train_begin(self, logs=None) -> None:
         self._layers = None  # found at the first batch, once the model is built
@@ -75,7 +62,8 @@ class PruningRecorder(tf_keras.callbacks.Callback):
             if step < 0 or self._last_step.get(id(layer)) == step:
                 continue
             self._last_step[id(layer)] = step
-            should_prune, scheduled = self._schedule_at(layer, step)
+            lookup = self._events.setdefault(id(layer), EventLookup(layer.pruning_schedule))
+            should_prune, scheduled = lookup(step)
             if not should_prune:
                 continue
             for weight, mask, _threshold in layer.pruning_vars:

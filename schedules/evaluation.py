@@ -11,7 +11,7 @@ import tensorflow_model_optimization as tfmot
 
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
-__all__ = ["as_steps", "evaluate_schedule", "expected_kept", "expected_mask_sparsity"]
+__all__ = ["EventLookup", "as_steps", "evaluate_schedule", "expected_kept", "expected_mask_sparsity"]
 
 
 def as_steps(steps: int | Iterable[int] | np.ndarray) -> np.ndarray:
@@ -78,6 +78,30 @@ def evaluate_schedule(
     except (ValueError, TypeError, tf.errors.InvalidArgumentError):
         should_prune, sparsity = _step_by_step(schedule, steps)
     return steps, np.array(should_prune), np.array(sparsity)
+
+
+class EventLookup:
+    """`(should_prune, sparsity)` of `schedule` at one step at a time, for callbacks that ask after
+    every batch: the schedule is evaluated `chunk` steps at once (`evaluate_schedule`) and cached.
+
+    >>> from schedules import CubicSparsity
+    >>> lookup = EventLookup(CubicSparsity(0.0, 0.8, 0, 100, frequency=50))
+    >>> lookup(50)[0], lookup(51)[0], round(lookup(100)[1], 2)
+    (True, False, 0.8)
+    """
+
+    def __init__(self, schedule: PruningSchedule, chunk: int = 4096) -> None:
+        self.schedule = schedule
+        self.chunk = chunk
+        self._first = None
+
+    def __call__(self, step: int) -> tuple[bool, float]:
+        if self._first is None or not self._first <= step < self._first + self.chunk:
+            self._first = max(int(step), 0)
+            _, self._prune, self._sparsity = evaluate_schedule(
+                self.schedule, np.arange(self._first, self._first + self.chunk)
+            )
+        return bool(self._prune[step - self._first]), float(self._sparsity[step - self._first])
 
 
 #: One traced step-by-step evaluator per schedule object (so repeated calls do not retrace).
