@@ -10,7 +10,7 @@ import platform
 import sys
 import time
 
-SECTIONS = ("overhead", "cost", "curve", "quality", "allocation")
+SECTIONS = ("overhead", "cost", "curve", "quality", "allocation", "lottery")
 
 TITLES = {
     "overhead": "Training overhead (median ratio of step time to PolynomialDecay, interleaved rounds)",
@@ -18,6 +18,7 @@ TITLES = {
     "curve": "Curve evaluation (one vectorized call vs a per-step tf.function loop)",
     "quality": "Quality: test accuracy on scikit-learn digits (mean ± std over seeds)",
     "allocation": "Allocation: test accuracy at overall sparsity by per-layer allocation (mean ± std; overall reached)",
+    "lottery": "Lottery tickets: IMP with and without weight rewinding, global_magnitude allocation (mean ± std)",
 }
 
 
@@ -26,7 +27,11 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, to check the harness works")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     parser.add_argument(
-        "--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 for quality and allocation (default: 5)"
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seeds 0..N-1 for quality, allocation and lottery (default: 5)",
     )
     parser.add_argument(
         "--json",
@@ -60,7 +65,11 @@ def main(argv=None) -> int:
     for section in args.only:
         start = time.perf_counter()
         module = importlib.import_module(f"benchmarks.{section}")
-        options = {"seeds": tuple(range(args.seeds))} if args.seeds and section in ("quality", "allocation") else {}
+        options = (
+            {"seeds": tuple(range(args.seeds))}
+            if args.seeds and section in ("quality", "allocation", "lottery")
+            else {}
+        )
         rows = module.run(quick=args.quick, **options)
         print(f"\n## {TITLES[section]}")
         print(module.format_rows(rows))

@@ -10,7 +10,7 @@ The package has three layers, each importing only from the ones below it:
 * the core: the schedules (`SparsitySchedule`, `RampSchedule`, the families,
   composition), `register` and the `registry` of families, validation,
   `evaluate_schedule`, epochs as units and `check_plan`; no matplotlib;
-* the tools: `PruningRecorder` and `CheckPlan` (callbacks), `SparsityRecord`,
+* the tools: `PruningRecorder`, `CheckPlan` and `WeightRewinding` (callbacks), `SparsityRecord`,
   `plot_schedule` / `plot_schedules` / `plot_record`, `load_model`,
   `schedules.testing.check_schedule`; sparsity across layers: `allocate`,
   `prune_model`, `sparsity_report`, `sensitivity_sweep` and their plots;
@@ -45,6 +45,7 @@ from schedules.polynomial import PolynomialSparsity
 from schedules.pruning import prune_model
 from schedules.ramp import RampSchedule
 from schedules.record import RecordRow, SparsityRecord
+from schedules.rewinding import WeightRewinding
 from schedules.saving import check_pruned_model, load_model
 from schedules.sensitivity import SensitivitySweep, sensitivity_sweep
 from schedules.step import StepSparsity
@@ -70,6 +71,7 @@ __all__ = [
     "SensitivitySweep",
     "SequentialSparsity",
     "SparsityRecord",
+    "WeightRewinding",
     "SparsityReport",
     "SparsitySchedule",
     "StepSparsity",

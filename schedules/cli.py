@@ -24,6 +24,7 @@ from schedules.allocation import allocate
 from schedules.gallery import gallery
 from schedules.models import build_cnn
 from schedules.plotting import plot_schedules
+from schedules.rewinding import check_rewind_step
 from schedules.saving import load_model
 
 FORMATS = (".png", ".svg")
@@ -82,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
         default="uniform",
         choices=ALLOCATION_METHODS,
         help="how the final sparsity is spread across layers; the overall sparsity is the same (default: uniform)",
+    )
+    demo.add_argument(
+        "--rewind-step",
+        type=int,
+        default=None,
+        metavar="K",
+        help="lottery tickets: after every mask change, rewind the weights to those of pruning step K "
+        "(schedules.WeightRewinding; K before the first pruning step; default: no rewinding)",
     )
     demo.add_argument("--final-sparsity", type=float, default=0.9, help="final sparsity, in [0, 1) (default: 0.9)")
     demo.add_argument("--dense-epochs", type=int, default=10, help="epochs of dense training (default: 10)")
@@ -208,10 +217,14 @@ def _prepare(command: str, args: argparse.Namespace):
             )
         )
         spec = getattr(args, "schedule", "cubic")
-        demo.build_schedule(spec, final, prune_epochs)  # the schedule run_demo will build, checked now
+        schedule = demo.build_schedule(spec, final, prune_epochs)  # the schedule run_demo will build, checked now
+        rewind_step = getattr(args, "rewind_step", None)
+        if rewind_step is not None:
+            check_rewind_step(rewind_step, schedule, name="--rewind-step")
         return lambda: demo.run_demo(
             spec,
             allocation=getattr(args, "allocation", "uniform"),
+            rewind_step=rewind_step,
             final_sparsity=final,
             dense_epochs=dense_epochs,
             prune_epochs=prune_epochs,

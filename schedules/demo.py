@@ -32,6 +32,7 @@ from schedules.inspection import kernel_sparsity, pruned_layers, sparsity_report
 from schedules.models import build_cnn
 from schedules.plotting import plot_allocation, plot_record
 from schedules.pruning import prune_model
+from schedules.rewinding import WeightRewinding
 
 __all__ = ["DemoResult", "load_digits", "run_demo"]
 
@@ -90,6 +91,7 @@ def run_demo(
     schedule_spec: str = "cubic",
     *,
     allocation: str = "uniform",
+    rewind_step: int | None = None,
     final_sparsity: float = 0.9,
     dense_epochs: int = 10,
     prune_epochs: int = 15,
@@ -130,14 +132,13 @@ def run_demo(
     pruned = prune_model(model, schedule, allocation=shares)
     pruned.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])
     recorder = PruningRecorder(output / "sparsity.csv")
-    pruned.fit(
-        x_train,
-        y_train,
-        batch_size=batch_size,
-        epochs=prune_epochs,
-        verbose=verbose,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), recorder],
-    )
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(), recorder]
+    if rewind_step is not None:
+        callbacks.append(WeightRewinding(rewind_step, filepath=output / "rewind.npz"))
+    pruned.fit(x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=verbose, callbacks=callbacks)
+    if rewind_step is not None:
+        steps = ", ".join(map(str, callbacks[-1].rewinds)) or "none"
+        print_fn(f"Rewound to the weights of step {rewind_step} after the mask changes at steps: {steps}")
     pruned_accuracy = float(pruned.evaluate(x_test, y_test, verbose=0)[1])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     layer_sparsity = kernel_sparsity(stripped)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import cost, curve, overhead, quality
+from benchmarks import cost, curve, lottery, overhead, quality
 from benchmarks.__main__ import main
 from schedules import registry
 from schedules.models import build_cnn
@@ -58,7 +58,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert all(section["quick"] is True for section in sections.values())
     results = {name: section["rows"] for name, section in sections.items()}
     out = capsys.readouterr().out
-    for title in ("Training overhead", "Schedule cost", "Curve evaluation", "Quality", "Allocation"):
+    for title in ("Training overhead", "Schedule cost", "Curve evaluation", "Quality", "Allocation", "Lottery"):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
     assert sorted(row["family"] for row in results["cost"]) == FAMILIES
@@ -79,3 +79,6 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert sorted(allocation_rows) == ["erk", "uniform"]
     for row in allocation_rows.values():  # every allocation reaches the same overall sparsity
         assert abs(row["overall_sparsity"] - 0.98) <= 4 / 10_000, row
+    lottery_rows = {row["schedule"]: row for row in results["lottery"]}
+    assert list(lottery_rows) == ["IMP, rewind to step 0"]
+    assert len(lottery_rows["IMP, rewind to step 0"]["rewinds"]) == lottery.STAIRS  # one rewind per stair

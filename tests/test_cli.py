@@ -69,6 +69,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--prune-epochs", "0"], "`--prune-epochs` must be an integer in [1, 10000]"),
         (["demo", "--schedule", "cyclic:num_cycles=1000"], "`num_cycles` must be an integer in [1, 220]"),
         (["demo", "--schedule", "cubic:power=2"], "Schedule family 'cubic' (CubicSparsity) takes no parameter 'power'"),
+        (["demo", "--rewind-step", "-1"], "`--rewind-step` must be an integer in [0,"),
+        (
+            ["demo", "--rewind-step", "40"],
+            "`--rewind-step` must be before the first pruning step (the schedule prunes ",
+        ),
     ],
 )
 def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path, monkeypatch):
@@ -227,8 +232,15 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--schedule", "cyclic:num_cycles=2", "--dense-epochs", "2", "--prune-epochs", "3"]
     argv += ["--allocation", "erk", "--final-sparsity", "0.8", "--output-dir", str(out), "--quiet"]
+    argv += ["--rewind-step", "3"]
     assert main(argv) == 0
     text = capsys.readouterr().out
+    rewound = next(line for line in text.splitlines() if line.startswith("Rewound"))
+    prefix = "Rewound to the weights of step 3 after the mask changes at steps: "
+    assert rewound.startswith(prefix)
+    steps = [int(step) for step in rewound.removeprefix(prefix).split(", ")]
+    assert len(steps) > 10 and steps == sorted(steps) and steps[0] > 6  # the cycles start at sparsity 0
+    assert (out / "rewind.npz").exists()
     assert "Dense test accuracy" in text and "Pruned test accuracy" in text
     assert "erk allocation for an overall sparsity of 0.8" in text
     reloaded = next(line for line in text.splitlines() if line.startswith("Reloaded"))

@@ -45,6 +45,7 @@ LAYERS = {
         "record",
         "record_files",
         "callbacks",
+        "rewinding",
         "plotting",
         "saving",
         "testing",

@@ -1,0 +1,194 @@
+"""Weight rewinding (`schedules.WeightRewinding`) in real tf-keras `fit`s with tfmot's pruning.
+
+The reference values are captured independently: a probe callback after the rewinding
+copies every weight, mask and optimizer slot at the end of every step, and the expected
+rewind steps are read off the captured masks (a step where some mask changed).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+import schedules
+from schedules import CubicSparsity, StepSparsity, WeightRewinding
+
+STEPS_PER_EPOCH = 8
+#: Three geometric stairs (20% of the survivors each) at steps 6, 11 and 16 of a 24-step run.
+STAIRS = StepSparsity.uniform(0.0, 1 - 0.8**3, 6, 16, num_stages=3, spacing="geometric")
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(STEPS_PER_EPOCH * 8, 8)).astype(np.float32)
+    y = rng.integers(0, 4, size=len(x))
+    return x, y
+
+
+def build(schedule, optimizer=None) -> tf_keras.Model:
+    """Two pruned Dense layers and one left dense, compiled with Adam."""
+    tf_keras.utils.set_random_seed(0)
+    prune = tfmot.sparsity.keras.prune_low_magnitude
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Input((8,)),
+            prune(tf_keras.layers.Dense(16, activation="relu", name="hidden"), pruning_schedule=schedule),
+            prune(tf_keras.layers.Dense(16, activation="relu", name="hidden2"), pruning_schedule=schedule),
+            tf_keras.layers.Dense(4, name="out"),
+        ]
+    )
+    model.compile(
+        optimizer or tf_keras.optimizers.Adam(1e-2),
+        tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+class Probe(tf_keras.callbacks.Callback):
+    """Copies of every weight (by name), mask and optimizer slot: before training and after every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.states: dict[int, dict] = {}
+
+    def _capture(self, step):
+        pruned = [layer for layer in self.model.layers if hasattr(layer, "pruning_vars")]
+        self.states[step] = {
+            "weights": {w.name: w.numpy() for w in self.model.weights if "mask" not in w.name},
+            "masks": {layer.layer.name: layer.pruning_vars[0][1].numpy() for layer in pruned},
+            "slots": [w.numpy() for w in self.model.optimizer.variables if w is not self.model.optimizer.iterations],
+        }
+
+    def on_train_begin(self, logs=None):
+        self._capture(int(self.model.optimizer.iterations.numpy()))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._capture(int(self.model.optimizer.iterations.numpy()))
+
+
+def mask_changes(probe: Probe, after: int) -> list[int]:
+    steps = sorted(probe.states)
+    return [
+        t
+        for previous, t in itertools.pairwise(steps)
+        if t > after
+        and any(
+            not np.array_equal(probe.states[t]["masks"][name], probe.states[previous]["masks"][name])
+            for name in probe.states[t]["masks"]
+        )
+    ]
+
+
+def train(model, rewinding, *, epochs, initial_epoch=0, rewinding_first=False):
+    probe = Probe()
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(), rewinding]
+    if rewinding_first:
+        callbacks.reverse()
+    x, y = data()
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        shuffle=False,
+        verbose=0,
+        callbacks=[*callbacks, probe],
+    )
+    return probe
+
+
+@pytest.mark.parametrize(
+    ("schedule", "rewind_step", "rewinding_first", "expected_rewinds"),
+    [
+        (STAIRS, 0, False, [6, 11, 16]),
+        (STAIRS, 4, True, [6, 11, 16]),
+        (CubicSparsity(0.0, 0.8, 6, 16, frequency=5), 2, False, [11, 16]),  # at step 6 the sparsity is 0
+    ],
+    ids=["stairs-rewind-to-0", "stairs-rewind-to-4-callback-first", "cubic-rewind-to-2"],
+)
+def test_every_mask_change_rewinds_kept_weights_to_step_k_and_pruned_ones_to_zero(
+    schedule, rewind_step, rewinding_first, expected_rewinds
+):
+    model = build(schedule)
+    rewinding = WeightRewinding(rewind_step)
+    probe = train(model, rewinding, epochs=3, rewinding_first=rewinding_first)
+
+    reference = probe.states[rewind_step]["weights"]  # the weights at the end of step k, captured here
+    changes = mask_changes(probe, rewind_step)
+    assert changes == expected_rewinds
+    assert rewinding.rewinds == changes
+    names = {"hidden": "hidden/kernel:0", "hidden2": "hidden2/kernel:0"}
+    for t in changes:
+        state = probe.states[t]
+        for name, value in state["weights"].items():
+            if name.endswith(("threshold:0", "pruning_step:0")):
+                continue
+            kernel_of = [layer for layer, kernel in names.items() if name.endswith(kernel)]
+            if kernel_of:
+                mask = state["masks"][kernel_of[0]]
+                assert np.array_equal(value[mask == 1], reference[name][mask == 1]), (t, name)
+                assert np.all(value[mask == 0] == 0.0), (t, name)
+                assert 0 < mask.sum() < mask.size
+            else:  # biases and the unpruned layer
+                np.testing.assert_array_equal(value, reference[name], err_msg=f"step {t}: {name}")
+        assert all(np.all(slot == 0.0) for slot in state["slots"]), t  # a new Adam's moments
+        after = probe.states[t + 1]["weights"] if t + 1 in probe.states else None
+        if after is not None:  # and training goes on from there
+            assert not np.array_equal(after["out/kernel:0"], reference["out/kernel:0"])
+    np.testing.assert_array_equal(rewinding.recorded[0], reference[model.weights[0].name])
+
+
+def test_a_resumed_run_rewinds_to_the_recorded_weights(tmp_path):
+    """Save after the first stair, reload, resume with a new callback reading the file: the same
+    weights at the end as the uninterrupted run."""
+    whole = build(STAIRS)
+    train(whole, WeightRewinding(4), epochs=3)
+
+    first = build(STAIRS)
+    path = tmp_path / "rewind.npz"
+    first_rewinding = WeightRewinding(4, filepath=path)
+    train(first, first_rewinding, epochs=1)
+    assert first_rewinding.rewinds == [6]
+    first.save(tmp_path / "model.keras")
+    resumed = schedules.load_model(tmp_path / "model.keras")
+    rewinding = WeightRewinding(4, filepath=path)
+    train(resumed, rewinding, epochs=3, initial_epoch=1)
+    assert rewinding.rewinds == [11, 16]
+    for a, b in zip(first_rewinding.recorded, rewinding.recorded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    with pytest.raises(ValueError, match=r"Argument `filepath` must be the \.npz file the first run recorded"):
+        train(schedules.load_model(tmp_path / "model.keras"), WeightRewinding(4), epochs=2, initial_epoch=1)
+
+
+def test_bad_arguments_are_refused_with_the_argument_named():
+    cases = [
+        (dict(rewind_step=-1), ValueError, r"Argument `rewind_step` must be an integer in \[0, "),
+        (dict(rewind_step=1.0), TypeError, "Argument `rewind_step`"),
+        (dict(rewind_step=True), TypeError, "Argument `rewind_step`"),
+        (dict(reset_optimizer="yes"), TypeError, "Argument `reset_optimizer` must be True or False"),
+        (dict(filepath="weights.h5"), TypeError, r"Argument `filepath` must be a path ending in \.npz"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            WeightRewinding(**kwargs)
+
+
+def test_wrong_use_is_refused_at_the_start_of_fit():
+    first = r"\(layer 'prune_low_magnitude_hidden' prunes first at step 6: at most 5\)"
+    with pytest.raises(ValueError, match=r"Argument `rewind_step` must be before the first pruning step " + first):
+        train(build(STAIRS), WeightRewinding(6), epochs=1)
+    legacy = build(STAIRS, tf_keras.optimizers.legacy.Adam(1e-2))
+    with pytest.raises(TypeError, match="Argument `reset_optimizer` must be False with a legacy"):
+        train(legacy, WeightRewinding(0), epochs=1)
+    dense = tf_keras.Sequential([tf_keras.layers.Input((8,)), tf_keras.layers.Dense(4)])
+    dense.compile("adam", "mse")
+    with pytest.raises(ValueError, match="Argument `model` must be a built model pruned with prune_low_magnitude"):
+        dense.fit(*data(), epochs=1, verbose=0, callbacks=[WeightRewinding()])
