@@ -72,7 +72,9 @@ class WeightRewinding(tf_keras.callbacks.Callback):
     ```
 
     The order of the two callbacks does not matter: this one reads each
-    wrapper's own step. A run that resumes after `rewind_step` (a reloaded
+    wrapper's own step. With `steps_per_execution > 1` Keras calls callbacks
+    once per execution: the rewind happens at the end of the execution in
+    which a mask changed, and `rewind_step` must end an execution. A run that resumes after `rewind_step` (a reloaded
     model, or a new `fit` after a crash) needs the recorded weights: with
     `filepath` they are written there (NumPy `.npz`) the moment they are
     recorded, and read back when a run starts past `rewind_step`.
@@ -131,15 +133,23 @@ class WeightRewinding(tf_keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         step = int(self._layers[0].pruning_step.numpy())
-        if step == self._last_step:  # not a training step (steps_per_execution, or nothing ran)
+        if step == self._last_step:  # nothing ran
             return
+        ran = range(self._last_step + 1, step + 1)  # several steps with steps_per_execution > 1
         self._last_step = step
-        if step == self.rewind_step and self.recorded is None:
+        if self.recorded is None and self.rewind_step in ran:
+            if step != self.rewind_step:
+                raise v.invalid(
+                    "rewind_step",
+                    f"the last step of an execution of steps_per_execution steps (this one ran steps "
+                    f"{ran.start} to {step})",
+                    self.rewind_step,
+                )
             self._record(step)
             return
         if step <= self.rewind_step:
             return
-        if not any(self._lookups[id(layer)](step)[0] for layer in self._layers):
+        if not any(self._lookups[id(layer)](t)[0] for layer in self._layers for t in ran):
             return
         masks = self._mask_values()
         if all(np.array_equal(a, b) for a, b in zip(masks, self._previous, strict=True)):

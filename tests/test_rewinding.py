@@ -29,7 +29,7 @@ def data():
     return x, y
 
 
-def build(schedule, optimizer=None) -> tf_keras.Model:
+def build(schedule, optimizer=None, steps_per_execution=1) -> tf_keras.Model:
     """Two pruned Dense layers and one left dense, compiled with Adam."""
     tf_keras.utils.set_random_seed(0)
     prune = tfmot.sparsity.keras.prune_low_magnitude
@@ -44,6 +44,7 @@ def build(schedule, optimizer=None) -> tf_keras.Model:
     model.compile(
         optimizer or tf_keras.optimizers.Adam(1e-2),
         tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=steps_per_execution,
     )
     return model
 
@@ -166,6 +167,18 @@ def test_a_resumed_run_rewinds_to_the_recorded_weights(tmp_path):
 
     with pytest.raises(ValueError, match=r"Argument `filepath` must be the \.npz file the first run recorded"):
         train(schedules.load_model(tmp_path / "model.keras"), WeightRewinding(4), epochs=2, initial_epoch=1)
+
+
+def test_with_steps_per_execution_it_rewinds_at_the_end_of_the_execution():
+    """Keras calls the callbacks after every 2 steps: the stairs at 6, 11 and 16 rewind at 6, 12, 16."""
+    model = build(STAIRS, steps_per_execution=2)
+    rewinding = WeightRewinding(4)
+    train(model, rewinding, epochs=3)
+    assert rewinding.rewinds == [6, 12, 16]
+    with pytest.raises(
+        ValueError, match=r"Argument `rewind_step` must be the last step of an execution .*steps 4 to 6"
+    ):
+        train(build(STAIRS, steps_per_execution=3), WeightRewinding(5), epochs=1)
 
 
 def test_bad_arguments_are_refused_with_the_argument_named():
