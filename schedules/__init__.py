@@ -11,6 +11,7 @@ The package has three layers, each importing only from the ones below it:
   composition), `register` and the `registry` of families, validation,
   `evaluate_schedule`, epochs as units and `check_plan`; no matplotlib;
 * the tools: `PruningRecorder`, `CheckPlan` and `WeightRewinding` (callbacks), `SparsityRecord`,
+  `compression_report`,
   `plot_schedule` / `plot_schedules` / `plot_record`, `load_model`,
   `schedules.testing.check_schedule`; sparsity across layers: `allocate`,
   `prune_model`, `sparsity_report`, `sensitivity_sweep` and their plots;
@@ -25,6 +26,7 @@ from schedules.alternating import AlternatingSparsity
 from schedules.base import SparsitySchedule, register
 from schedules.callbacks import CheckPlan, PruningRecorder
 from schedules.composition import ScaledSparsity, SequentialSparsity, peak_sparsity
+from schedules.compression import CompressionReport, FileSize, compression_report
 from schedules.cosine import CosineSparsity
 from schedules.cubic import CubicSparsity
 from schedules.cyclic import CyclicSparsity
@@ -55,11 +57,13 @@ __all__ = [
     "Allocation",
     "AlternatingSparsity",
     "CheckPlan",
+    "CompressionReport",
     "CosineSparsity",
     "CubicSparsity",
     "CyclicSparsity",
     "ExponentialRateSparsity",
     "ExponentialSparsity",
+    "FileSize",
     "LayerSparsity",
     "OneCycleSparsity",
     "PlanWarning",
@@ -71,13 +75,14 @@ __all__ = [
     "SensitivitySweep",
     "SequentialSparsity",
     "SparsityRecord",
-    "WeightRewinding",
     "SparsityReport",
     "SparsitySchedule",
     "StepSparsity",
+    "WeightRewinding",
     "allocate",
     "check_plan",
     "check_pruned_model",
+    "compression_report",
     "evaluate_schedule",
     "expected_mask_sparsity",
     "kernel_sparsity",

@@ -21,6 +21,7 @@ from schedules import _validation as v
 from schedules import catalog, demo, quickstart
 from schedules.allocation import METHODS as ALLOCATION_METHODS
 from schedules.allocation import allocate
+from schedules.compression import compression_report
 from schedules.gallery import gallery
 from schedules.models import build_cnn
 from schedules.plotting import plot_schedules
@@ -129,6 +130,17 @@ def _parser() -> argparse.ArgumentParser:
     share.add_argument("--max-sparsity", type=float, default=None, help="the most any layer is pruned")
     share.add_argument("--min-weights", type=int, default=1, help="the fewest weights any layer keeps (default: 1)")
 
+    report = commands.add_parser(
+        "report",
+        help="print what pruning saved: zeros per layer and file sizes, raw and compressed",
+        description="Print, for a saved pruned model, each pruned layer's weights, zeros and sparsity, the "
+        "overall sparsity, and the size of the stripped model as .keras and .h5 files, as written and "
+        "gzip-compressed (and .tflite, plain and sparse, with --tflite), next to the dense model's with --dense.",
+    )
+    report.add_argument("model", help="a saved pruned model (.keras, .h5, SavedModel directory)")
+    report.add_argument("--dense", default=None, metavar="MODEL", help="the dense model, for comparison")
+    report.add_argument("--tflite", action="store_true", help="also convert to TFLite (a few seconds)")
+
     gallery = commands.add_parser(
         "gallery", help="regenerate the gallery pictures", description="Write one PNG per family and a comparison."
     )
@@ -236,6 +248,9 @@ def _prepare(command: str, args: argparse.Namespace):
         return _prepare_plot(args)
     if command == "allocate":
         return _prepare_allocate(args)
+    if command == "report":
+        measured = compression_report(args.model, dense=args.dense, tflite=args.tflite)
+        return lambda: print(measured)
     if command == "gallery":
         directory = Path(args.directory)
         directory.mkdir(parents=True, exist_ok=True)

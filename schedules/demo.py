@@ -28,6 +28,7 @@ import tf_keras as keras
 from schedules import catalog
 from schedules.allocation import allocate
 from schedules.callbacks import PruningRecorder
+from schedules.compression import compression_report
 from schedules.inspection import kernel_sparsity, pruned_layers, sparsity_report
 from schedules.models import build_cnn
 from schedules.plotting import plot_allocation, plot_record
@@ -162,6 +163,9 @@ def run_demo(
     print_fn(f"Largest difference between pruned and reloaded-stripped predictions: {difference:.2e}")
     if difference > 1e-4:
         raise RuntimeError(f"The stripped model's predictions differ from the pruned model's by {difference}")
+
+    print_fn("\nWhat pruning saved (schedules.compression_report):")
+    print_fn(str(compression_report(pruned, dense=model)))
 
     print_fn("\n[4/4] Writing the scheduled-against-achieved picture")
     ax = plot_record(recorder.record, title=f"{type(schedule).__name__}: scheduled vs achieved sparsity")

@@ -71,6 +71,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--schedule", "cubic:power=2"], "Schedule family 'cubic' (CubicSparsity) takes no parameter 'power'"),
         (["demo", "--rewind-step", "-1"], "`--rewind-step` must be an integer in [0,"),
         (
+            ["report", "missing.keras"],
+            "Argument `model_or_path` must be a saved model. Received: model_or_path='missing.keras' (no such file)",
+        ),
+        (
             ["demo", "--rewind-step", "40"],
             "`--rewind-step` must be before the first pruning step (the schedule prunes ",
         ),
@@ -255,8 +259,28 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
         assert row[4] == allocated[name][3], (name, row, allocated[name])
     assert abs(float(achieved["overall"][-1]) - 0.8) <= 1 / 23824
     assert (out / "pruned.keras").exists() and (out / "sparsity.csv").exists()
+    assert "What pruning saved" in text and "Stripped model files:" in text
+    assert main(["report", str(out / "pruned.keras")]) == 0  # the same figures from the saved file
+    reported = capsys.readouterr().out.splitlines()
+    table = reported[reported.index("layer    weights  target  zeros  kept  sparsity") + 1 :][:5]
+    assert {line.split()[0]: line.split()[3] for line in table} == {name: row[3] for name, row in achieved.items()}
+    assert any(line.startswith(".h5 ") for line in reported)
     for picture in ("sparsity.png", "allocation.png"):
         assert (out / picture).read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_report_refuses_a_file_that_is_no_pruned_model(tmp_path, capsys):
+    (tmp_path / "notes.keras").write_text("not a model")
+    build_cnn(keras).save(tmp_path / "dense.keras")
+    for name, message in (
+        ("notes.keras", "Argument `model_or_path` must be a saved tf-keras model ("),
+        ("dense.keras", "Argument `model_or_path` must be a pruned model (it has no pruning wrapper and no zero"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["report", str(tmp_path / name)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
 
 
 def test_quickstart_prunes_with_each_of_its_schedules_to_the_final_sparsity(capsys):

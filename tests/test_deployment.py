@@ -13,6 +13,8 @@ stores a Dense kernel transposed (`[out, in]`) and a Conv2D kernel as OHWI.
 
 from __future__ import annotations
 
+import gzip
+import os
 import warnings
 
 import _models
@@ -20,8 +22,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
+import tf_keras
 from _registry import CASES, HORIZON, SLOW_SUBSET
 from test_training import final_sparsity
+
+from schedules import compression_report
 
 STEPS = HORIZON + 10
 
@@ -100,3 +105,31 @@ def test_tflite_model_predicts_what_the_stripped_model_does(deployed):
         interpreter.invoke()
         predictions.append(interpreter.get_tensor(output_detail["index"])[0])
     np.testing.assert_allclose(np.array(predictions), stripped.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_compression_report_counts_the_zeros_and_measures_the_files(deployed, tmp_path):
+    """The report's zeros are the kernels' own; its sizes are those of files written here."""
+    _, stripped, kernels, _, _ = deployed
+    dense = tf_keras.models.clone_model(stripped)  # the same layers, fresh (dense) weights
+    report = compression_report(stripped, dense=dense)
+    rows = {layer.name: layer for layer in report.sparsity.layers}
+    for name, kernel in kernels.items():
+        assert (rows[branch(name)].weights, rows[branch(name)].zeros) == (kernel.size, np.count_nonzero(kernel == 0))
+    assert report.dense_sparsity.zeros == 0 and report.sparsity.sparsity > 0.3
+    sizes = {size.form: size for size in report.files}
+    dense_sizes = {size.form: size for size in report.dense_files}
+    assert list(sizes) == [".keras", ".h5"] == list(dense_sizes)
+    for form, slack in ((".keras", 64), (".h5", 0)):  # .keras holds the time it was saved
+        path = tmp_path / f"model{form}"
+        stripped.save(path)
+        assert abs(sizes[form].raw - os.path.getsize(path)) <= slack, form
+        assert abs(sizes[form].gzipped - len(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0))) <= slack
+        assert abs(sizes[form].raw - dense_sizes[form].raw) <= slack, "the zeros are stored: no smaller raw file"
+        assert sizes[form].gzipped < dense_sizes[form].gzipped, "but a smaller compressed one"
+    text = str(report)
+    assert "the raw file does not shrink with pruning" in text
+    assert f"{sizes['.h5'].gzipped:,} B" in text
+
+    tflite = {size.form: size for size in compression_report(stripped, tflite=True).files}
+    assert list(tflite) == [".keras", ".h5", ".tflite", ".tflite (sparse)"]
+    assert tflite[".tflite (sparse)"].raw < tflite[".tflite"].raw

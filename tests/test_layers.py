@@ -46,6 +46,7 @@ LAYERS = {
         "record_files",
         "callbacks",
         "rewinding",
+        "compression",
         "plotting",
         "saving",
         "testing",

@@ -1,0 +1,164 @@
+"""What pruning saved: zeros per layer and the size of the stripped model's files, raw and compressed.
+
+Pruning writes zeros; it does not remove weights. A saved `.keras` or `.h5`
+file stores every weight, zeros included, so it is as large as the dense
+model's. The zeros pay off once the file is compressed (gzip here, as a
+download or an app bundle would be), or stored sparse: TFLite's converter with
+`tf.lite.Optimize.EXPERIMENTAL_SPARSITY` writes sparse tensors into the
+flatbuffer itself. Both need the pruning wrappers stripped
+(`tfmot.sparsity.keras.strip_pruning`), which `compression_report` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+from schedules import _validation as v
+from schedules.inspection import SparsityReport, pruned_layers, sparsity_report, text_table
+from schedules.saving import load_model
+
+__all__ = ["CompressionReport", "FileSize", "compression_report", "file_sizes"]
+
+#: The file forms measured: Keras' own and HDF5; TFLite with `tflite=True`.
+FORMS = (".keras", ".h5")
+TFLITE_FORMS = (".tflite", ".tflite (sparse)")
+
+WHY = (
+    "A saved model stores every weight, zeros included, so the raw file does not shrink with pruning; "
+    "compressed (gzip) or stored sparse (.tflite with EXPERIMENTAL_SPARSITY), the zeros cost little."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSize:
+    """One saved form of a model: its bytes as written and gzip-compressed (level 9)."""
+
+    form: str
+    raw: int
+    gzipped: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressionReport:
+    """Per-layer zeros and file sizes of a pruned model, and of its dense original when given; `str()` is
+    the printed report."""
+
+    sparsity: SparsityReport
+    files: tuple[FileSize, ...]
+    dense_sparsity: SparsityReport | None = None
+    dense_files: tuple[FileSize, ...] | None = None
+
+    def __str__(self) -> str:
+        lines = ["Prunable weights (zeros counted in the weights the stripped model saves):", str(self.sparsity)]
+        header = ["file", "pruned", "pruned gzip"]
+        if self.dense_files is not None:
+            header += ["dense", "dense gzip", "gzip: pruned / dense"]
+        rows = [tuple(header)]
+        dense = {size.form: size for size in self.dense_files or ()}
+        for size in self.files:
+            row = [size.form, _bytes(size.raw), _bytes(size.gzipped)]
+            if size.form in dense:
+                other = dense[size.form]
+                row += [_bytes(other.raw), _bytes(other.gzipped), f"{size.gzipped / other.gzipped:.3f}"]
+            rows.append(tuple(row))
+        lines += ["", "Stripped model files:", text_table(rows), "", WHY]
+        if self.dense_sparsity is not None:
+            lines.insert(2, f"Dense model: overall sparsity {self.dense_sparsity.sparsity:.4f}")
+        return "\n".join(lines)
+
+
+def _bytes(n: int) -> str:
+    return f"{n:,} B"
+
+
+def file_sizes(model: tf_keras.Model, *, tflite: bool = False) -> tuple[FileSize, ...]:
+    """`model` saved as `.keras` and `.h5` (and converted to `.tflite`, plain and sparse, with
+    `tflite`), each measured as written and gzip-compressed. Strip the pruning wrappers first."""
+    sizes = []
+    with tempfile.TemporaryDirectory() as directory:
+        for form in FORMS:
+            path = Path(directory) / f"model{form}"
+            model.save(path)
+            sizes.append(_measure(form, path.read_bytes()))
+        if tflite:
+            for form in TFLITE_FORMS:
+                converter = tf.lite.TFLiteConverter.from_keras_model(model)
+                if form.endswith("(sparse)"):
+                    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+                sizes.append(_measure(form, converter.convert()))
+    return tuple(sizes)
+
+
+def _measure(form: str, data: bytes) -> FileSize:
+    return FileSize(form, len(data), len(gzip.compress(data, compresslevel=9, mtime=0)))
+
+
+def compression_report(
+    model_or_path: tf_keras.Model | str | os.PathLike,
+    *,
+    dense: tf_keras.Model | str | os.PathLike | None = None,
+    tflite: bool = False,
+) -> CompressionReport:
+    """Zeros per pruned layer and the size of the stripped model's files, raw and gzip-compressed.
+
+    ```python
+    print(schedules.compression_report(pruned_model, dense=dense_model, tflite=True))
+    ```
+
+    Args:
+      model_or_path: a pruned tf-keras model (with its pruning wrappers, or
+        stripped), or the path of one saved (`.keras`, `.h5`, SavedModel).
+      dense: the dense model, or its path, for the same figures side by side.
+      tflite: also convert to TFLite, with the default converter and with
+        `tf.lite.Optimize.EXPERIMENTAL_SPARSITY` (a few seconds each).
+
+    Raises:
+      FileNotFoundError: a path that does not exist.
+      ValueError: a file that is not a tf-keras model, or a model with
+        no pruned layer (no pruning wrapper and no zero in its prunable weights).
+      TypeError: not a tf-keras model or path.
+    """
+    model = _resolve("model_or_path", model_or_path)
+    wrapped = bool(pruned_layers(model, built=True))
+    stripped = tfmot.sparsity.keras.strip_pruning(model) if wrapped else model
+    report = sparsity_report(stripped)  # the zeros in the weights the files hold
+    if not wrapped and report.zeros == 0:
+        raise v.invalid(
+            "model_or_path",
+            "a pruned model (it has no pruning wrapper and no zero in its prunable weights)",
+            _shown(model_or_path),
+        )
+    result = CompressionReport(report, file_sizes(stripped, tflite=tflite))
+    if dense is not None:
+        dense_model = tfmot.sparsity.keras.strip_pruning(_resolve("dense", dense))
+        result = dataclasses.replace(
+            result, dense_sparsity=sparsity_report(dense_model), dense_files=file_sizes(dense_model, tflite=tflite)
+        )
+    return result
+
+
+def _shown(value) -> object:
+    return value.name if isinstance(value, tf_keras.Model) else os.fspath(value)
+
+
+def _resolve(name: str, value) -> tf_keras.Model:
+    if isinstance(value, tf_keras.Model):
+        return value
+    if not isinstance(value, (str, os.PathLike)):
+        raise v.invalid(name, "a tf-keras model or the path of a saved one", type(value).__name__, TypeError)
+    path = os.fspath(value)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Argument `{name}` must be a saved model. Received: {name}={path!r} (no such file)")
+    try:
+        return load_model(path)
+    except Exception as error:  # h5py, zipfile and Keras each raise their own kind for a file that is no model
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise v.invalid(name, f"a saved tf-keras model ({first[:200]})", path) from error
