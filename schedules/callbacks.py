@@ -5,14 +5,16 @@ Use them next to `tfmot.sparsity.keras.UpdatePruningStep()`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from schedules.evaluation import EventLookup
-from schedules.inspection import pruned_layers
+from schedules.inspection import pruned_layers, sparsity_report, unwrapped_name
 from schedules.plan import PlanWarning, check_plan
 from schedules.record import RecordRow, SparsityRecord
 from schedules.record_files import check_extension
@@ -35,17 +37,38 @@ class PruningRecorder(tf_keras.callbacks.Callback):
     batch, so with `steps_per_execution > 1` it sees only the pruning steps
     that end an execution.
 
+    With `log_dir` it also writes TensorBoard scalars at every pruning step,
+    at that step: `LAYER/WEIGHT/scheduled` and `LAYER/WEIGHT/achieved` for
+    every weight it records (the layer's own name, without tfmot's
+    `prune_low_magnitude_`), and `overall/achieved`, the model's overall
+    sparsity (zeros in `weight * mask` over every prunable weight, the
+    unpruned layers' included). Writing them needs the `tensorboard`
+    package (`pip install "tfmot-schedules[tensorboard]"`), which
+    TensorFlow 2.21 no longer installs.
+
     ```python
-    recorder = PruningRecorder("sparsity.csv")
+    recorder = PruningRecorder("sparsity.csv", log_dir="logs/pruning")
     model.fit(x, y, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), recorder])
     plot_record(recorder.record).figure.savefig("sparsity.png")
+    # tensorboard --logdir logs
     ```
     """
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, *, log_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
         if path is not None:
             check_extension(path)
+        if log_dir is not None:
+            if not isinstance(log_dir, (str, os.PathLike)):
+                raise TypeError(f"Argument `log_dir` must be a directory path or None. Received: log_dir={log_dir!r}")
+            if importlib.util.find_spec("tensorboard") is None:
+                raise ImportError(
+                    "PruningRecorder(log_dir=...) writes TensorBoard logs and needs the tensorboard package: "
+                    'pip install "tfmot-schedules[tensorboard]" (or pip install tensorboard)'
+                )
+            log_dir = os.fspath(log_dir)
+        self.log_dir = log_dir
+        self._writer = None
         self.path = path
         self.record = SparsityRecord()
         self._events: dict[int, EventLookup] = {}
@@ -53,10 +76,13 @@ class PruningRecorder(tf_keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None) -> None:
         self._layers = None  # found at the first batch, once the model is built
+        if self.log_dir is not None and self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         if getattr(self, "_layers", None) is None:
             self._layers = pruned_layers(self.model, built=True)
+        first = len(self.record.rows)
         for layer in self._layers:
             step = int(layer.pruning_step.numpy())
             if step < 0 or self._last_step.get(id(layer)) == step:
@@ -78,10 +104,23 @@ class PruningRecorder(tf_keras.callbacks.Callback):
                         achieved=float(1.0 - mask_value.mean()),
                     )
                 )
+        if self._writer is not None and len(self.record.rows) > first:
+            self._log(self.record.rows[first:])
+
+    def _log(self, rows: list[RecordRow]) -> None:
+        names = {layer.name: unwrapped_name(layer) for layer in self._layers}
+        with self._writer.as_default():
+            for row in rows:
+                tag = f"{names[row.layer]}/{row.weight}"
+                tf.summary.scalar(f"{tag}/scheduled", row.scheduled, step=row.step)
+                tf.summary.scalar(f"{tag}/achieved", row.achieved, step=row.step)
+            tf.summary.scalar("overall/achieved", sparsity_report(self.model).sparsity, step=rows[-1].step)
 
     def on_train_end(self, logs=None) -> None:
         if self.path is not None:
             self.record.save(self.path)
+        if self._writer is not None:
+            self._writer.flush()
 
 
 def _short_name(name: str) -> str:

@@ -247,8 +247,10 @@ class MaskRecorder(keras.callbacks.Callback):
         return int(self.masks[0][name].size)
 
 
-def fit(model: keras.Model, steps_per_epoch: int, epochs: int = 1, seed: int = 0) -> MaskRecorder:
-    """Trains `steps_per_epoch * epochs` batches of `BATCH_SIZE` with `UpdatePruningStep`."""
+def fit(
+    model: keras.Model, steps_per_epoch: int, epochs: int = 1, seed: int = 0, callbacks: tuple = ()
+) -> MaskRecorder:
+    """Trains `steps_per_epoch * epochs` batches of `BATCH_SIZE` with `UpdatePruningStep` (and `callbacks`)."""
     x, y = make_data(steps_per_epoch * BATCH_SIZE, seed)
     recorder = MaskRecorder()
     model.fit(
@@ -258,6 +260,6 @@ def fit(model: keras.Model, steps_per_epoch: int, epochs: int = 1, seed: int = 0
         epochs=epochs,
         shuffle=False,
         verbose=0,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), recorder],
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), recorder, *callbacks],
     )
     return recorder

@@ -317,7 +317,8 @@ def test_per_layer_schedules_reload_in_every_format_and_train_on(trained_erk, tm
     assert str(sparsity_report(restored)) == str(sparsity_report(pruned))
 
 
-def test_prune_model_under_mirrored_strategy():
+def test_prune_model_under_mirrored_strategy(tmp_path):
+    """Also: the recorder's TensorBoard logs under the strategy, one writer, the final overall sparsity."""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
         model = _models.build_model()
@@ -325,9 +326,18 @@ def test_prune_model_under_mirrored_strategy():
             prune_model(model, CubicSparsity(0.0, 0.9, 0, 20, frequency=10), allocation="erdos_renyi")
         )
     allocation = allocate(model, 0.9, "erdos_renyi")
-    _models.fit(pruned, steps_per_epoch=25)
+    _models.fit(pruned, steps_per_epoch=25, callbacks=(schedules.PruningRecorder(log_dir=tmp_path),))
     report = sparsity_report(pruned)
     assert {row.name: row.kept for row in report.layers} == allocation.kept
+    (events,) = tmp_path.rglob("events.out.tfevents.*")
+    overall = [
+        (event.step, float(tf.make_ndarray(value.tensor)))
+        for event in tf.compat.v1.train.summary_iterator(str(events))
+        for value in event.summary.value
+        if value.tag == "overall/achieved"
+    ]
+    assert [step for step, _ in overall] == [1, 10, 20]
+    assert overall[-1][1] == pytest.approx(report.sparsity, abs=1e-6)
 
 
 # --- sensitivity -------------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from matplotlib.figure import Figure
@@ -33,7 +36,7 @@ class MaskSnapshots(keras.callbacks.Callback):
                     self.snapshots[(step, layer.name, weight.name.split("/")[-1].split(":")[0])] = mask.numpy()
 
 
-def train(schedules_by_layer, steps=120, seed=0):
+def train(schedules_by_layer, steps=120, seed=0, log_dir=None):
     keras.utils.set_random_seed(seed)
     prune = tfmot.sparsity.keras.prune_low_magnitude
     model = keras.Sequential(
@@ -48,7 +51,7 @@ def train(schedules_by_layer, steps=120, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(steps * 4, 6, 6, 1)).astype(np.float32)
     y = rng.normal(size=(steps * 4, 3)).astype(np.float32)
-    recorder, snapshots = PruningRecorder(), MaskSnapshots()
+    recorder, snapshots = PruningRecorder(log_dir=log_dir), MaskSnapshots()
     model.fit(
         x,
         y,
@@ -61,10 +64,57 @@ def train(schedules_by_layer, steps=120, seed=0):
 
 
 @pytest.fixture(scope="module")
-def trained():
+def log_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module")
+def trained(log_dir):
+    """Also writes TensorBoard logs into `log_dir`."""
     conv_schedule = CyclicSparsity(0.0, 0.75, begin_step=0, end_step=99, num_cycles=2, frequency=10)
     dense_schedule = StepSparsity([5, 40, 80], [0.3, 0.6, 0.9])
-    return (conv_schedule, dense_schedule), *train((conv_schedule, dense_schedule))
+    return (conv_schedule, dense_schedule), *train((conv_schedule, dense_schedule), log_dir=log_dir)
+
+
+def tensorboard_scalars(log_dir) -> dict[str, dict[int, float]]:
+    """Every scalar in the event files under `log_dir`, read back with TensorFlow: tag -> step -> value."""
+    scalars: dict[str, dict[int, float]] = {}
+    for path in sorted(Path(log_dir).rglob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    return scalars
+
+
+def test_tensorboard_logs_hold_the_record_and_the_overall_sparsity(trained, log_dir):
+    """Scheduled and achieved per weight at every pruning step, as recorded; the overall sparsity
+    from the masks read by the independent snapshot callback."""
+    _, _, record, snapshots = trained
+    assert len(list(Path(log_dir).rglob("events.out.tfevents.*"))) == 1
+    scalars = tensorboard_scalars(log_dir)
+    expected_tags = {"conv/kernel/scheduled", "conv/kernel/achieved", "dense/kernel/scheduled", "dense/kernel/achieved"}
+    assert set(scalars) == expected_tags | {"overall/achieved"}
+    for row in record.rows:
+        tag = f"{row.layer.removeprefix('prune_low_magnitude_')}/{row.weight}"
+        assert scalars[f"{tag}/scheduled"][row.step] == np.float32(row.scheduled), row
+        assert scalars[f"{tag}/achieved"][row.step] == np.float32(row.achieved), row
+    steps = sorted({row.step for row in record.rows})
+    assert sorted(scalars["overall/achieved"]) == steps
+    for step in steps:
+        masks = [mask for (s, _, _), mask in snapshots.items() if s == step]
+        overall = sum(int(np.sum(mask == 0)) for mask in masks) / sum(mask.size for mask in masks)
+        assert scalars["overall/achieved"][step] == pytest.approx(overall, abs=1e-6), step
+
+
+def test_tensorboard_logging_names_what_to_install_when_tensorboard_is_missing(monkeypatch, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with pytest.raises(
+        ImportError, match=r'needs the tensorboard package: pip install "tfmot-schedules\[tensorboard\]"'
+    ):
+        PruningRecorder(log_dir=tmp_path)
+    with pytest.raises(TypeError, match="Argument `log_dir` must be a directory path or None"):
+        PruningRecorder(log_dir=3)
 
 
 def test_record_has_one_row_per_pruning_step_and_weight(trained):
