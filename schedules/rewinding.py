@@ -74,10 +74,12 @@ class WeightRewinding(tf_keras.callbacks.Callback):
     The order of the two callbacks does not matter: this one reads each
     wrapper's own step. With `steps_per_execution > 1` Keras calls callbacks
     once per execution: the rewind happens at the end of the execution in
-    which a mask changed, and `rewind_step` must end an execution. A run that resumes after `rewind_step` (a reloaded
-    model, or a new `fit` after a crash) needs the recorded weights: with
-    `filepath` they are written there (NumPy `.npz`) the moment they are
-    recorded, and read back when a run starts past `rewind_step`.
+    which a mask changed, and `rewind_step` must end an execution.
+
+    A run that resumes after `rewind_step` (a reloaded model, or a new `fit`
+    after a crash) needs the recorded weights: with `filepath` they are
+    written there (NumPy `.npz`) the moment they are recorded, and read back
+    when a run starts past `rewind_step`.
 
     Args:
       rewind_step: the step whose weights are the rewind point, an integer
