@@ -260,11 +260,14 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert abs(float(achieved["overall"][-1]) - 0.8) <= 1 / 23824
     assert (out / "pruned.keras").exists() and (out / "sparsity.csv").exists()
     assert "What pruning saved" in text and "Stripped model files:" in text
-    assert main(["report", str(out / "pruned.keras")]) == 0  # the same figures from the saved file
+    assert main(["report", str(out / "pruned.keras"), "--tflite"]) == 0  # the same figures from the saved file
     reported = capsys.readouterr().out.splitlines()
     table = reported[reported.index("layer    weights  target  zeros  kept  sparsity") + 1 :][:5]
     assert {line.split()[0]: line.split()[3] for line in table} == {name: row[3] for name, row in achieved.items()}
-    assert any(line.startswith(".h5 ") for line in reported)
+    sizes = {line.split("  ")[0]: line.split() for line in reported if line.startswith((".keras", ".h5", ".tflite"))}
+    assert list(sizes) == [".keras", ".h5", ".tflite", ".tflite (sparse)"]
+    raw = {form: int(row[-4].replace(",", "")) for form, row in sizes.items()}  # "98,900 B  17,577 B"
+    assert raw[".tflite (sparse)"] < raw[".tflite"] / 2  # 80% zeros, stored sparse
     for picture in ("sparsity.png", "allocation.png"):
         assert (out / picture).read_bytes().startswith(PNG_SIGNATURE)
 

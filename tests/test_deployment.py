@@ -129,7 +129,3 @@ def test_compression_report_counts_the_zeros_and_measures_the_files(deployed, tm
     text = str(report)
     assert "the raw file does not shrink with pruning" in text
     assert f"{sizes['.h5'].gzipped:,} B" in text
-
-    tflite = {size.form: size for size in compression_report(stripped, tflite=True).files}
-    assert list(tflite) == [".keras", ".h5", ".tflite", ".tflite (sparse)"]
-    assert tflite[".tflite (sparse)"].raw < tflite[".tflite"].raw
