@@ -8,8 +8,9 @@ computed once on the dense weights). Rows:
 
 - `CubicSparsity` (gradual pruning, about 20 mask updates);
 - IMP: `StepSparsity.uniform(0, final, ..., num_stages=5, spacing="geometric")`,
-  five stairs each removing the same share of the survivors, without rewinding
-  (the survivors train on from where they are);
+  five stairs geometric in the overall sparsity (each layer's stairs scaled by
+  its share, so a layer's own stairs are not exactly geometric), without
+  rewinding (the survivors train on from where they are);
 - IMP with `WeightRewinding(0)`: after each stair the survivors go back to
   their values at step 0, here the dense pre-trained weights (Renda et al.
   2020 call rewinding this far back "fine-tuning from the original weights");
@@ -83,7 +84,7 @@ def run(
                     accuracy.setdefault(key, []).append(float(pruned.evaluate(x_test, y_test, verbose=0)[1]))
                     overall.setdefault(key, []).append(sparsity_report(pruned).sparsity)
                     if len(callbacks) > 1:
-                        rewinds[key] = callbacks[1].rewinds
+                        rewinds.setdefault(key, callbacks[1].rewinds)  # the first seed's
                 progress(f"  {model_name} seed {seed} sparsity {final}: done")
     return [
         {

@@ -18,10 +18,9 @@ from pathlib import Path
 import tf_keras
 
 from schedules import _validation as v
-from schedules import catalog, demo, quickstart
+from schedules import catalog, compression, demo, quickstart
 from schedules.allocation import METHODS as ALLOCATION_METHODS
 from schedules.allocation import allocate
-from schedules.compression import compression_report
 from schedules.gallery import gallery
 from schedules.models import build_cnn
 from schedules.plotting import plot_schedules
@@ -248,9 +247,11 @@ def _prepare(command: str, args: argparse.Namespace):
         return _prepare_plot(args)
     if command == "allocate":
         return _prepare_allocate(args)
-    if command == "report":
-        measured = compression_report(args.model, dense=args.dense, tflite=args.tflite)
-        return lambda: print(measured)
+    if command == "report":  # the files are checked here (exit status 2); the measuring is the job
+        model = compression.as_model(args.model, "MODEL")
+        compression.strip_checked(model, "MODEL")
+        dense = None if args.dense is None else compression.as_model(args.dense, "--dense")
+        return lambda: print(compression.compression_report(model, dense=dense, tflite=args.tflite))
     if command == "gallery":
         directory = Path(args.directory)
         directory.mkdir(parents=True, exist_ok=True)

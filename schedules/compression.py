@@ -126,30 +126,31 @@ def compression_report(
         no pruned layer (no pruning wrapper and no zero in its prunable weights).
       TypeError: not a tf-keras model or path.
     """
-    model = _resolve("model_or_path", model_or_path)
-    wrapped = bool(pruned_layers(model, built=True))
-    stripped = tfmot.sparsity.keras.strip_pruning(model) if wrapped else model
+    stripped = strip_checked(as_model(model_or_path, "model_or_path"), "model_or_path")
     report = sparsity_report(stripped)  # the zeros in the weights the files hold
-    if not wrapped and report.zeros == 0:
-        raise v.invalid(
-            "model_or_path",
-            "a pruned model (it has no pruning wrapper and no zero in its prunable weights)",
-            _shown(model_or_path),
-        )
     result = CompressionReport(report, file_sizes(stripped, tflite=tflite))
     if dense is not None:
-        dense_model = tfmot.sparsity.keras.strip_pruning(_resolve("dense", dense))
+        dense_model = tfmot.sparsity.keras.strip_pruning(as_model(dense, "dense"))
         result = dataclasses.replace(
             result, dense_sparsity=sparsity_report(dense_model), dense_files=file_sizes(dense_model, tflite=tflite)
         )
     return result
 
 
-def _shown(value) -> object:
-    return value.name if isinstance(value, tf_keras.Model) else os.fspath(value)
+def strip_checked(model: tf_keras.Model, name: str) -> tf_keras.Model:
+    """`model` without its pruning wrappers, or a `ValueError` naming `name` if nothing in it is pruned."""
+    if pruned_layers(model, built=True):
+        return tfmot.sparsity.keras.strip_pruning(model)
+    if sparsity_report(model).zeros == 0:
+        raise v.invalid(
+            name, "a pruned model (it has no pruning wrapper and no zero in its prunable weights)", model.name
+        )
+    return model
 
 
-def _resolve(name: str, value) -> tf_keras.Model:
+def as_model(value, name: str) -> tf_keras.Model:
+    """`value` if it is a tf-keras model, else the model saved at that path (`schedules.load_model`);
+    a one-line error naming `name` for a missing file or a file that is no model."""
     if isinstance(value, tf_keras.Model):
         return value
     if not isinstance(value, (str, os.PathLike)):

@@ -92,10 +92,14 @@ class EventLookup:
 
     def __init__(self, schedule: PruningSchedule, chunk: int = 4096) -> None:
         self.schedule = schedule
-        self.chunk = chunk
+        self.chunk = int(chunk)
+        if self.chunk < 1:
+            raise ValueError(f"Argument `chunk` must be an integer >= 1. Received: chunk={chunk!r}")
         self._first = None
 
     def __call__(self, step: int) -> tuple[bool, float]:
+        if step < 0:
+            raise ValueError(f"Argument `step` must be >= 0. Received: step={step}")
         if self._first is None or not self._first <= step < self._first + self.chunk:
             self._first = max(int(step), 0)
             _, self._prune, self._sparsity = evaluate_schedule(

@@ -60,7 +60,7 @@ step in training, 500, applies sparsity 0.7875, not its final 0.9']
     return _check_plan(schedule, total_steps, warn=warn, stacklevel=3)
 
 
-def _events(schedule: PruningSchedule, first: int, last: int):
+def pruning_events(schedule: PruningSchedule, first: int, last: int):
     """`(steps, sparsity)` arrays of the pruning events in `first .. last`, a chunk at a time."""
     for start in range(first, last + 1, _CHUNK):  # chunks: memory stays bounded for long runs
         steps, should_prune, sparsity = evaluate_schedule(
@@ -79,7 +79,7 @@ def _check_plan(schedule: PruningSchedule, total_steps: int, *, warn: bool, stac
     total_steps = v.check_int("total_steps", total_steps, minimum=1)
     name = type(schedule).__name__
     last = applied = None
-    for steps, sparsity in _events(schedule, 1, total_steps):
+    for steps, sparsity in pruning_events(schedule, 1, total_steps):
         last, applied = int(steps[-1]), float(sparsity[-1])
     final = float(evaluate_schedule(schedule, [v.MAX_STEP])[2][0])
     end = getattr(schedule, "end_step", None)
@@ -87,7 +87,7 @@ def _check_plan(schedule: PruningSchedule, total_steps: int, *, warn: bool, stac
     cut_short = end is not None and end > total_steps and applied is not None
     if cut_short and abs(applied - final) <= SPARSITY_TOLERANCE:
         # Cut short only if pruning after the run would still change something (cycles, phases).
-        later = _events(schedule, total_steps + 1, min(end, total_steps + _LOOK_AHEAD))
+        later = pruning_events(schedule, total_steps + 1, min(end, total_steps + _LOOK_AHEAD))
         cut_short = any(np.any(np.abs(sparsity - applied) > SPARSITY_TOLERANCE) for _, sparsity in later)
     problems = []
     if last is None:

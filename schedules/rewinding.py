@@ -15,8 +15,9 @@ import numpy as np
 import tf_keras
 
 from schedules import _validation as v
-from schedules.evaluation import EventLookup, evaluate_schedule
+from schedules.evaluation import EventLookup
 from schedules.inspection import pruned_layers
+from schedules.plan import pruning_events
 
 __all__ = ["WeightRewinding", "check_rewind_step"]
 
@@ -27,9 +28,9 @@ def check_rewind_step(rewind_step: int, schedule, *, name: str = "rewind_step", 
     rewind_step = v.check_int(name, rewind_step, minimum=0)
     if rewind_step == 0:
         return rewind_step
-    steps, prune, _ = evaluate_schedule(schedule, np.arange(1, rewind_step + 1))
-    if prune.any():
-        first = int(steps[prune][0])
+    events = next(pruning_events(schedule, 1, rewind_step), None)  # a chunk at a time, first events first
+    if events is not None:
+        first = int(events[0][0])
         raise v.invalid(
             name,
             f"before the first pruning step ({where} prunes first at step {first}: at most {first - 1})",
@@ -72,7 +73,11 @@ class WeightRewinding(tf_keras.callbacks.Callback):
     ```
 
     The order of the two callbacks does not matter: this one reads each
-    wrapper's own step. With `steps_per_execution > 1` Keras calls callbacks
+    wrapper's own step, and reads the model at the first batch, after every
+    callback's `on_train_begin` (`BackupAndRestore` restores the model
+    there). Put it before a callback that saves the model within an epoch
+    (`ModelCheckpoint` with an integer `save_freq`), so that what is saved at a
+    mask change is rewound. With `steps_per_execution > 1` Keras calls callbacks
     once per execution: the rewind happens at the end of the execution in
     which a mask changed, and `rewind_step` must end an execution.
 
@@ -93,7 +98,9 @@ class WeightRewinding(tf_keras.callbacks.Callback):
     Attributes:
       recorded: the recorded weights (a list of arrays, in the order of the
         model's rewound variables), or None before `rewind_step`.
-      rewinds: the steps at which the weights were rewound, in order.
+      rewinds: the steps at which the weights were rewound, in order, over
+        every `fit` of the same model (given another model, the callback
+        starts afresh; a run from before `rewind_step` records anew).
     """
 
     def __init__(
@@ -105,8 +112,10 @@ class WeightRewinding(tf_keras.callbacks.Callback):
             raise v.invalid("reset_optimizer", "True or False", reset_optimizer, TypeError)
         self.reset_optimizer = reset_optimizer
         if filepath is not None:
-            if not isinstance(filepath, (str, os.PathLike)) or not os.fspath(filepath).endswith(".npz"):
+            if not isinstance(filepath, (str, os.PathLike)):
                 raise v.invalid("filepath", "a path ending in .npz, or None", filepath, TypeError)
+            if not os.fspath(filepath).endswith(".npz"):
+                raise v.invalid("filepath", "a path ending in .npz, or None", os.fspath(filepath))
             filepath = os.fspath(filepath)
         self.filepath = filepath
         self.recorded: list[np.ndarray] | None = None
@@ -122,15 +131,27 @@ class WeightRewinding(tf_keras.callbacks.Callback):
             )
         if self.reset_optimizer:
             _check_optimizer(self.model.optimizer)
+        if self.filepath is not None and not os.path.isdir(os.path.dirname(os.path.abspath(self.filepath))):
+            raise v.invalid("filepath", "a path in an existing directory", self.filepath)
+        self._check_first_event()
+        self._started = False  # the rest waits for the first batch: other callbacks may restore the model first
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        if self._started:
+            return
+        self._started = True
+        if getattr(self, "_model_id", None) != id(self.model):  # a new model: nothing of the last one's holds
+            self.recorded, self.rewinds, self._model_id = None, [], id(self.model)
         self._variables, self._masks = _rewound_variables(self.model, self._layers)
         self._lookups = {id(layer): EventLookup(layer.pruning_schedule) for layer in self._layers}
         step = max(int(self._layers[0].pruning_step.numpy()), 0)  # -1: UpdatePruningStep has not set it yet
         self._last_step = step
-        self._check_first_event()
         self._previous = self._mask_values()
-        if step == self.rewind_step and self.recorded is None:
+        if step < self.rewind_step:  # a run from (before) the rewind point: it records anew
+            self.recorded = None
+        elif step == self.rewind_step:
             self._record(step)
-        elif step > self.rewind_step and self.recorded is None:
+        elif self.recorded is None:
             self._load(step)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
@@ -141,10 +162,11 @@ class WeightRewinding(tf_keras.callbacks.Callback):
         self._last_step = step
         if self.recorded is None and self.rewind_step in ran:
             if step != self.rewind_step:
+                n = len(ran)
                 raise v.invalid(
                     "rewind_step",
-                    f"the last step of an execution of steps_per_execution steps (this one ran steps "
-                    f"{ran.start} to {step})",
+                    f"the last step of an execution with steps_per_execution={n} (this one ran steps {ran.start} "
+                    f"to {step}): a multiple of {n}, such as {self.rewind_step - self.rewind_step % n}",
                     self.rewind_step,
                 )
             self._record(step)
@@ -223,18 +245,27 @@ def _rewound_variables(model: tf_keras.Model, layers: list) -> tuple[list[tuple[
 
 
 def _check_optimizer(optimizer) -> None:
+    """Refuses, before training, an optimizer `_reset_slots` cannot renew."""
+    requirement = (
+        "False with a legacy or foreign optimizer (resetting needs a tf_keras.optimizers.Optimizer, "
+        f"such as tf_keras.optimizers.Adam; the model has {type(optimizer).__name__})"
+    )
     if not isinstance(optimizer, tf_keras.optimizers.Optimizer):
+        raise v.invalid("reset_optimizer", requirement, True, TypeError)
+    try:
+        type(optimizer).from_config(optimizer.get_config())
+    except Exception as error:  # an unregistered custom learning-rate schedule, say
         raise v.invalid(
             "reset_optimizer",
-            "False with a legacy or foreign optimizer (resetting needs a tf_keras.optimizers.Optimizer, "
-            f"such as tf_keras.optimizers.Adam; the model has {type(optimizer).__name__})",
+            f"False with an optimizer that cannot be rebuilt from its config ({type(error).__name__}: {error})",
             True,
             TypeError,
-        )
+        ) from error
 
 
 def _reset_slots(optimizer, trainable_variables: list) -> None:
-    """The optimizer's slot variables set to what a new optimizer of the same config starts with."""
+    """The optimizer's slot variables set to what a new optimizer of the same config starts with
+    (zeros for most; Adagrad's accumulators start at `initial_accumulator_value`)."""
     if not optimizer.variables or len(optimizer.variables) == 1:  # not built yet: nothing to reset
         return
     fresh = type(optimizer).from_config(optimizer.get_config())

@@ -72,8 +72,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--rewind-step", "-1"], "`--rewind-step` must be an integer in [0,"),
         (
             ["report", "missing.keras"],
-            "Argument `model_or_path` must be a saved model. Received: model_or_path='missing.keras' (no such file)",
+            "Argument `MODEL` must be a saved model. Received: MODEL='missing.keras' (no such file)",
         ),
+        (["report", "missing.keras", "--dense", "x.keras"], "Argument `MODEL` must be a saved model."),
         (
             ["demo", "--rewind-step", "40"],
             "`--rewind-step` must be before the first pruning step (the schedule prunes ",
@@ -276,8 +277,8 @@ def test_report_refuses_a_file_that_is_no_pruned_model(tmp_path, capsys):
     (tmp_path / "notes.keras").write_text("not a model")
     build_cnn(keras).save(tmp_path / "dense.keras")
     for name, message in (
-        ("notes.keras", "Argument `model_or_path` must be a saved tf-keras model ("),
-        ("dense.keras", "Argument `model_or_path` must be a pruned model (it has no pruning wrapper and no zero"),
+        ("notes.keras", "Argument `MODEL` must be a saved tf-keras model ("),
+        ("dense.keras", "Argument `MODEL` must be a pruned model (it has no pruning wrapper and no zero"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             main(["report", str(tmp_path / name)])

@@ -104,19 +104,25 @@ def train(model, rewinding, *, epochs, initial_epoch=0, rewinding_first=False):
 
 
 @pytest.mark.parametrize(
-    ("schedule", "rewind_step", "rewinding_first", "expected_rewinds"),
+    ("schedule", "rewind_step", "rewinding_first", "optimizer", "new_slots", "expected_rewinds"),
     [
-        (STAIRS, 0, False, [6, 11, 16]),
-        (STAIRS, 4, True, [6, 11, 16]),
-        (CubicSparsity(0.0, 0.8, 6, 16, frequency=5), 2, False, [11, 16]),  # at step 6 the sparsity is 0
+        (STAIRS, 0, False, "adam", 0.0, [6, 11, 16]),
+        (STAIRS, 4, True, "sgd_momentum", None, [6, 11, 16]),  # reset_optimizer=False: the momenta run on
+        # At step 6 the cubic sparsity is 0: no mask change. Adagrad's accumulators start at 0.1.
+        (CubicSparsity(0.0, 0.8, 6, 16, frequency=5), 2, False, "adagrad", 0.1, [11, 16]),
     ],
-    ids=["stairs-rewind-to-0", "stairs-rewind-to-4-callback-first", "cubic-rewind-to-2"],
+    ids=["stairs-rewind-to-0-adam", "stairs-rewind-to-4-callback-first-no-reset", "cubic-rewind-to-2-adagrad"],
 )
 def test_every_mask_change_rewinds_kept_weights_to_step_k_and_pruned_ones_to_zero(
-    schedule, rewind_step, rewinding_first, expected_rewinds
+    schedule, rewind_step, rewinding_first, optimizer, new_slots, expected_rewinds
 ):
-    model = build(schedule)
-    rewinding = WeightRewinding(rewind_step)
+    optimizers = {
+        "adam": tf_keras.optimizers.Adam(1e-2),
+        "sgd_momentum": tf_keras.optimizers.SGD(1e-2, momentum=0.9),
+        "adagrad": tf_keras.optimizers.Adagrad(0.1, initial_accumulator_value=0.1),
+    }
+    model = build(schedule, optimizers[optimizer])
+    rewinding = WeightRewinding(rewind_step, reset_optimizer=new_slots is not None)
     probe = train(model, rewinding, epochs=3, rewinding_first=rewinding_first)
 
     reference = probe.states[rewind_step]["weights"]  # the weights at the end of step k, captured here
@@ -137,7 +143,10 @@ def test_every_mask_change_rewinds_kept_weights_to_step_k_and_pruned_ones_to_zer
                 assert 0 < mask.sum() < mask.size
             else:  # biases and the unpruned layer
                 np.testing.assert_array_equal(value, reference[name], err_msg=f"step {t}: {name}")
-        assert all(np.all(slot == 0.0) for slot in state["slots"]), t  # a new Adam's moments
+        if new_slots is None:
+            assert not all(np.all(slot == 0.0) for slot in state["slots"]), t
+        else:  # what a new optimizer starts with
+            assert state["slots"] and all(np.all(slot == np.float32(new_slots)) for slot in state["slots"]), t
         after = probe.states[t + 1]["weights"] if t + 1 in probe.states else None
         if after is not None:  # and training goes on from there
             assert not np.array_equal(after["out/kernel:0"], reference["out/kernel:0"])
@@ -147,13 +156,14 @@ def test_every_mask_change_rewinds_kept_weights_to_step_k_and_pruned_ones_to_zer
 def test_a_resumed_run_rewinds_to_the_recorded_weights(tmp_path):
     """Save after the first stair, reload, resume with a new callback reading the file: the same
     weights at the end as the uninterrupted run."""
+    path = tmp_path / "rewind.npz"
     whole = build(STAIRS)
-    train(whole, WeightRewinding(4), epochs=3)
+    first_rewinding = WeightRewinding(4, filepath=path)
+    train(whole, first_rewinding, epochs=3)
+    assert first_rewinding.rewinds == [6, 11, 16]
 
     first = build(STAIRS)
-    path = tmp_path / "rewind.npz"
-    first_rewinding = WeightRewinding(4, filepath=path)
-    train(first, first_rewinding, epochs=1)
+    train(first, first_rewinding, epochs=1)  # the same callback on a new model starts afresh
     assert first_rewinding.rewinds == [6]
     first.save(tmp_path / "model.keras")
     resumed = schedules.load_model(tmp_path / "model.keras")
@@ -176,7 +186,8 @@ def test_with_steps_per_execution_it_rewinds_at_the_end_of_the_execution():
     train(model, rewinding, epochs=3)
     assert rewinding.rewinds == [6, 12, 16]
     with pytest.raises(
-        ValueError, match=r"Argument `rewind_step` must be the last step of an execution .*steps 4 to 6"
+        ValueError,
+        match=r"last step of an execution with steps_per_execution=3 \(this one ran steps 4 to 6\): .*such as 3",
     ):
         train(build(STAIRS, steps_per_execution=3), WeightRewinding(5), epochs=1)
 
@@ -187,7 +198,8 @@ def test_bad_arguments_are_refused_with_the_argument_named():
         (dict(rewind_step=1.0), TypeError, "Argument `rewind_step`"),
         (dict(rewind_step=True), TypeError, "Argument `rewind_step`"),
         (dict(reset_optimizer="yes"), TypeError, "Argument `reset_optimizer` must be True or False"),
-        (dict(filepath="weights.h5"), TypeError, r"Argument `filepath` must be a path ending in \.npz"),
+        (dict(filepath="weights.h5"), ValueError, r"Argument `filepath` must be a path ending in \.npz"),
+        (dict(filepath=3), TypeError, r"Argument `filepath` must be a path ending in \.npz"),
     ]
     for kwargs, error, message in cases:
         with pytest.raises(error, match=message):
