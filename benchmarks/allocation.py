@@ -29,9 +29,8 @@ import statistics
 import numpy as np
 import tf_keras as keras
 
-from benchmarks.quality import MODELS, build_mlp, fit_pruned, pretrained_weights, schedules_for
+from benchmarks.quality import budget, fit_pruned, pretrained_weights, schedules_for
 from schedules import CubicSparsity, allocate, prune_model, sparsity_report
-from schedules.demo import load_digits
 
 ALLOCATIONS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "lamp", "sensitivity")
 EVERY_STEP = "CubicSparsity, every step"
@@ -50,14 +49,11 @@ def run(
     batch_size: int = 32,
     progress=print,
 ) -> list[dict]:
-    models = MODELS
-    x_train, y_train, x_test, y_test = load_digits(0)
-    allocations, others = ALLOCATIONS, OTHER_RUNS
-    if quick:  # the harness on a sliver: one model, one seed, 256 images, two allocations
-        sparsities, seeds, dense_epochs, prune_epochs = (0.98,), (0,), 1, 2
-        models = {"MLP": build_mlp}
-        x_train, y_train = x_train[:256], y_train[:256]
-        allocations, others = ("uniform", "erk"), ()
+    models, data, sparsities, seeds, dense_epochs, prune_epochs = budget(
+        quick, sparsities, seeds, dense_epochs, prune_epochs, quick_sparsity=0.98
+    )
+    x_train, y_train, x_test, y_test = data
+    allocations, others = (("uniform", "erk"), ()) if quick else (ALLOCATIONS, OTHER_RUNS)
     x_sweep, y_sweep = x_train[-SWEEP_IMAGES:], y_train[-SWEEP_IMAGES:]
     total = math.ceil(len(x_train) / batch_size) * prune_epochs
     accuracy: dict[tuple, list[float]] = {}

@@ -26,9 +26,8 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from benchmarks.quality import MODELS, _compile, build_mlp, pretrained_weights, schedules_for
+from benchmarks.quality import _compile, budget, pretrained_weights, schedules_for
 from schedules import StepSparsity, WeightRewinding, allocate, prune_model, sparsity_report
-from schedules.demo import load_digits
 
 ALLOCATION = "global_magnitude"
 STAIRS = 5
@@ -44,14 +43,11 @@ def run(
     batch_size: int = 32,
     progress=print,
 ) -> list[dict]:
-    models = MODELS
-    x_train, y_train, x_test, y_test = load_digits(0)
-    rows = ROWS
-    if quick:  # the harness on a sliver: one model, one seed, 256 images, one row
-        sparsities, seeds, dense_epochs, prune_epochs = (0.9,), (0,), 1, 2
-        models = {"MLP": build_mlp}
-        x_train, y_train = x_train[:256], y_train[:256]
-        rows = ROWS[2:3]
+    models, data, sparsities, seeds, dense_epochs, prune_epochs = budget(
+        quick, sparsities, seeds, dense_epochs, prune_epochs, quick_sparsity=0.9
+    )
+    x_train, y_train, x_test, y_test = data
+    rows = ROWS[2:3] if quick else ROWS  # quick: one row
     total = math.ceil(len(x_train) / batch_size) * prune_epochs
     accuracy: dict[tuple, list[float]] = {}
     overall: dict[tuple, list[float]] = {}

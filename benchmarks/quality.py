@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from typing import NamedTuple
 
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
@@ -118,6 +119,26 @@ def _compile(model, learning_rate):
     )
 
 
+class Budget(NamedTuple):
+    """What a run of the quality, allocation or lottery benchmark trains on, and for how long."""
+
+    models: dict
+    data: tuple  # x_train, y_train, x_test, y_test
+    sparsities: tuple
+    seeds: tuple
+    dense_epochs: int
+    prune_epochs: int
+
+
+def budget(quick: bool, sparsities, seeds, dense_epochs: int, prune_epochs: int, *, quick_sparsity: float) -> Budget:
+    """The digits and both models at the given budget; `quick`: the harness on a sliver (the MLP,
+    one seed, 256 training images, `quick_sparsity`, 1 dense and 2 pruned epochs)."""
+    x_train, y_train, x_test, y_test = load_digits(0)
+    if not quick:
+        return Budget(MODELS, (x_train, y_train, x_test, y_test), sparsities, seeds, dense_epochs, prune_epochs)
+    return Budget({"MLP": build_mlp}, (x_train[:256], y_train[:256], x_test, y_test), (quick_sparsity,), (0,), 1, 2)
+
+
 def run(
     quick: bool = False,
     sparsities=(0.90, 0.95, 0.98),
@@ -127,12 +148,10 @@ def run(
     batch_size: int = 32,
     progress=print,
 ) -> list[dict]:
-    models = MODELS
-    x_train, y_train, x_test, y_test = load_digits(0)
-    if quick:  # the harness on a sliver: one model, one seed, 256 images, two schedules
-        sparsities, seeds, dense_epochs, prune_epochs = (0.9,), (0,), 1, 2
-        models = {"MLP": build_mlp}
-        x_train, y_train = x_train[:256], y_train[:256]
+    models, data, sparsities, seeds, dense_epochs, prune_epochs = budget(
+        quick, sparsities, seeds, dense_epochs, prune_epochs, quick_sparsity=0.9
+    )  # quick: two schedules
+    x_train, y_train, x_test, y_test = data
     total = math.ceil(len(x_train) / batch_size) * prune_epochs
     keep = ("CubicSparsity", "tfmot PolynomialDecay") if quick else None
     results: dict[tuple, list[float]] = {}
