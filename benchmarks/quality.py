@@ -24,6 +24,7 @@ sparsity. Schedules prune from 5% to 70% of the pruning steps:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from typing import NamedTuple
@@ -94,13 +95,23 @@ def schedules_for(final: float, total_steps: int) -> dict:
     }
 
 
+#: Dense starts already trained in this process, shared by the sections that run in it.
+_PRETRAINED: dict[tuple, list] = {}
+
+
 def pretrained_weights(build, seed: int, x, y, batch_size: int, epochs: int) -> list:
-    """The dense model's weights after `epochs` of training from seed `seed`: every row's start."""
-    keras.utils.set_random_seed(seed)
-    dense = build(keras)
-    _compile(dense, 2e-3)
-    dense.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
-    return dense.get_weights()
+    """The dense model's weights after `epochs` of training from seed `seed`: every row's start.
+
+    Trained once per process for the same model, seed, data and budget (the quality,
+    allocation and lottery sections start from the same dense models)."""
+    key = (build, seed, batch_size, epochs, hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest())
+    if key not in _PRETRAINED:
+        keras.utils.set_random_seed(seed)
+        dense = build(keras)
+        _compile(dense, 2e-3)
+        dense.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+        _PRETRAINED[key] = dense.get_weights()
+    return [w.copy() for w in _PRETRAINED[key]]
 
 
 def fit_pruned(pruned, x, y, batch_size: int, epochs: int) -> None:

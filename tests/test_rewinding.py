@@ -104,24 +104,29 @@ def train(model, rewinding, *, epochs, initial_epoch=0, rewinding_first=False):
 
 
 @pytest.mark.parametrize(
-    ("schedule", "rewind_step", "rewinding_first", "optimizer", "new_slots", "expected_rewinds"),
+    ("schedule", "rewind_step", "rewinding_first", "optimizer", "new_slots", "steps_per_execution", "expected_rewinds"),
     [
-        (STAIRS, 0, False, "adam", 0.0, [6, 11, 16]),
-        (STAIRS, 4, True, "sgd_momentum", None, [6, 11, 16]),  # reset_optimizer=False: the momenta run on
-        # At step 6 the cubic sparsity is 0: no mask change. Adagrad's accumulators start at 0.1.
-        (CubicSparsity(0.0, 0.8, 6, 16, frequency=5), 2, False, "adagrad", 0.1, [11, 16]),
+        (STAIRS, 0, False, "adam", 0.0, 1, [6, 11, 16]),
+        (STAIRS, 4, True, "sgd_momentum", None, 1, [6, 11, 16]),  # reset_optimizer=False: the momenta run on
+        # At step 6 the cubic sparsity is 0: no mask change. Adagrad's accumulators start at 0.1. Callbacks
+        # run after every 2 steps: the change at step 11 is rewound at the end of step 12.
+        (CubicSparsity(0.0, 0.8, 6, 16, frequency=5), 2, False, "adagrad", 0.1, 2, [12, 16]),
     ],
-    ids=["stairs-rewind-to-0-adam", "stairs-rewind-to-4-callback-first-no-reset", "cubic-rewind-to-2-adagrad"],
+    ids=[
+        "stairs-rewind-to-0-adam",
+        "stairs-rewind-to-4-callback-first-no-reset",
+        "cubic-rewind-to-2-adagrad-2-steps-per-execution",
+    ],
 )
 def test_every_mask_change_rewinds_kept_weights_to_step_k_and_pruned_ones_to_zero(
-    schedule, rewind_step, rewinding_first, optimizer, new_slots, expected_rewinds
+    schedule, rewind_step, rewinding_first, optimizer, new_slots, steps_per_execution, expected_rewinds
 ):
     optimizers = {
         "adam": tf_keras.optimizers.Adam(1e-2),
         "sgd_momentum": tf_keras.optimizers.SGD(1e-2, momentum=0.9),
         "adagrad": tf_keras.optimizers.Adagrad(0.1, initial_accumulator_value=0.1),
     }
-    model = build(schedule, optimizers[optimizer])
+    model = build(schedule, optimizers[optimizer], steps_per_execution)
     rewinding = WeightRewinding(rewind_step, reset_optimizer=new_slots is not None)
     probe = train(model, rewinding, epochs=3, rewinding_first=rewinding_first)
 
@@ -176,20 +181,27 @@ def test_a_resumed_run_rewinds_to_the_recorded_weights(tmp_path):
         np.testing.assert_array_equal(a, b)
 
     with pytest.raises(ValueError, match=r"Argument `filepath` must be the \.npz file the first run recorded"):
-        train(schedules.load_model(tmp_path / "model.keras"), WeightRewinding(4), epochs=2, initial_epoch=1)
+        train(first, WeightRewinding(4), epochs=2, initial_epoch=1)  # past step 4, and nothing to read
 
 
-def test_with_steps_per_execution_it_rewinds_at_the_end_of_the_execution():
-    """Keras calls the callbacks after every 2 steps: the stairs at 6, 11 and 16 rewind at 6, 12, 16."""
-    model = build(STAIRS, steps_per_execution=2)
-    rewinding = WeightRewinding(4)
-    train(model, rewinding, epochs=3)
-    assert rewinding.rewinds == [6, 12, 16]
+def test_a_rewind_step_inside_an_execution_is_refused():
+    """Keras' loop driven by hand on a real pruned model: the wrappers' steps jump from 3 to 6 between
+    two calls, as with steps_per_execution=3 (a fit would trace a three-step function for this)."""
+    model = build(STAIRS)
+    rewinding = WeightRewinding(5)
+    rewinding.set_model(model)
+    wrappers = [layer for layer in model.layers if hasattr(layer, "pruning_step")]
+    for layer in wrappers:
+        layer.pruning_step.assign(3)
+    rewinding.on_train_begin()
+    rewinding.on_train_batch_begin(0)
+    for layer in wrappers:
+        layer.pruning_step.assign(6)
     with pytest.raises(
         ValueError,
         match=r"last step of an execution with steps_per_execution=3 \(this one ran steps 4 to 6\): .*such as 3",
     ):
-        train(build(STAIRS, steps_per_execution=3), WeightRewinding(5), epochs=1)
+        rewinding.on_train_batch_end(0)
 
 
 def test_bad_arguments_are_refused_with_the_argument_named():
