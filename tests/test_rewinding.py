@@ -184,6 +184,37 @@ def test_a_resumed_run_rewinds_to_the_recorded_weights(tmp_path):
         train(first, WeightRewinding(4), epochs=2, initial_epoch=1)  # past step 4, and nothing to read
 
 
+class Crash(tf_keras.callbacks.Callback):
+    """Stops the run with an error at the end of the first epoch (after the backup is written)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise RuntimeError("crash")
+
+
+def test_placed_before_backup_and_restore_it_resumes_from_the_restored_model(tmp_path):
+    """`BackupAndRestore` restores the model in its own `on_train_begin`, after this callback's when
+    this one comes first: it must read the model at the first batch, not before (else it records a
+    new model's weights at step 0 over the file, or loads nothing). The restarted run, on a newly
+    built model, ends with the uninterrupted run's weights."""
+    x, y = data()
+    fits = {"batch_size": 8, "shuffle": False, "verbose": 0}
+    whole = build(STAIRS)
+    whole.fit(x, y, epochs=3, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), WeightRewinding(0)], **fits)
+
+    def callbacks():
+        backup = tf_keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+        return [WeightRewinding(0, filepath=tmp_path / "rewind.npz"), tfmot.sparsity.keras.UpdatePruningStep(), backup]
+
+    with pytest.raises(RuntimeError, match="crash"):
+        build(STAIRS).fit(x, y, epochs=3, callbacks=[*callbacks(), Crash()], **fits)
+    restarted = build(STAIRS)
+    for weight in restarted.trainable_weights:  # other initial weights: restored anyway
+        weight.assign(weight + 0.5)
+    restarted.fit(x, y, epochs=3, callbacks=callbacks(), **fits)
+    for a, b in zip(whole.get_weights(), restarted.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_rewind_step_inside_an_execution_is_refused():
     """Keras' loop driven by hand on a real pruned model: the wrappers' steps jump from 3 to 6 between
     two calls, as with steps_per_execution=3 (a fit would trace a three-step function for this)."""
