@@ -24,12 +24,11 @@ on the CNN at 95-98%, with `global_magnitude`.
 from __future__ import annotations
 
 import math
-import statistics
 
 import numpy as np
 import tf_keras as keras
 
-from benchmarks.quality import budget, fit_pruned, pretrained_weights, schedules_for
+from benchmarks.quality import budget, fit_pruned, pretrained_weights, schedules_for, spread, start_from
 from schedules import CubicSparsity, allocate, prune_model, sparsity_report
 
 ALLOCATIONS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "lamp", "sensitivity")
@@ -66,18 +65,15 @@ def run(
             for final in sparsities:
                 shares = {}
                 for method in allocations:
-                    data = {"x": x_sweep, "y": y_sweep, "verbose": 0} if method == "sensitivity" else {}
-                    shares[method] = allocate(dense, final, method, **data)
+                    sweep = {"x": x_sweep, "y": y_sweep, "verbose": 0} if method == "sensitivity" else {}
+                    shares[method] = allocate(dense, final, method, **sweep)
                 runs = [("CubicSparsity", method) for method in allocations] + list(others)
                 shapes = schedules_for(final, total)
                 cubic = shapes["CubicSparsity"]
                 shapes[EVERY_STEP] = CubicSparsity(0.0, final, cubic.begin_step, cubic.end_step, frequency=1)
                 for shape, method in runs:
                     schedule = shapes[shape]
-                    keras.utils.set_random_seed(seed + 1000)
-                    model = build(keras)
-                    model.set_weights(weights)
-                    pruned = prune_model(model, schedule, allocation=shares[method])
+                    pruned = prune_model(start_from(build, weights, seed), schedule, allocation=shares[method])
                     fit_pruned(pruned, x_train, y_train, batch_size, prune_epochs)
                     key = (model_name, shape, method, final)
                     accuracy.setdefault(key, []).append(float(pruned.evaluate(x_test, y_test, verbose=0)[1]))
@@ -91,9 +87,7 @@ def run(
                 "schedule": shape,
                 "allocation": method,
                 "target_sparsity": final,
-                "mean_accuracy": statistics.fmean(values),
-                "std_accuracy": statistics.stdev(values) if len(values) > 1 else 0.0,
-                "seeds": len(values),
+                **spread(values),
                 "overall_sparsity": float(np.mean(overall[(model_name, shape, method, final)])),
             }
         )

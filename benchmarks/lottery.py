@@ -20,13 +20,11 @@ computed once on the dense weights). Rows:
 from __future__ import annotations
 
 import math
-import statistics
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from benchmarks.quality import _compile, budget, pretrained_weights, schedules_for
+from benchmarks.quality import budget, fit_pruned, pretrained_weights, schedules_for, spread, start_from
 from schedules import StepSparsity, WeightRewinding, allocate, prune_model, sparsity_report
 
 ALLOCATION = "global_magnitude"
@@ -64,32 +62,26 @@ def run(
                     0.0, final, cubic.begin_step, cubic.end_step, num_stages=STAIRS, spacing="geometric"
                 )
                 for row in rows:
-                    keras.utils.set_random_seed(seed + 1000)
-                    model = build(keras)
-                    model.set_weights(weights)
-                    pruned = prune_model(model, cubic if row == "CubicSparsity" else stairs, allocation=shares)
-                    _compile(pruned, 1e-3)
-                    callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+                    schedule = cubic if row == "CubicSparsity" else stairs
+                    pruned = prune_model(start_from(build, weights, seed), schedule, allocation=shares)
+                    rewinding = None
                     if "rewind" in row and "no rewinding" not in row:
-                        step = 0 if row.endswith("step 0") else stairs.boundaries[0] - 1
-                        callbacks.append(WeightRewinding(step))
-                    pruned.fit(
-                        x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=0, callbacks=callbacks
+                        rewinding = WeightRewinding(0 if row.endswith("step 0") else stairs.boundaries[0] - 1)
+                    fit_pruned(
+                        pruned, x_train, y_train, batch_size, prune_epochs, callbacks=[rewinding] if rewinding else []
                     )
                     key = (model_name, row, final)
                     accuracy.setdefault(key, []).append(float(pruned.evaluate(x_test, y_test, verbose=0)[1]))
                     overall.setdefault(key, []).append(sparsity_report(pruned).sparsity)
-                    if len(callbacks) > 1:
-                        rewinds.setdefault(key, callbacks[1].rewinds)  # the first seed's
+                    if rewinding is not None:
+                        rewinds.setdefault(key, rewinding.rewinds)  # the first seed's
                 progress(f"  {model_name} seed {seed} sparsity {final}: done")
     return [
         {
             "model": model_name,
             "schedule": row,
             "final_sparsity": final,
-            "mean_accuracy": statistics.fmean(values),
-            "std_accuracy": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "seeds": len(values),
+            **spread(values),
             "overall_sparsity": float(np.mean(overall[(model_name, row, final)])),
             "rewinds": rewinds.get((model_name, row, final), []),
         }

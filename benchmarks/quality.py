@@ -114,12 +114,34 @@ def pretrained_weights(build, seed: int, x, y, batch_size: int, epochs: int) -> 
     return [w.copy() for w in _PRETRAINED[key]]
 
 
-def fit_pruned(pruned, x, y, batch_size: int, epochs: int) -> None:
-    """The pruning run every row gets: Adam 1e-3 with `UpdatePruningStep`."""
+def start_from(build, weights: list, seed: int):
+    """A new model with the dense start's `weights`, the random state set for the row's run."""
+    keras.utils.set_random_seed(seed + 1000)
+    model = build(keras)
+    model.set_weights(weights)
+    return model
+
+
+def fit_pruned(pruned, x, y, batch_size: int, epochs: int, callbacks=()) -> None:
+    """The pruning run every row gets: Adam 1e-3 with `UpdatePruningStep` (then `callbacks`)."""
     _compile(pruned, 1e-3)
     pruned.fit(
-        x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()]
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), *callbacks],
     )
+
+
+def spread(values: list[float]) -> dict:
+    """A row's accuracy over seeds: mean, standard deviation (0 for one seed) and count."""
+    return {
+        "mean_accuracy": statistics.fmean(values),
+        "std_accuracy": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "seeds": len(values),
+    }
 
 
 def _compile(model, learning_rate):
@@ -171,9 +193,7 @@ def run(
         for seed in seeds:
             weights = pretrained_weights(build, seed, x_train, y_train, batch_size, dense_epochs)
             # The dense baseline gets the same extra budget.
-            keras.utils.set_random_seed(seed + 1000)
-            extra = build(keras)
-            extra.set_weights(weights)
+            extra = start_from(build, weights, seed)
             _compile(extra, 1e-3)
             extra.fit(x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=0)
             accuracy = float(extra.evaluate(x_test, y_test, verbose=0)[1])
@@ -183,9 +203,7 @@ def run(
                 for name, schedule in schedules_for(final, total).items():
                     if keep is not None and name not in keep:
                         continue
-                    keras.utils.set_random_seed(seed + 1000)
-                    model = build(keras)
-                    model.set_weights(weights)
+                    model = start_from(build, weights, seed)
                     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
                     fit_pruned(pruned, x_train, y_train, batch_size, prune_epochs)
                     accuracy = float(pruned.evaluate(x_test, y_test, verbose=0)[1])
@@ -200,9 +218,7 @@ def run(
                 "model": model_name,
                 "schedule": name,
                 "final_sparsity": final,
-                "mean_accuracy": statistics.fmean(accuracies),
-                "std_accuracy": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
-                "seeds": len(accuracies),
+                **spread(accuracies),
                 "min_layer_sparsity": min(reached.get((model_name, name, final), [0.0])),
             }
         )
