@@ -179,7 +179,7 @@ class WeightRewinding(tf_keras.callbacks.Callback):
         if all(np.array_equal(a, b) for a, b in zip(masks, self._previous, strict=True)):
             return
         self._previous = masks
-        self._rewind(step)
+        self._rewind(step, masks)
 
     # --- the work ----------------------------------------------------------------------------------
 
@@ -220,10 +220,12 @@ class WeightRewinding(tf_keras.callbacks.Callback):
             )
         self.recorded = arrays
 
-    def _rewind(self, step: int) -> None:
+    def _rewind(self, step: int, masks: list[np.ndarray]) -> None:
+        """Every recorded weight back, a pruned one times `masks` (the values of `self._masks`, in order)."""
+        mask_values = iter(masks)
         values = []
         for (variable, mask), recorded in zip(self._variables, self.recorded, strict=True):
-            values.append((variable, recorded if mask is None else recorded * mask.numpy()))
+            values.append((variable, recorded if mask is None else recorded * next(mask_values)))
         tf_keras.backend.batch_set_value(values)
         if self.reset_optimizer:
             _reset_slots(self.model.optimizer, self.model.trainable_variables)
