@@ -248,10 +248,9 @@ def _prepare(command: str, args: argparse.Namespace):
     if command == "allocate":
         return _prepare_allocate(args)
     if command == "report":  # the files are checked here (exit status 2); the measuring is the job
-        model = compression.as_model(args.model, "MODEL")
-        compression.strip_checked(model, "MODEL")
+        stripped, report = compression.strip_checked(compression.as_model(args.model, "MODEL"), "MODEL")
         dense = None if args.dense is None else compression.as_model(args.dense, "--dense")
-        return lambda: print(compression.compression_report(model, dense=dense, tflite=args.tflite))
+        return lambda: print(compression.measure(stripped, report, dense, tflite=args.tflite))
     if command == "gallery":
         directory = Path(args.directory)
         directory.mkdir(parents=True, exist_ok=True)

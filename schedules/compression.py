@@ -126,26 +126,33 @@ def compression_report(
         no pruned layer (no pruning wrapper and no zero in its prunable weights).
       TypeError: not a tf-keras model or path.
     """
-    stripped = strip_checked(as_model(model_or_path, "model_or_path"), "model_or_path")
-    report = sparsity_report(stripped)  # the zeros in the weights the files hold
+    stripped, report = strip_checked(as_model(model_or_path, "model_or_path"), "model_or_path")
+    return measure(stripped, report, None if dense is None else as_model(dense, "dense"), tflite=tflite)
+
+
+def measure(
+    stripped: tf_keras.Model, report: SparsityReport, dense: tf_keras.Model | None, *, tflite: bool
+) -> CompressionReport:
+    """The report of a model `strip_checked` gave, with its `report`, next to `dense` if given."""
     result = CompressionReport(report, file_sizes(stripped, tflite=tflite))
     if dense is not None:
-        dense_model = tfmot.sparsity.keras.strip_pruning(as_model(dense, "dense"))
+        dense_model = tfmot.sparsity.keras.strip_pruning(dense)
         result = dataclasses.replace(
             result, dense_sparsity=sparsity_report(dense_model), dense_files=file_sizes(dense_model, tflite=tflite)
         )
     return result
 
 
-def strip_checked(model: tf_keras.Model, name: str) -> tf_keras.Model:
-    """`model` without its pruning wrappers, or a `ValueError` naming `name` if nothing in it is pruned."""
-    if pruned_layers(model, built=True):
-        return tfmot.sparsity.keras.strip_pruning(model)
-    if sparsity_report(model).zeros == 0:
+def strip_checked(model: tf_keras.Model, name: str) -> tuple[tf_keras.Model, SparsityReport]:
+    """`model` without its pruning wrappers and the sparsity of the weights it will save, or a
+    `ValueError` naming `name` if nothing in it is pruned."""
+    stripped = tfmot.sparsity.keras.strip_pruning(model) if pruned_layers(model, built=True) else model
+    report = sparsity_report(stripped)
+    if stripped is model and report.zeros == 0:
         raise v.invalid(
             name, "a pruned model (it has no pruning wrapper and no zero in its prunable weights)", model.name
         )
-    return model
+    return stripped, report
 
 
 def as_model(value, name: str) -> tf_keras.Model:
