@@ -137,7 +137,8 @@ def allocate(
         still count in the overall sparsity.
       max_sparsity: the most any layer may be pruned, in `[0, 1)`; None: no cap.
       min_weights: the fewest weights any layer keeps (an integer >= 1).
-      x, y: validation data, for `"sensitivity"` only.
+      x: validation inputs, for `"sensitivity"` only.
+      y: validation targets, for `"sensitivity"` only.
       metric: for `"sensitivity"`: a `tf_keras.metrics.Metric` or a callable
         `(y_true, y_pred) -> float`, higher is better (default: sparse
         categorical accuracy).

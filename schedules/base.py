@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -61,7 +61,7 @@ def register(
     package: str | None = None,
     forms: tuple[str, ...] = ("__init__",),
     command_line: bool = True,
-):
+) -> type[_S] | Callable[[type[_S]], type[_S]]:
     """Registers a schedule class with tf-keras (where tfmot looks it up when a model
     is loaded) and as a family in `schedules.registry`.
 

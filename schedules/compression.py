@@ -15,6 +15,7 @@ import dataclasses
 import gzip
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import tensorflow as tf
@@ -86,7 +87,9 @@ def file_sizes(model: tf_keras.Model, *, tflite: bool = False) -> tuple[FileSize
     with tempfile.TemporaryDirectory() as directory:
         for form in FORMS:
             path = Path(directory) / f"model{form}"
-            model.save(path)
+            with warnings.catch_warnings():  # measuring .h5 is the point here, not a choice of format to warn about
+                warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+                model.save(path)
             sizes.append(_measure(form, path.read_bytes()))
         if tflite:
             for form in TFLITE_FORMS:

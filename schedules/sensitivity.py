@@ -60,7 +60,8 @@ def sensitivity_sweep(
 
     Args:
       model: a built tf-keras model (trained: the sweep measures its damage).
-      x, y: validation inputs and targets.
+      x: validation inputs.
+      y: validation targets.
       metric: a `tf_keras.metrics.Metric` or a callable `(y_true, y_pred) -> float`,
         higher is better; default sparse categorical accuracy.
       sparsities: increasing sparsities in `(0, 1)`.

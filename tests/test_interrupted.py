@@ -325,7 +325,7 @@ def test_restored_state_equals_the_uninterrupted_run_at_the_checkpoint(runs, ref
 def test_load_model_restores_no_optimizer_state_from_a_savedmodel(runs):
     """Why the worker follows `load_model` with `load_weights` for a SavedModel: tf-keras'
     `load_model` restores the optimizer from `.keras` and `.h5`, not from a SavedModel
-    (tensorflow/tensorflow#44670). If this fails, tf-keras changed: revisit the README."""
+    (tensorflow/tensorflow#44670). If this fails, tf-keras changed: revisit docs/saving.md."""
     after_load_model = {
         variant: resumed(runs, variant).report["iterations_after_load_model"] for variant in CHECKPOINT_FILES
     }

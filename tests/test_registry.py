@@ -1,5 +1,5 @@
 """One list of families: every exported schedule is registered, and everything that should know a
-family does (the test cases, the command line, the gallery, the benchmarks, the README)."""
+family does (the test cases, the command line, the gallery, the benchmarks, the docs)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def test_the_family_is_known_everywhere_it_should_be(family):
             spec.get("_family", picture) for picture, curves in gallery.PICTURES.items() for spec in curves.values()
         }
         assert family.name in drawn, f"{family.name} has no picture in schedules/gallery.py PICTURES"
-    readme = (ROOT / "README.md").read_text()
-    assert re.search(rf"^### .*`{cls.__name__}\(", readme, re.MULTILINE), f"README has no section for {cls.__name__}"
+    families = (ROOT / "docs" / "families.md").read_text()
+    section = re.search(rf"^## .*`{cls.__name__}\(", families, re.MULTILINE)
+    assert section, f"docs/families.md has no section for {cls.__name__}"
     timed = {type(case.schedule) for case in cost.schedules_under_test().values()}
     assert cls in timed, f"the cost benchmark does not time {cls.__name__}"
 
