@@ -130,7 +130,7 @@ def allocate(
     0.9
 
     Args:
-      model: a built tf-keras model (Sequential, functional, nested).
+      model: a built tf-keras or Keras 3 model (Sequential, functional, nested).
       target_sparsity: the overall sparsity, in `[0, 1)`.
       method: one of `METHODS`.
       keep_dense: names of prunable layers to leave dense (sparsity 0); they
@@ -149,8 +149,8 @@ def allocate(
       An `Allocation`: a dict from layer name to sparsity, in layer order.
 
     Raises:
-      TypeError: `model` is not a tf-keras model (a Keras 3 model, say), or an
-        argument has the wrong type.
+      TypeError: `model` is not a tf-keras or Keras 3 model, or an argument
+        has the wrong type.
       ValueError: `target_sparsity` outside `[0, 1)`, an unknown `method`, a
         `keep_dense` name that is not a prunable layer, a target the
         constraints cannot reach (the message gives the largest reachable),

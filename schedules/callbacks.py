@@ -15,6 +15,8 @@ import tf_keras
 
 from schedules.evaluation import EventLookup
 from schedules.inspection import pruned_layers, sparsity_report, unwrapped_name
+from schedules.keras3 import pruning_of
+from schedules.keras3_layers import is_keras3_model
 from schedules.plan import PlanWarning, check_plan
 from schedules.record import RecordRow, SparsityRecord
 from schedules.record_files import check_extension
@@ -36,6 +38,10 @@ class PruningRecorder(tf_keras.callbacks.Callback):
     (`.json` or `.csv`) at the end of training. It reads the masks after every
     batch, so with `steps_per_execution > 1` it sees only the pruning steps
     that end an execution.
+
+    On a Keras 3 model it records the mask updates of the model's
+    `schedules.keras3.PruningCallback` (put the recorder after it) in the
+    same way, by the layer's own name.
 
     With `log_dir` it also writes TensorBoard scalars at every pruning step,
     at that step: `LAYER/WEIGHT/scheduled` and `LAYER/WEIGHT/achieved` for
@@ -81,8 +87,12 @@ class PruningRecorder(tf_keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         if getattr(self, "_layers", None) is None:
-            self._layers = pruned_layers(self.model, built=True)
+            self._layers = [] if is_keras3_model(self.model) else pruned_layers(self.model, built=True)
+            self._seen = 0
         first = len(self.record.rows)
+        pruning = pruning_of(self.model) if is_keras3_model(self.model) else None
+        if pruning is not None:
+            self._record_keras3(pruning)
         for layer in self._layers:
             step = int(layer.pruning_step.numpy())
             if step < 0 or self._last_step.get(id(layer)) == step:
@@ -107,11 +117,30 @@ class PruningRecorder(tf_keras.callbacks.Callback):
         if self._writer is not None and len(self.record.rows) > first:
             self._log(self.record.rows[first:])
 
+    def _record_keras3(self, pruning) -> None:
+        """The mask updates a Keras 3 model's `schedules.keras3.PruningCallback` made since the last batch."""
+        events, self._seen = pruning.events[self._seen :], len(pruning.events)
+        if not events:
+            return
+        masks, kernels = pruning.masks, pruning.kernels
+        for step, name, scheduled in events:
+            for kernel, mask_value in zip(kernels[name], masks[name], strict=True):
+                self.record.rows.append(
+                    RecordRow(
+                        step=step,
+                        layer=name,
+                        weight=_short_name(kernel.name),
+                        size=int(mask_value.size),
+                        scheduled=scheduled,
+                        achieved=float(1.0 - mask_value.mean()),
+                    )
+                )
+
     def _log(self, rows: list[RecordRow]) -> None:
         names = {layer.name: unwrapped_name(layer) for layer in self._layers}
         with self._writer.as_default():
             for row in rows:
-                tag = f"{names[row.layer]}/{row.weight}"
+                tag = f"{names.get(row.layer, row.layer)}/{row.weight}"
                 tf.summary.scalar(f"{tag}/scheduled", row.scheduled, step=row.step)
                 tf.summary.scalar(f"{tag}/achieved", row.achieved, step=row.step)
             tf.summary.scalar("overall/achieved", sparsity_report(self.model).sparsity, step=rows[-1].step)

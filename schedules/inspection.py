@@ -11,6 +11,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry imp
 
 from schedules import _validation as v
 from schedules.composition import peak_sparsity
+from schedules.keras3_layers import is_keras3_model, prunable_kernels
 
 __all__ = ["LayerSparsity", "SparsityReport", "kernel_sparsity", "prunable_weights", "pruned_layers", "sparsity_report"]
 
@@ -48,10 +49,15 @@ def prunable_weights(model: tf_keras.Model) -> dict[str, list[tf_keras.Variable]
     >>> {name: [tuple(w.shape) for w in ws] for name, ws in prunable_weights(build_cnn(tf_keras)).items()}
     {'conv1': [(3, 3, 1, 16)], 'conv2': [(3, 3, 16, 32)], 'dense': [(288, 64)], 'logits': [(64, 10)]}
 
+    A Keras 3 model gives the weights tfmot would prune in its tf-keras twin
+    (`schedules.keras3_layers.KERNELS`).
+
     Raises:
-      TypeError: `model` is not a tf-keras model.
+      TypeError: `model` is not a tf-keras or Keras 3 model.
       ValueError: the model is not built, or two prunable layers share a name.
     """
+    if is_keras3_model(model):
+        return prunable_kernels(model)
     check_tf_keras_model(model)
     if not model.built:
         raise v.invalid("model", "a built model (give it an Input, or call it once on data)", model.name)
@@ -75,7 +81,10 @@ def check_tf_keras_model(model: object) -> None:
     """Raises `TypeError` unless `model` is a tf-keras model (tfmot cannot prune Keras 3 models)."""
     if not isinstance(model, tf_keras.Model):
         kind = f"{type(model).__module__}.{type(model).__qualname__}"
-        hint = " (a Keras 3 model: tfmot prunes tf-keras models; build it with `import tf_keras`)"
+        hint = (
+            " (a Keras 3 model: tfmot prunes tf-keras models; build it with `import tf_keras`, or prune the Keras 3"
+            " model with `schedules.keras3.PruningCallback`)"
+        )
         raise v.invalid("model", "a tf-keras Model" + (hint if kind.startswith("keras.") else ""), kind, TypeError)
 
 

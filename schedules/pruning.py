@@ -72,14 +72,15 @@ def prune_model(
     peak = peak_sparsity(schedule)
     if peak is None or peak == 0.0:
         raise v.invalid("schedule", "a schedule whose peak sparsity is known and above 0", schedule)
-    sparsities = _allocation(model, peak, allocation)
-    per_layer = {name: _layer_schedule(schedule, peak, s) for name, s in sparsities.items() if s > 0.0}
+    sparsities = layer_sparsities(model, peak, allocation)
+    per_layer = {name: layer_schedule(schedule, peak, s) for name, s in sparsities.items() if s > 0.0}
     pruned = _clone(model, per_layer, prune_low_magnitude_kwargs)
     _copy_weights(model, pruned)
     return pruned
 
 
-def _allocation(model: tf_keras.Model, peak: float, allocation: AllocationLike) -> dict[str, float]:
+def layer_sparsities(model: tf_keras.Model, peak: float, allocation: AllocationLike) -> dict[str, float]:
+    """Each prunable layer's sparsity for an overall `peak`, from a method name, a dict or a callable."""
     names = list(prunable_weights(model))
     if isinstance(allocation, str):
         if allocation == "sensitivity":
@@ -103,7 +104,8 @@ def _allocation(model: tf_keras.Model, peak: float, allocation: AllocationLike) 
     return {name: v.check_float(f"allocation[{name!r}]", allocation[name], low=0.0, high=1.0) for name in names}
 
 
-def _layer_schedule(schedule, peak: float, sparsity: float):
+def layer_schedule(schedule, peak: float, sparsity: float):
+    """`schedule` for a layer at its peak `sparsity`, or the schedule scaled to a layer at another one."""
     if sparsity == peak:
         return schedule
     return ScaledSparsity(schedule, factor=sparsity / peak)

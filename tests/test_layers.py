@@ -38,6 +38,7 @@ LAYERS = {
         "plan",
     },
     "tools": {
+        "keras3_layers",
         "inspection",
         "sensitivity",
         "allocation",
@@ -47,6 +48,7 @@ LAYERS = {
         "callbacks",
         "rewinding",
         "compression",
+        "keras3",
         "plotting",
         "saving",
         "testing",

@@ -1,0 +1,298 @@
+"""Gradual magnitude pruning of Keras 3 models, on the same schedules.
+
+tfmot 0.8 prunes only tf-keras (Keras 2) models. `PruningCallback` prunes a
+Keras 3 model (the `keras` that TensorFlow 2.16 and later install) the way
+tfmot's `prune_low_magnitude` with `UpdatePruningStep` prunes its tf-keras
+twin: on the steps of any `PruningSchedule` (ours, tfmot's, your own), each
+pruned kernel keeping its largest magnitudes, with each layer's share of the
+sparsity from an allocation. Nothing is added to the model: the masks live in
+the callback, and the model keeps plain layers, so it saves and reloads with
+`model.save` and `keras.models.load_model` and nothing to register.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+from schedules import _validation as v
+from schedules.allocation import METHODS
+from schedules.composition import peak_sparsity
+from schedules.evaluation import EventLookup, expected_kept
+from schedules.inspection import LayerSparsity, SparsityReport
+from schedules.keras3_layers import is_keras3_model, prunable_kernels
+from schedules.plan import pruning_events
+from schedules.pruning import AllocationLike, layer_schedule, layer_sparsities
+
+__all__ = ["PruningCallback", "magnitude_mask", "pruning_of"]
+
+PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+
+#: Allocation methods that read the trained weights (the others read only the shapes).
+WEIGHT_METHODS = ("global_magnitude", "lamp")
+
+#: The callback pruning each model in its current or last `fit` (what `PruningRecorder` reads).
+_PRUNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def pruning_of(model: keras.Model) -> PruningCallback | None:
+    """The `PruningCallback` that pruned `model` in its current or last `fit`, or None."""
+    return _PRUNING.get(model)
+
+
+class PruningCallback(keras.callbacks.Callback):
+    """Prunes a Keras 3 model by magnitude while it trains, on a `PruningSchedule`'s steps.
+
+    The schedule sees the steps tfmot's wrappers see: the first training batch
+    is step 1, counted from the optimizer's `iterations`, so a reloaded model
+    (whose optimizer state is saved with it) resumes where it stopped. At a step
+    where `should_prune` is true, each pruned kernel's mask keeps the
+    `k = max(1, round(n * (1 - s)))` largest magnitudes of its `n` weights
+    (every weight tied with the k-th largest too, as tfmot does), and the
+    kernel is multiplied by it before the step trains. After every optimizer
+    step the masked weights are exact zeros: the mask is the kernel's
+    `constraint` during `fit` (applied by the optimizer inside the compiled
+    training step, with XLA and under `tf.distribute` too; a constraint the
+    layer already had is applied first). The schedule is evaluated ahead of
+    time, a few thousand steps per call (`EventLookup`), so a training step
+    pays only a lookup.
+
+    ```python
+    pruning = schedules.keras3.PruningCallback(schedules.CubicSparsity(0.0, 0.9, 100, 1000), allocation="erk")
+    model.fit(x, y, epochs=10, callbacks=[pruning])
+    print(pruning.sparsity_report())
+    ```
+
+    Args:
+      schedule: any tfmot `PruningSchedule` whose peak sparsity is known (ours,
+        tfmot's `ConstantSparsity` and `PolynomialDecay`, compositions of them).
+      allocation: each layer's share, as for `schedules.prune_model`: a method
+        name of `schedules.allocate` (not `"sensitivity"`, which needs data: pass
+        its result), a dict from layer name to sparsity for every prunable
+        layer, or a callable `(model, peak) -> dict`. A layer at sparsity 0 is
+        not pruned.
+      layers: the names of the layers to prune (default: every layer with
+        weights tfmot would prune in the tf-keras twin, see
+        `schedules.keras3_layers.KERNELS`). Each keeps the share the
+        allocation gives it in the whole model.
+
+    Raises:
+      TypeError: `schedule` is not a `PruningSchedule`, `allocation` or `layers`
+        is of the wrong type; at the start of `fit`: the model is not a Keras 3
+        model.
+      ValueError: the schedule's peak sparsity is unknown or 0, an unknown
+        allocation method; at the start of `fit`: a layer name the model does
+        not have, a layer with no kernel to prune, a model with nothing to prune,
+        `steps_per_execution > 1`.
+    """
+
+    def __init__(
+        self,
+        schedule: PruningSchedule,
+        *,
+        allocation: AllocationLike = "uniform",
+        layers: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(schedule, PruningSchedule):
+            raise v.invalid("schedule", "a tfmot PruningSchedule", schedule, TypeError)
+        peak = peak_sparsity(schedule)
+        if peak is None or peak == 0.0:
+            raise v.invalid("schedule", "a schedule whose peak sparsity is known and above 0", schedule)
+        if isinstance(allocation, str):
+            v.check_choice("allocation", allocation, tuple(m for m in METHODS if m != "sensitivity"))
+        elif not isinstance(allocation, Mapping) and not callable(allocation):
+            raise v.invalid(
+                "allocation", "a method name, a dict from layer name to sparsity, or a callable", allocation, TypeError
+            )
+        if layers is not None:
+            if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
+                raise v.invalid("layers", "a list of layer names", layers, TypeError)
+            layers = list(layers)
+        self.schedule = schedule
+        self.allocation = allocation
+        self.layers = layers
+        self._peak = peak
+        #: Each pruned layer's schedule (the schedule, or scaled to the layer's share), set when `fit` starts.
+        self.schedules: dict[str, PruningSchedule] = {}
+        self._kernels: dict[str, list[keras.Variable]] = {}
+        self._masks: dict[str, list[keras.Variable]] = {}
+        self._constraints: list[tuple[keras.Variable, Any]] = []
+        self._lookups: list[tuple[EventLookup, list[str]]] = []
+        self._step = 0
+        self._shares_of: weakref.ref | None = None
+        self._sparsities: dict[str, float] = {}
+        #: `(step, layer, sparsity)` of every mask update in the current `fit`, in order.
+        self.events: list[tuple[int, str, float]] = []
+
+    @property
+    def kernels(self) -> dict[str, list[keras.Variable]]:
+        """Each pruned layer's pruned kernels (the variables), in the order of `masks`."""
+        return dict(self._kernels)
+
+    @property
+    def masks(self) -> dict[str, list[np.ndarray]]:
+        """Each pruned layer's masks (1 kept, 0 pruned), one per pruned kernel, as NumPy arrays."""
+        return {name: [keras.ops.convert_to_numpy(mask) for mask in masks] for name, masks in self._masks.items()}
+
+    def sparsity_report(self) -> SparsityReport:
+        """Weights, target (the layer's peak sparsity), zeros and kept weights of each prunable layer."""
+        rows = []
+        for name, kernels in prunable_kernels(self.model).items():
+            schedule = self.schedules.get(name)
+            zeros = sum(int(np.sum(keras.ops.convert_to_numpy(kernel) == 0)) for kernel in kernels)
+            size = sum(int(np.prod(kernel.shape)) for kernel in kernels)
+            rows.append(LayerSparsity(name, size, None if schedule is None else peak_sparsity(schedule), zeros))
+        return SparsityReport(tuple(rows))
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        model = self.model
+        self._check_model(model)
+        self.events = []
+        kernels = self._chosen(model)
+        done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # steps trained so far
+        shares = self._shares(model, done)
+        self.schedules = {
+            name: layer_schedule(self.schedule, self._peak, shares[name]) for name in kernels if shares[name] > 0.0
+        }
+        self._kernels = {name: kernels[name] for name in self.schedules}
+        by_schedule: dict[int, tuple[PruningSchedule, list[str]]] = {}
+        for name, schedule in self.schedules.items():
+            by_schedule.setdefault(id(schedule), (schedule, []))[1].append(name)
+        self._lookups = [(EventLookup(schedule), names) for schedule, names in by_schedule.values()]
+
+        scope = model.distribute_strategy.scope() if hasattr(model, "distribute_strategy") else contextlib.nullcontext()
+        with scope:
+            self._masks = {
+                name: [keras.Variable(keras.ops.ones(k.shape, k.dtype), trainable=False, name="mask") for k in ks]
+                for name, ks in self._kernels.items()
+            }
+        for name, schedule in self.schedules.items():
+            last = None
+            for _, sparsity in pruning_events(schedule, 1, done):  # a resumed run: its masks at the last event
+                last = float(sparsity[-1])
+            if last is not None:
+                self._prune(name, last)
+        self._constraints = []
+        for name, ks in self._kernels.items():
+            for kernel, mask in zip(ks, self._masks[name], strict=True):
+                self._constraints.append((kernel, kernel.constraint))
+                kernel.constraint = _Masked(mask, kernel.constraint)
+        self._step = done + 1
+        _PRUNING[model] = self
+        model.make_train_function(force=True)  # a training function traced before would miss the constraints
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        step = self._step
+        self._step += 1
+        for lookup, names in self._lookups:
+            should_prune, sparsity = lookup(step)
+            if should_prune:
+                for name in names:
+                    self._prune(name, sparsity)
+                    self.events.append((step, name, sparsity))
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for kernel, constraint in self._constraints:
+            kernel.constraint = constraint
+        self._constraints = []
+        self.model.train_function = None  # the next fit traces without the masks
+
+    def _prune(self, name: str, sparsity: float) -> None:
+        for kernel, mask in zip(self._kernels[name], self._masks[name], strict=True):
+            new = magnitude_mask(kernel, sparsity)
+            mask.assign(new)
+            kernel.assign(kernel * new)
+
+    def _shares(self, model: keras.Model, done: int) -> dict[str, float]:
+        """Each layer's sparsity, computed once per model: a method that reads the weights reads them before pruning."""
+        if self._shares_of is not None and self._shares_of() is model:
+            return self._sparsities
+        if done > 0 and self.allocation in WEIGHT_METHODS:
+            raise v.invalid(
+                "allocation",
+                "a dict when training resumes (the weights this method reads have been pruned since step 1): pass "
+                f"schedules.allocate(model, {self._peak}, {self.allocation!r}) computed before the first fit",
+                self.allocation,
+            )
+        self._sparsities = layer_sparsities(model, self._peak, self.allocation)
+        self._shares_of = weakref.ref(model)
+        return self._sparsities
+
+    def set_model(self, model: Any) -> None:
+        if not is_keras3_model(model):  # before tf-keras' callback list calls a Keras 3 callback's private hooks
+            kind = f"{type(model).__module__}.{type(model).__qualname__}"
+            raise v.invalid(
+                "model",
+                "a Keras 3 model (a tf-keras model is pruned by tfmot: schedules.prune_model or prune_low_magnitude)",
+                kind,
+                TypeError,
+            )
+        super().set_model(model)
+
+    def _check_model(self, model: Any) -> None:
+        steps = int(getattr(model, "steps_per_execution", 1) or 1)
+        if steps != 1:
+            raise v.invalid(
+                "steps_per_execution",
+                "1 with PruningCallback (it prunes between batches, and sees one batch in each execution)",
+                steps,
+            )
+
+    def _chosen(self, model: keras.Model) -> dict[str, list[keras.Variable]]:
+        kernels = prunable_kernels(model)
+        if not kernels:
+            raise v.invalid("model", "a model with at least one layer to prune (Dense, Conv, ...)", model.name)
+        if self.layers is None:
+            return kernels
+        every = {layer.name: layer for layer in _all_layers(model)}
+        for name in self.layers:
+            if name not in every:
+                raise v.invalid("layers", f"names of layers of the model, for example {list(kernels)}", name)
+            if name not in kernels:
+                kind = type(every[name]).__name__
+                raise v.invalid("layers", f"layers with a kernel to prune ({kind} {name!r} has none)", name)
+        return {name: kernels[name] for name in self.layers}
+
+
+def magnitude_mask(kernel: Any, sparsity: float) -> Any:
+    """tfmot's mask for `kernel` at `sparsity`: 1 where `|w|` is at least the `k`-th largest magnitude, else 0.
+
+    `k = max(1, round(n * (1 - sparsity)))` of the `n` weights, in float32 as
+    tfmot computes it; every weight tied with the k-th largest is kept.
+
+    >>> import numpy as np
+    >>> keras.ops.convert_to_numpy(magnitude_mask(np.array([0.1, -0.4, 0.3, 0.2], "float32"), 0.5)).tolist()
+    [0.0, 1.0, 1.0, 0.0]
+    """
+    magnitudes = keras.ops.abs(kernel)
+    flat = keras.ops.reshape(magnitudes, (-1,))
+    kept = expected_kept(sparsity, int(flat.shape[0]))
+    threshold = keras.ops.top_k(flat, kept, sorted=True)[0][kept - 1]
+    return keras.ops.cast(keras.ops.greater_equal(magnitudes, threshold), keras.backend.standardize_dtype(kernel.dtype))
+
+
+class _Masked:
+    """A kernel's constraint while it is pruned: the mask after the layer's own constraint."""
+
+    def __init__(self, mask: keras.Variable, inner: Any) -> None:
+        self.mask = mask
+        self.inner = inner
+
+    def __call__(self, weight: Any) -> Any:
+        return (weight if self.inner is None else self.inner(weight)) * self.mask
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    layers = []
+    for layer in model.layers:
+        layers.append(layer)
+        if isinstance(layer, keras.Model):
+            layers += _all_layers(layer)
+    return layers

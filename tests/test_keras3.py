@@ -1,0 +1,270 @@
+"""Keras 3 models pruned by `schedules.keras3.PruningCallback` in real `fit` runs.
+
+The references are computed here, independently: the cubic formula in float64 at each step, tfmot's
+`k = max(1, round(n (1 - s)))`, and the mask as the magnitudes at least the k-th largest of the
+kernel as a probe callback saw it just before the step. The masks are read by probes around the
+callback at every step, with and without XLA.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+import schedules
+from schedules.keras3 import PruningCallback, pruning_of
+
+STEPS_PER_EPOCH, EPOCHS = 16, 4
+BEGIN, END, FREQUENCY, FINAL = 1, 50, 7, 0.8
+EVENTS = list(range(BEGIN, END + 1, FREQUENCY))  # 1, 8, ..., 50: END - BEGIN is a multiple of FREQUENCY
+
+
+def data(samples=STEPS_PER_EPOCH * 16):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(samples, 6, 6, 1)).astype("float32")
+    return x, rng.integers(0, 3, size=samples)
+
+
+def build(module=keras, seed=0):
+    module.utils.set_random_seed(seed)
+    layers = module.layers
+    return module.Sequential(
+        [
+            module.Input((6, 6, 1)),
+            layers.Conv2D(8, 3, activation="relu", name="conv"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(24, activation="relu", name="hidden"),
+            layers.Dense(3, name="logits"),
+        ]
+    )
+
+
+def compile_(model, optimizer="adam", **kwargs):
+    module = keras if isinstance(model, keras.Model) else tf_keras
+    model.compile(optimizer=optimizer, loss=module.losses.SparseCategoricalCrossentropy(from_logits=True), **kwargs)
+    return model
+
+
+def cubic(step):
+    p = np.clip(step - BEGIN, 0, END - BEGIN) / (END - BEGIN)
+    return FINAL * (1.0 - (1.0 - p) ** 3)
+
+
+def kept(sparsity, n):
+    return max(1, round(n * (1.0 - sparsity)))
+
+
+class Probe(keras.callbacks.Callback):
+    """Before the pruning callback: each step and the kernels it starts from."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.before = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.steps.append(int(self.model.optimizer.iterations.numpy()) + 1)
+        self.before.append({layer.name: layer.kernel.numpy() for layer in self.model.layers if layer.weights})
+
+
+class After(keras.callbacks.Callback):
+    """After the pruning callback: its masks before the step trains, and the kernels after it."""
+
+    def __init__(self, pruning):
+        super().__init__()
+        self.pruning, self.masks, self.after = pruning, [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.masks.append({name: masks[0] for name, masks in self.pruning.masks.items()})
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.after.append({layer.name: layer.kernel.numpy() for layer in self.model.layers if layer.weights})
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["graph", "xla"])
+def run(request):
+    model = compile_(build(), jit_compile=request.param)
+    x, y = data()
+    shares = schedules.allocate(model, FINAL, "erk")
+    pruning = PruningCallback(schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY), allocation="erk")
+    probe, after = Probe(), After(pruning)
+    model.fit(x, y, batch_size=16, epochs=EPOCHS, shuffle=False, callbacks=[probe, pruning, after], verbose=0)
+    return model, shares, pruning, probe, after
+
+
+def test_masks_follow_the_schedule_at_every_step(run):
+    _, shares, pruning, probe, after = run
+    assert probe.steps == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1))
+    assert sorted({step for step, _, _ in pruning.events}) == EVENTS
+    previous = {name: np.ones_like(kernel) for name, kernel in probe.before[0].items()}
+    for step, before, masks in zip(probe.steps, probe.before, after.masks, strict=True):
+        for name, mask in masks.items():
+            if step in EVENTS:
+                sparsity = shares[name] * cubic(step) / FINAL
+                magnitudes = np.abs(before[name])
+                k = kept(sparsity, magnitudes.size)
+                threshold = np.sort(magnitudes.ravel())[::-1][k - 1]
+                np.testing.assert_array_equal(mask, (magnitudes >= threshold).astype(np.float32), err_msg=f"{step}")
+                assert int(mask.sum()) == k, (step, name)
+            else:
+                np.testing.assert_array_equal(mask, previous[name], err_msg=f"{name} changed at step {step}")
+            previous[name] = mask
+    assert int(previous["hidden"].sum()) == kept(shares["hidden"], previous["hidden"].size)
+
+
+def test_masked_weights_are_exact_zeros_after_every_step(run):
+    _, _, _, _, after = run
+    for masks, kernels in zip(after.masks, after.after, strict=True):
+        for name, mask in masks.items():
+            assert not np.any(kernels[name][mask == 0]), name
+
+
+def test_report_and_allocation_match_the_tf_keras_twin(run):
+    model, shares, pruning, _, _ = run
+    report = pruning.sparsity_report()
+    assert [row.name for row in report.layers] == ["conv", "hidden", "logits"]
+    assert abs(report.sparsity - FINAL) <= 1.5 / report.weights * len(report.layers)
+    assert [row.target for row in report.layers] == [shares[row.name] or None for row in report.layers]  # 0: unpruned
+    plain = schedules.sparsity_report(model)  # the same zeros, counted in the kernels; no targets
+    assert [(r.weights, r.zeros, r.target) for r in plain.layers] == [(r.weights, r.zeros, None) for r in report.layers]
+    twin = build(tf_keras)
+    twin.set_weights([w.numpy() for w in model.weights])
+    for method in ("erk", "global_magnitude", "lamp"):
+        assert schedules.allocate(model, 0.9, method) == schedules.allocate(twin, 0.9, method), method
+
+
+def test_same_final_masks_as_tfmot_on_the_tf_keras_twin():
+    """Plain SGD, the same weights and batches: tfmot's wrappers and the callback keep the same weights."""
+    x, y = data()
+    schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY)
+    model = compile_(build(), optimizer=keras.optimizers.SGD(0.05))
+    twin = build(tf_keras)
+    twin.set_weights(model.get_weights())
+    twin = compile_(
+        tfmot.sparsity.keras.prune_low_magnitude(twin, pruning_schedule=schedule),
+        optimizer=tf_keras.optimizers.SGD(0.05),
+    )
+    pruning = PruningCallback(schedule)
+    model.fit(x, y, batch_size=16, epochs=EPOCHS, shuffle=False, callbacks=[pruning], verbose=0)
+    twin.fit(x, y, batch_size=16, epochs=EPOCHS, shuffle=False, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    wrappers = {layer.layer.name: layer for layer in twin.layers if getattr(layer, "pruning_vars", None)}
+    for name, masks in pruning.masks.items():
+        np.testing.assert_array_equal(masks[0], wrappers[name].pruning_vars[0][1].numpy(), err_msg=name)
+
+
+def test_save_mid_schedule_reload_and_resume_equals_an_uninterrupted_run(tmp_path):
+    x, y = data()
+    schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY)
+    shares = schedules.allocate(build(), FINAL, "lamp")  # from the weights before training, once
+
+    def fit(model, first, last):
+        callback = PruningCallback(schedule, allocation=shares)
+        model.fit(x, y, batch_size=16, epochs=last, initial_epoch=first, shuffle=False, callbacks=[callback], verbose=0)
+
+    whole = compile_(build())
+    fit(whole, 0, EPOCHS)
+    part = compile_(build())
+    fit(part, 0, 2)  # stops at step 32, between the events at 29 and 36
+    part.save(tmp_path / "pruned.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Keras' notice that .h5 is a legacy format
+        part.save(tmp_path / "pruned.h5")
+    legacy = keras.models.load_model(tmp_path / "pruned.h5")  # keeps the zeros (Keras 3 cannot train it on)
+    for a, b in zip(part.weights, legacy.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    reloaded = keras.models.load_model(tmp_path / "pruned.keras")
+    assert int(reloaded.optimizer.iterations.numpy()) == 32
+    fit(reloaded, 2, EPOCHS)
+    for a, b in zip(whole.weights, reloaded.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    with pytest.raises(ValueError, match="Argument `allocation` must be a dict when training resumes"):
+        reloaded.fit(x, y, verbose=0, callbacks=[PruningCallback(schedule, allocation="lamp")])
+
+
+def test_under_mirrored_strategy_with_a_recorder_and_tensorboard(tmp_path):
+    x, y = data()
+    with tf.distribute.MirroredStrategy().scope():
+        model = compile_(build())
+    pruning = PruningCallback(schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY), layers=["hidden"])
+    recorder = schedules.PruningRecorder(tmp_path / "record.csv", log_dir=tmp_path / "logs")
+    model.fit(x, y, batch_size=16, epochs=EPOCHS, callbacks=[pruning, recorder], verbose=0)
+    assert pruning_of(model) is pruning and list(pruning.masks) == ["hidden"]
+    kernel = model.get_layer("hidden").kernel.numpy()
+    assert np.count_nonzero(kernel) == kept(FINAL, kernel.size)
+    assert np.all(model.get_layer("conv").kernel.numpy())  # not among `layers`: dense
+    rows = recorder.record.rows
+    assert [row.step for row in rows] == EVENTS and {row.layer for row in rows} == {"hidden"}
+    np.testing.assert_allclose([row.scheduled for row in rows], [cubic(s) for s in EVENTS], atol=1e-6)
+    assert [row.achieved for row in rows] == pytest.approx(
+        [1 - kept(cubic(s), kernel.size) / kernel.size for s in EVENTS]
+    )
+    scalars = {}
+    for event_file in (tmp_path / "logs").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append(event.step)
+    assert scalars["hidden/kernel/achieved"] == EVENTS and scalars["overall/achieved"] == EVENTS
+    # The constraint is gone after fit: training on without the callback lets the zeros grow back.
+    assert model.get_layer("hidden").kernel.constraint is None and model.train_function is None
+
+
+def test_tflite_export_keeps_the_zeros(tmp_path):
+    x, y = data()
+    model = compile_(build())
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=EPOCHS,
+        verbose=0,
+        callbacks=[PruningCallback(schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY))],
+    )
+    model.export(tmp_path / "exported", format="tf_saved_model", verbose=False)
+    flatbuffer = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "exported")).convert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    constants = []
+    for detail in interpreter.get_tensor_details():
+        try:
+            constants.append(interpreter.get_tensor(detail["index"]))
+        except ValueError:
+            pass
+    kernel = model.get_layer("hidden").kernel.numpy()
+    found = [
+        t for t in constants if t.size == kernel.size and np.array_equal(np.sort(t.ravel()), np.sort(kernel.ravel()))
+    ]
+    assert found and np.count_nonzero(found[0]) == kept(FINAL, kernel.size)
+
+
+def test_bad_input_is_refused_with_a_message_naming_it():
+    cubic_schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END)
+    with pytest.raises(TypeError, match="Argument `schedule` must be a tfmot PruningSchedule"):
+        PruningCallback("cubic")
+    with pytest.raises(
+        ValueError, match="Argument `schedule` must be a schedule whose peak sparsity is known and above 0"
+    ):
+        PruningCallback(tfmot.sparsity.keras.ConstantSparsity(0.0, 0))
+    with pytest.raises(ValueError, match="Argument `allocation` must be one of"):
+        PruningCallback(cubic_schedule, allocation="sensitivity")
+    with pytest.raises(TypeError, match="Argument `layers` must be a list of layer names"):
+        PruningCallback(cubic_schedule, layers="hidden")
+    x, y = data(32)
+    cases = [
+        (build(), {"layers": ["nope"]}, ValueError, "Argument `layers` must be names of layers of the model"),
+        (build(), {"layers": ["flatten"]}, ValueError, "Flatten 'flatten' has none"),
+        (build(tf_keras), {}, TypeError, "Argument `model` must be a Keras 3 model"),
+    ]
+    for model, kwargs, error, message in cases:
+        compile_(model)
+        with pytest.raises(error, match=message):
+            model.fit(x, y, verbose=0, callbacks=[PruningCallback(cubic_schedule, **kwargs)])
+    model = compile_(build(), steps_per_execution=2)
+    with pytest.raises(ValueError, match="Argument `steps_per_execution` must be 1 with PruningCallback"):
+        model.fit(x, y, verbose=0, callbacks=[PruningCallback(cubic_schedule)])
