@@ -10,7 +10,7 @@ import platform
 import sys
 import time
 
-SECTIONS = ("overhead", "cost", "curve", "quality", "allocation", "lottery")
+SECTIONS = ("overhead", "cost", "curve", "quality", "allocation", "lottery", "keras3")
 
 TITLES = {
     "overhead": "Training overhead (median ratio of step time to PolynomialDecay, interleaved rounds)",
@@ -19,6 +19,7 @@ TITLES = {
     "quality": "Quality: test accuracy on scikit-learn digits (mean ± std over seeds)",
     "allocation": "Allocation: test accuracy at overall sparsity by per-layer allocation (mean ± std; overall reached)",
     "lottery": "Lottery tickets: IMP with and without weight rewinding, global_magnitude allocation (mean ± std)",
+    "keras3": "Keras 3: PruningCallback's step time against unpruned Keras 3 and tfmot on the tf-keras twin",
 }
 
 

@@ -16,9 +16,10 @@ measured on the trained masks and reported); what differs is each layer's share:
 
 Schedules: `CubicSparsity` (about 20 mask updates, as in the quality
 benchmark) for every allocation; the same curve with a mask update at every
-step (`frequency=1`, the best time shape of a probe) with `global_magnitude`
-and `lamp`; and `OneCycleSparsity`, the best other shape of the quality table
-on the CNN at 95-98%, with `global_magnitude`.
+step (`frequency=1`) with `global_magnitude` and `lamp`; `ExponentialSparsity`
+with a mask update at every step and `lamp` (the best of the probes); and
+`OneCycleSparsity`, the best other shape of the quality table on the CNN at
+95-98%, with `global_magnitude`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,18 @@ import numpy as np
 import tf_keras as keras
 
 from benchmarks.quality import budget, fit_pruned, pretrained_weights, schedules_for, spread, start_from
-from schedules import CubicSparsity, allocate, prune_model, sparsity_report
+from schedules import CubicSparsity, ExponentialSparsity, allocate, prune_model, sparsity_report
 
 ALLOCATIONS = ("uniform", "erdos_renyi", "erk", "global_magnitude", "lamp", "sensitivity")
 EVERY_STEP = "CubicSparsity, every step"
+EXPONENTIAL_EVERY_STEP = "ExponentialSparsity, every step"
 #: Other time shapes and the allocations they are tried with.
-OTHER_RUNS = ((EVERY_STEP, "global_magnitude"), (EVERY_STEP, "lamp"), ("OneCycleSparsity", "global_magnitude"))
+OTHER_RUNS = (
+    (EVERY_STEP, "global_magnitude"),
+    (EVERY_STEP, "lamp"),
+    (EXPONENTIAL_EVERY_STEP, "lamp"),
+    ("OneCycleSparsity", "global_magnitude"),
+)
 #: The last training images, measured by the sensitivity sweep (the test set stays unseen).
 SWEEP_IMAGES = 300
 
@@ -71,6 +78,9 @@ def run(
                 shapes = schedules_for(final, total)
                 cubic = shapes["CubicSparsity"]
                 shapes[EVERY_STEP] = CubicSparsity(0.0, final, cubic.begin_step, cubic.end_step, frequency=1)
+                shapes[EXPONENTIAL_EVERY_STEP] = ExponentialSparsity(
+                    0.0, final, cubic.begin_step, cubic.end_step, frequency=1
+                )
                 for shape, method in runs:
                     schedule = shapes[shape]
                     pruned = prune_model(start_from(build, weights, seed), schedule, allocation=shares[method])

@@ -18,7 +18,7 @@ from pathlib import Path
 import tf_keras
 
 from schedules import _validation as v
-from schedules import catalog, compression, demo, quickstart
+from schedules import catalog, compression, demo, demo_keras3, quickstart
 from schedules.allocation import METHODS as ALLOCATION_METHODS
 from schedules.allocation import allocate
 from schedules.gallery import gallery
@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="lottery tickets: after every mask change, rewind the weights to those of pruning step K "
         "(schedules.WeightRewinding; K before the first pruning step; default: no rewinding)",
+    )
+    demo.add_argument(
+        "--keras3",
+        action="store_true",
+        help="build, prune, save and reload the model with Keras 3 (`import keras`) and "
+        "schedules.keras3.PruningCallback instead of tf-keras and tfmot",
     )
     demo.add_argument("--final-sparsity", type=float, default=0.9, help="final sparsity, in [0, 1) (default: 0.9)")
     demo.add_argument("--dense-epochs", type=int, default=10, help="epochs of dense training (default: 10)")
@@ -232,6 +238,19 @@ def _prepare(command: str, args: argparse.Namespace):
         rewind_step = getattr(args, "rewind_step", None)
         if rewind_step is not None:
             check_rewind_step(rewind_step, schedule, name="--rewind-step")
+        if getattr(args, "keras3", False):
+            if rewind_step is not None:
+                raise ValueError("--rewind-step is for tf-keras models (WeightRewinding); leave it out with --keras3")
+            return lambda: demo_keras3.run_keras3_demo(
+                spec,
+                allocation=getattr(args, "allocation", "uniform"),
+                final_sparsity=final,
+                dense_epochs=dense_epochs,
+                prune_epochs=prune_epochs,
+                output_dir=getattr(args, "output_dir", "demo-output"),
+                seed=getattr(args, "seed", 0),
+                verbose=0 if getattr(args, "quiet", False) else 1,
+            )
         return lambda: demo.run_demo(
             spec,
             allocation=getattr(args, "allocation", "uniform"),

@@ -82,12 +82,21 @@ class PruningCallback(keras.callbacks.Callback):
         `schedules.keras3_layers.KERNELS`). Each keeps the share the
         allocation gives it in the whole model.
 
+    An allocation that reads the weights (`"global_magnitude"`, `"lamp"`) reads
+    them at the start of the first `fit`, before pruning; a new callback on a
+    model that has trained since (a reloaded one) is refused: pass it the
+    allocation computed before the first `fit` (`schedules.allocate`), a dict.
+
+    Only the TensorFlow backend of Keras 3 is supported: with JAX or PyTorch
+    the compiled training step would not see the masks updated between steps,
+    so the callback refuses to be built there.
+
     Raises:
       TypeError: `schedule` is not a `PruningSchedule`, `allocation` or `layers`
-        is of the wrong type; at the start of `fit`: the model is not a Keras 3
-        model.
-      ValueError: the schedule's peak sparsity is unknown or 0, an unknown
-        allocation method; at the start of `fit`: a layer name the model does
+        is of the wrong type; the model is not a Keras 3 model.
+      ValueError: a Keras backend other than TensorFlow, the schedule's peak
+        sparsity is unknown or 0, an unknown allocation method; at the start of
+        `fit`: a weight-reading allocation method on a resumed run, a layer name the model does
         not have, a layer with no kernel to prune, a model with nothing to prune,
         `steps_per_execution > 1`.
     """
@@ -100,6 +109,13 @@ class PruningCallback(keras.callbacks.Callback):
         layers: Iterable[str] | None = None,
     ) -> None:
         super().__init__()
+        if keras.backend.backend() != "tensorflow":
+            raise v.invalid(
+                "keras.backend.backend()",
+                "'tensorflow' for PruningCallback (with JAX and PyTorch the training step does not see the masks "
+                "the callback updates between steps; set KERAS_BACKEND=tensorflow)",
+                keras.backend.backend(),
+            )
         if not isinstance(schedule, PruningSchedule):
             raise v.invalid("schedule", "a tfmot PruningSchedule", schedule, TypeError)
         peak = peak_sparsity(schedule)

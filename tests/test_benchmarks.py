@@ -58,7 +58,15 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert all(section["quick"] is True for section in sections.values())
     results = {name: section["rows"] for name, section in sections.items()}
     out = capsys.readouterr().out
-    for title in ("Training overhead", "Schedule cost", "Curve evaluation", "Quality", "Allocation", "Lottery"):
+    for title in (
+        "Training overhead",
+        "Schedule cost",
+        "Curve evaluation",
+        "Quality",
+        "Allocation",
+        "Lottery",
+        "Keras 3",
+    ):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
     assert sorted(row["family"] for row in results["cost"]) == FAMILIES
@@ -82,3 +90,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     lottery_rows = {row["schedule"]: row for row in results["lottery"]}
     assert list(lottery_rows) == ["IMP, rewind to step 0"]
     assert len(lottery_rows["IMP, rewind to step 0"]["rewinds"]) == lottery.STAIRS  # one rewind per stair
+    keras3_rows = {row["variant"]: row for row in results["keras3"]}
+    assert list(keras3_rows) == ["Keras 3, unpruned", "Keras 3, PruningCallback"]
+    assert keras3_rows["Keras 3, unpruned"]["ratio_to_keras3_unpruned"] == 1.0
+    assert all(row["ms_per_step"] > 0 and row["fit_start_s"] > 0 for row in keras3_rows.values())

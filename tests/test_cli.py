@@ -70,6 +70,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--schedule", "cyclic:num_cycles=1000"], "`num_cycles` must be an integer in [1, 220]"),
         (["demo", "--schedule", "cubic:power=2"], "Schedule family 'cubic' (CubicSparsity) takes no parameter 'power'"),
         (["demo", "--rewind-step", "-1"], "`--rewind-step` must be an integer in [0,"),
+        (["demo", "--keras3", "--rewind-step", "3"], "--rewind-step is for tf-keras models (WeightRewinding)"),
         (
             ["report", "missing.keras"],
             "Argument `MODEL` must be a saved model. Received: MODEL='missing.keras' (no such file)",
@@ -271,6 +272,22 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert raw[".tflite (sparse)"] < raw[".tflite"] / 2  # 80% zeros, stored sparse
     for picture in ("sparsity.png", "allocation.png"):
         assert (out / picture).read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_demo_on_keras3_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--keras3", "--allocation", "lamp", "--dense-epochs", "1", "--prune-epochs", "1", "--quiet"]
+    assert main([*argv, "--output-dir", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Keras 3.") and "(tensorflow backend), no tfmot." in lines[0]
+    report = lines[lines.index("Weights per layer (zeros counted in the kernels):") + 2 :][:5]
+    overall = report[-1].split()
+    assert overall[0] == "overall" and abs(float(overall[-1]) - 0.9) <= 1 / 23824
+    reloaded = next(line for line in lines if line.startswith("Reloaded"))
+    assert "pruned-keras3.keras: step 45," in reloaded  # one epoch of 45 steps
+    assert "Largest difference between trained and reloaded predictions: 0.00e+00" in lines
+    assert (out / "sparsity-keras3.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert len((out / "sparsity.csv").read_text().splitlines()) > 20
 
 
 def test_report_refuses_a_file_that_is_no_pruned_model(tmp_path, capsys):

@@ -1,10 +1,11 @@
-"""The documentation's code runs as written: every Python block of the README and of `docs/`, page by page.
+"""The documentation's code runs as written: every Python block of `docs/`, page by page, and the README's.
 
 A page's blocks run in order in one namespace, in a scratch directory, after the page's hidden setup
 (an HTML comment `<!-- test-setup ... -->`, invisible on the page, that makes the data an example
 refers to). A block that is not a program (a formula) is marked `<!-- not-run: why -->` on the line
-before it. Beyond running, the own-schedule example is checked against its formula, and the README
-keeps to its size and links to pages that exist.
+before it. The README's examples are copies of the docs' (checked), so they run there. Beyond running,
+the own-schedule example is checked against its formula, and the README keeps to its size and links to
+pages that exist.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from schedules import registry
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
-PAGES = [README, *sorted(DOCS.glob("*.md"))]
+PAGES = sorted(DOCS.glob("*.md"))
 
 # A fenced block (```python ... ```), a hidden setup, or a not-run mark before a block.
 _PIECE = re.compile(
@@ -92,6 +93,14 @@ def test_every_python_block_is_run_or_says_why_not():
         marked = len(re.findall(r"^<!-- not-run: .+ -->\n```python$", text, re.MULTILINE))
         run = sum(1 for _, code in programs(page)) - len(re.findall(r"^<!-- test-setup", text, re.MULTILINE))
         assert blocks == run + marked, page.name
+
+
+def test_the_readme_examples_are_docs_examples_that_run():
+    docs = "".join(page.read_text() for page in PAGES)
+    blocks = re.findall(r"^```python\n.*?^```$", README.read_text(), re.DOTALL | re.MULTILINE)
+    assert blocks
+    for block in blocks:
+        assert block in docs, f"README block not found verbatim in docs/ (so not run): {block[:80]!r}"
 
 
 def test_the_readme_is_a_front_page_whose_links_and_pictures_exist():

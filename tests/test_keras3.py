@@ -157,7 +157,7 @@ def test_same_final_masks_as_tfmot_on_the_tf_keras_twin():
         np.testing.assert_array_equal(masks[0], wrappers[name].pruning_vars[0][1].numpy(), err_msg=name)
 
 
-def test_save_mid_schedule_reload_and_resume_equals_an_uninterrupted_run(tmp_path):
+def test_save_reload_and_resume_equals_an_uninterrupted_run_and_tflite_keeps_the_zeros(tmp_path):
     x, y = data()
     schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY)
     shares = schedules.allocate(build(), FINAL, "lamp")  # from the weights before training, once
@@ -184,6 +184,27 @@ def test_save_mid_schedule_reload_and_resume_equals_an_uninterrupted_run(tmp_pat
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     with pytest.raises(ValueError, match="Argument `allocation` must be a dict when training resumes"):
         reloaded.fit(x, y, verbose=0, callbacks=[PruningCallback(schedule, allocation="lamp")])
+    # Exported for inference and converted to TFLite, the pruned kernels keep their zeros.
+    whole.export(tmp_path / "exported", format="tf_saved_model", verbose=False)
+    flatbuffer = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "exported")).convert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    constants = []
+    for detail in interpreter.get_tensor_details():
+        try:  # constants (the weights) have data; activations have none until invoked
+            constants.append(interpreter.get_tensor(detail["index"]))
+        except ValueError:
+            pass
+    for name in ("conv", "hidden"):
+        kernel = whole.get_layer(name).kernel.numpy()
+        same = [
+            t
+            for t in constants
+            if t.size == kernel.size and np.array_equal(np.sort(t.ravel()), np.sort(kernel.ravel()))
+        ]
+        assert len(same) == 1 and np.count_nonzero(same[0]) == np.count_nonzero(kernel) < kernel.size, name
 
 
 def test_under_mirrored_strategy_with_a_recorder_and_tensorboard(tmp_path):
@@ -211,36 +232,6 @@ def test_under_mirrored_strategy_with_a_recorder_and_tensorboard(tmp_path):
     assert scalars["hidden/kernel/achieved"] == EVENTS and scalars["overall/achieved"] == EVENTS
     # The constraint is gone after fit: training on without the callback lets the zeros grow back.
     assert model.get_layer("hidden").kernel.constraint is None and model.train_function is None
-
-
-def test_tflite_export_keeps_the_zeros(tmp_path):
-    x, y = data()
-    model = compile_(build())
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        epochs=EPOCHS,
-        verbose=0,
-        callbacks=[PruningCallback(schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY))],
-    )
-    model.export(tmp_path / "exported", format="tf_saved_model", verbose=False)
-    flatbuffer = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "exported")).convert()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-    interpreter.allocate_tensors()
-    constants = []
-    for detail in interpreter.get_tensor_details():
-        try:
-            constants.append(interpreter.get_tensor(detail["index"]))
-        except ValueError:
-            pass
-    kernel = model.get_layer("hidden").kernel.numpy()
-    found = [
-        t for t in constants if t.size == kernel.size and np.array_equal(np.sort(t.ravel()), np.sort(kernel.ravel()))
-    ]
-    assert found and np.count_nonzero(found[0]) == kept(FINAL, kernel.size)
 
 
 def test_bad_input_is_refused_with_a_message_naming_it():

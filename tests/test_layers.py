@@ -54,7 +54,7 @@ LAYERS = {
         "testing",
         "__init__",
     },
-    "application": {"catalog", "cli", "demo", "quickstart", "gallery", "models", "__main__"},
+    "application": {"catalog", "cli", "demo", "demo_keras3", "quickstart", "gallery", "models", "__main__"},
 }
 RANK = {module: rank for rank, layer in enumerate(LAYERS.values()) for module in layer}
 MODULES = sorted(path.stem for path in PACKAGE.glob("*.py"))
