@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
 from schedules import _validation as v
 from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
-from schedules.evaluation import EventLookup, expected_kept
+from schedules.evaluation import EventLookup
 from schedules.inspection import LayerSparsity, SparsityReport
 from schedules.keras3_layers import is_keras3_model, prunable_kernels
 from schedules.plan import pruning_events
 from schedules.pruning import AllocationLike, layer_schedule, layer_sparsities
 
-__all__ = ["PruningCallback", "magnitude_mask", "pruning_of"]
+__all__ = ["PruningCallback", "mask_updater", "pruning_of"]
 
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
@@ -141,6 +142,7 @@ class PruningCallback(keras.callbacks.Callback):
         self._masks: dict[str, list[keras.Variable]] = {}
         self._constraints: list[tuple[keras.Variable, Any]] = []
         self._lookups: list[tuple[EventLookup, list[str]]] = []
+        self._updaters: dict[str, Callable[[Any], Any]] = {}
         self._step = 0
         self._shares_of: weakref.ref | None = None
         self._sparsities: dict[str, float] = {}
@@ -189,6 +191,7 @@ class PruningCallback(keras.callbacks.Callback):
                 name: [keras.Variable(keras.ops.ones(k.shape, k.dtype), trainable=False, name="mask") for k in ks]
                 for name, ks in self._kernels.items()
             }
+        self._updaters = {name: mask_updater(self._kernels[name], self._masks[name]) for name in self._kernels}
         for name, schedule in self.schedules.items():
             last = None
             for _, sparsity in pruning_events(schedule, 1, done):  # a resumed run: its masks at the last event
@@ -221,10 +224,7 @@ class PruningCallback(keras.callbacks.Callback):
         self.model.train_function = None  # the next fit traces without the masks
 
     def _prune(self, name: str, sparsity: float) -> None:
-        for kernel, mask in zip(self._kernels[name], self._masks[name], strict=True):
-            new = magnitude_mask(kernel, sparsity)
-            mask.assign(new)
-            kernel.assign(kernel * new)
+        self._updaters[name](tf.constant(sparsity, tf.float32))
 
     def _shares(self, model: keras.Model, done: int) -> dict[str, float]:
         """Each layer's sparsity, computed once per model: a method that reads the weights reads them before pruning."""
@@ -277,21 +277,29 @@ class PruningCallback(keras.callbacks.Callback):
         return {name: kernels[name] for name in self.layers}
 
 
-def magnitude_mask(kernel: Any, sparsity: float) -> Any:
-    """tfmot's mask for `kernel` at `sparsity`: 1 where `|w|` is at least the `k`-th largest magnitude, else 0.
+def mask_updater(kernels: list[keras.Variable], masks: list[keras.Variable]) -> Callable[[Any], Any]:
+    """A compiled function of the sparsity `s` that sets each mask to tfmot's mask of its kernel at `s`,
+    and multiplies the kernel by it.
 
-    `k = max(1, round(n * (1 - sparsity)))` of the `n` weights, in float32 as
-    tfmot computes it; every weight tied with the k-th largest is kept.
-
-    >>> import numpy as np
-    >>> keras.ops.convert_to_numpy(magnitude_mask(np.array([0.1, -0.4, 0.3, 0.2], "float32"), 0.5)).tolist()
-    [0.0, 1.0, 1.0, 0.0]
+    tfmot's mask: 1 where `|w|` is at least the `k`-th largest magnitude, else 0, with
+    `k = max(1, round(n * (1 - s)))` of the `n` weights computed in float32 (halves to even), as in
+    `pruning_impl.py`; every weight tied with the k-th largest is kept. One call runs every kernel's
+    update in one graph (an eager version would pay a dozen op dispatches per kernel at every pruning step).
     """
-    magnitudes = keras.ops.abs(kernel)
-    flat = keras.ops.reshape(magnitudes, (-1,))
-    kept = expected_kept(sparsity, int(flat.shape[0]))
-    threshold = keras.ops.top_k(flat, kept, sorted=True)[0][kept - 1]
-    return keras.ops.cast(keras.ops.greater_equal(magnitudes, threshold), keras.backend.standardize_dtype(kernel.dtype))
+
+    @tf.function(autograph=False)
+    def update(sparsity: tf.Tensor) -> None:
+        for kernel, mask in zip(kernels, masks, strict=True):
+            value = tf.convert_to_tensor(kernel.value)
+            magnitudes = tf.abs(value)
+            flat = tf.reshape(magnitudes, [-1])
+            kept = tf.cast(tf.maximum(tf.round(float(flat.shape[0]) * (1.0 - sparsity)), 1.0), tf.int32)
+            threshold = tf.math.top_k(flat, kept, sorted=True).values[kept - 1]
+            new = tf.cast(magnitudes >= threshold, value.dtype)
+            mask.assign(new)
+            kernel.assign(value * new)
+
+    return update
 
 
 class _Masked:
