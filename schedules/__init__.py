@@ -14,7 +14,8 @@ The package has three layers, each importing only from the ones below it:
   `compression_report`,
   `plot_schedule` / `plot_schedules` / `plot_record`, `load_model`,
   `schedules.testing.check_schedule`; sparsity across layers: `allocate`,
-  `prune_model`, `sparsity_report`, `sensitivity_sweep` and their plots;
+  `prune_model`, `sparsity_report`, `sensitivity_sweep` and their plots; Keras 3
+  models: `schedules.keras3.PruningCallback`;
 * the application: the command line, the demo, the quick start and the
   gallery (`schedules.cli`, `schedules.demo`, ...), not imported here.
 """

@@ -88,9 +88,9 @@ class PruningCallback(keras.callbacks.Callback):
     model that has trained since (a reloaded one) is refused: pass it the
     allocation computed before the first `fit` (`schedules.allocate`), a dict.
 
-    Only the TensorFlow backend of Keras 3 is supported: with JAX or PyTorch
-    the compiled training step would not see the masks updated between steps,
-    so the callback refuses to be built there.
+    Only the TensorFlow backend of Keras 3 is supported: the mask updates are
+    TensorFlow functions of the variables (under JAX they fail inside `fit`),
+    so the callback refuses to be built with another backend.
 
     Raises:
       TypeError: `schedule` is not a `PruningSchedule`, `allocation` or `layers`
@@ -113,8 +113,8 @@ class PruningCallback(keras.callbacks.Callback):
         if keras.backend.backend() != "tensorflow":
             raise v.invalid(
                 "keras.backend.backend()",
-                "'tensorflow' for PruningCallback (with JAX and PyTorch the training step does not see the masks "
-                "the callback updates between steps; set KERAS_BACKEND=tensorflow)",
+                "'tensorflow' for PruningCallback (its mask updates are TensorFlow functions of the variables, "
+                "which a JAX or PyTorch training step does not run; set KERAS_BACKEND=tensorflow)",
                 keras.backend.backend(),
             )
         if not isinstance(schedule, PruningSchedule):

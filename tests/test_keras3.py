@@ -8,6 +8,9 @@ callback at every step, with and without XLA.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import keras
@@ -234,6 +237,17 @@ def test_under_mirrored_strategy_with_a_recorder_and_tensorboard(tmp_path):
     assert model.get_layer("hidden").kernel.constraint is None and model.train_function is None
 
 
+def test_tfmot_own_schedules_work_too():
+    x, y = data(128)
+    model = compile_(build())
+    pruning = PruningCallback(tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=2, frequency=3))
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[pruning])  # steps 1..16
+    assert sorted({step for step, _, _ in pruning.events}) == [2, 5, 8, 11, 14]
+    for name in ("conv", "hidden", "logits"):
+        kernel = model.get_layer(name).kernel.numpy()
+        assert np.count_nonzero(kernel) == kept(0.5, kernel.size), name
+
+
 def test_bad_input_is_refused_with_a_message_naming_it():
     cubic_schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END)
     with pytest.raises(TypeError, match="Argument `schedule` must be a tfmot PruningSchedule"):
@@ -259,3 +273,17 @@ def test_bad_input_is_refused_with_a_message_naming_it():
     model = compile_(build(), steps_per_execution=2)
     with pytest.raises(ValueError, match="Argument `steps_per_execution` must be 1 with PruningCallback"):
         model.fit(x, y, verbose=0, callbacks=[PruningCallback(cubic_schedule)])
+
+
+def test_the_jax_backend_is_refused_with_a_message():
+    """Keras 3 picks its backend at import: a fresh process with KERAS_BACKEND=jax (jax is in the test extra)."""
+    pytest.importorskip("jax")
+    code = (
+        "import schedules, schedules.keras3 as k\n"
+        "try:\n    k.PruningCallback(schedules.CubicSparsity(0.0, 0.5, 1, 10))\n"
+        "except ValueError as error:\n    print(error)\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert "Argument `keras.backend.backend()` must be 'tensorflow' for PruningCallback" in done.stdout, done.stderr
+    assert "Received: keras.backend.backend()='jax'" in done.stdout
