@@ -40,8 +40,7 @@ class PruningRecorder(tf_keras.callbacks.Callback):
     that end an execution.
 
     On a Keras 3 model it records the mask updates of the model's
-    `schedules.keras3.PruningCallback` (put the recorder after it) in the
-    same way, by the layer's own name.
+    `schedules.keras3.PruningCallback` in the same way, by the layer's own name.
 
     With `log_dir` it also writes TensorBoard scalars at every pruning step,
     at that step: `LAYER/WEIGHT/scheduled` and `LAYER/WEIGHT/achieved` for

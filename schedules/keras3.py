@@ -13,6 +13,7 @@ the callback, and the model keeps plain layers, so it saves and reloads with
 from __future__ import annotations
 
 import contextlib
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -28,7 +29,7 @@ from schedules.composition import peak_sparsity
 from schedules.evaluation import EventLookup
 from schedules.inspection import LayerSparsity, SparsityReport
 from schedules.keras3_layers import is_keras3_model, prunable_kernels
-from schedules.plan import pruning_events
+from schedules.plan import PlanWarning, pruning_events
 from schedules.pruning import AllocationLike, layer_schedule, layer_sparsities
 
 __all__ = ["PruningCallback", "mask_updater", "pruning_of"]
@@ -38,12 +39,12 @@ PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 #: Allocation methods that read the trained weights (the others read only the shapes).
 WEIGHT_METHODS = ("global_magnitude", "lamp")
 
-#: The callback pruning each model in its current or last `fit` (what `PruningRecorder` reads).
+#: The callback pruning each model in its current `fit` (what `PruningRecorder` reads).
 _PRUNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def pruning_of(model: keras.Model) -> PruningCallback | None:
-    """The `PruningCallback` that pruned `model` in its current or last `fit`, or None."""
+    """The `PruningCallback` pruning `model` in its current `fit`, or None."""
     return _PRUNING.get(model)
 
 
@@ -52,7 +53,11 @@ class PruningCallback(keras.callbacks.Callback):
 
     The schedule sees the steps tfmot's wrappers see: the first training batch
     is step 1, counted from the optimizer's `iterations`, so a reloaded model
-    (whose optimizer state is saved with it) resumes where it stopped. At a step
+    (whose optimizer state is saved with it) resumes where it stopped, its
+    masks taken from the zeros of its kernels. (A model trained before without
+    pruning: compile it again, so that the schedule starts at step 1; otherwise
+    the pruning steps already passed are applied at once, with a `PlanWarning`.)
+    At a step
     where `should_prune` is true, each pruned kernel's mask keeps the
     `k = max(1, round(n * (1 - s)))` largest magnitudes of its `n` weights
     (every weight tied with the k-th largest too, as tfmot does), and the
@@ -143,7 +148,6 @@ class PruningCallback(keras.callbacks.Callback):
         self._constraints: list[tuple[keras.Variable, Any]] = []
         self._lookups: list[tuple[EventLookup, list[str]]] = []
         self._updaters: dict[str, Callable[[Any], Any]] = {}
-        self._step = 0
         self._shares_of: weakref.ref | None = None
         self._sparsities: dict[str, float] = {}
         #: `(step, layer, sparsity)` of every mask update in the current `fit`, in order.
@@ -174,6 +178,9 @@ class PruningCallback(keras.callbacks.Callback):
         self._check_model(model)
         self.events = []
         kernels = self._chosen(model)
+        for kernel in (kernel for ks in kernels.values() for kernel in ks):
+            while isinstance(kernel.constraint, _Masked):  # left by a fit that stopped with an exception
+                kernel.constraint = kernel.constraint.inner
         done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # steps trained so far
         shares = self._shares(model, done)
         self.schedules = {
@@ -193,23 +200,23 @@ class PruningCallback(keras.callbacks.Callback):
             }
         self._updaters = {name: mask_updater(self._kernels[name], self._masks[name]) for name in self._kernels}
         for name, schedule in self.schedules.items():
-            last = None
-            for _, sparsity in pruning_events(schedule, 1, done):  # a resumed run: its masks at the last event
-                last = float(sparsity[-1])
-            if last is not None:
-                self._prune(name, last)
+            passed = None  # the pruning steps of the steps already trained: (last step, its sparsity, the most before)
+            for steps, sparsity in pruning_events(schedule, 1, done):
+                before = max([float(x) for x in sparsity[:-1]] + ([passed[2], passed[1]] if passed else []))
+                passed = int(steps[-1]), float(sparsity[-1]), before
+            if passed is not None:
+                self._resume(name, *passed, done)
         self._constraints = []
         for name, ks in self._kernels.items():
             for kernel, mask in zip(ks, self._masks[name], strict=True):
                 self._constraints.append((kernel, kernel.constraint))
                 kernel.constraint = _Masked(mask, kernel.constraint)
-        self._step = done + 1
         _PRUNING[model] = self
         model.make_train_function(force=True)  # a training function traced before would miss the constraints
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        step = self._step
-        self._step += 1
+        # Read at every batch: a loss-scaling optimizer does not count the steps it skips.
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) + 1
         for lookup, names in self._lookups:
             should_prune, sparsity = lookup(step)
             if should_prune:
@@ -218,10 +225,37 @@ class PruningCallback(keras.callbacks.Callback):
                     self.events.append((step, name, sparsity))
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        for name, kernels in self._kernels.items():  # an optimizer with `use_ema` has just overwritten them
+            for kernel, mask in zip(kernels, self._masks[name], strict=True):
+                kernel.assign(kernel * mask)
         for kernel, constraint in self._constraints:
             kernel.constraint = constraint
         self._constraints = []
+        _PRUNING.pop(self.model, None)
         self.model.train_function = None  # the next fit traces without the masks
+
+    def _resume(self, name: str, step: int, sparsity: float, before: float, done: int) -> None:
+        """The masks of a run that starts after pruning steps: where the earlier run's masks left zeros.
+
+        A layer with no zero at all, whose last pruning step asked for a sparsity above 0 and no lower
+        than any before it, was not pruned: a model trained before without this callback. It is pruned
+        to that sparsity now, with a warning. (After a step that lowered the sparsity, every exact
+        zero ties and is kept, and the weights grow back: no zeros is then what the earlier run left.)
+        """
+        values = [keras.ops.convert_to_numpy(kernel) for kernel in self._kernels[name]]
+        if sparsity > 0.0 and sparsity >= before and not any(np.any(value == 0) for value in values):
+            warnings.warn(
+                f"PruningCallback: the optimizer has taken {done} steps, but layer {name!r} has no zeros although "
+                f"the schedule pruned it at step {step} (sparsity {sparsity:.4f}): pruned to that now. The schedule "
+                "counts the optimizer's steps: to start it at step 1 on a model trained before, compile the model "
+                "again (a new optimizer).",
+                PlanWarning,
+                stacklevel=2,
+            )
+            self._prune(name, sparsity)
+            return
+        for mask, value in zip(self._masks[name], values, strict=True):
+            mask.assign((value != 0).astype(value.dtype))
 
     def _prune(self, name: str, sparsity: float) -> None:
         self._updaters[name](tf.constant(sparsity, tf.float32))
@@ -233,7 +267,8 @@ class PruningCallback(keras.callbacks.Callback):
         if done > 0 and self.allocation in WEIGHT_METHODS:
             raise v.invalid(
                 "allocation",
-                "a dict when training resumes (the weights this method reads have been pruned since step 1): pass "
+                "a dict once the optimizer has taken steps (a resumed run's weights have been pruned since; a model "
+                "trained before: compile it again to start at step 1): pass "
                 f"schedules.allocate(model, {self._peak}, {self.allocation!r}) computed before the first fit",
                 self.allocation,
             )
