@@ -202,7 +202,9 @@ class PruningCallback(keras.callbacks.Callback):
         for name, schedule in self.schedules.items():
             passed = None  # the pruning steps of the steps already trained: (last step, its sparsity, the most before)
             for steps, sparsity in pruning_events(schedule, 1, done):
-                before = max([float(x) for x in sparsity[:-1]] + ([passed[2], passed[1]] if passed else []))
+                before = max(
+                    [float(x) for x in sparsity[:-1]] + ([passed[2], passed[1]] if passed else []), default=0.0
+                )
                 passed = int(steps[-1]), float(sparsity[-1]), before
             if passed is not None:
                 self._resume(name, *passed, done)
