@@ -26,7 +26,7 @@ import tensorflow_model_optimization as tfmot
 from schedules import _validation as v
 from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
-from schedules.evaluation import EventLookup
+from schedules.evaluation import EventLookup, expected_kept
 from schedules.inspection import LayerSparsity, SparsityReport
 from schedules.keras3_layers import is_keras3_model, prunable_kernels
 from schedules.plan import PlanWarning, pruning_events
@@ -148,6 +148,7 @@ class PruningCallback(keras.callbacks.Callback):
         self._constraints: list[tuple[keras.Variable, Any]] = []
         self._lookups: list[tuple[EventLookup, list[str]]] = []
         self._updaters: dict[str, Callable[[Any], Any]] = {}
+        self._step = 1
         self._shares_of: weakref.ref | None = None
         self._sparsities: dict[str, float] = {}
         #: `(step, layer, sparsity)` of every mask update in the current `fit`, in order.
@@ -216,9 +217,14 @@ class PruningCallback(keras.callbacks.Callback):
         _PRUNING[model] = self
         model.make_train_function(force=True)  # a training function traced before would miss the constraints
 
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        # Counted again at each epoch: a loss-scaling optimizer does not count the steps it skips. (Reading
+        # `iterations` at every batch would wait for each step to finish: about 0.6 ms a step, measured.)
+        self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) + 1
+
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        # Read at every batch: a loss-scaling optimizer does not count the steps it skips.
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) + 1
+        step = self._step
+        self._step += 1
         for lookup, names in self._lookups:
             should_prune, sparsity = lookup(step)
             if should_prune:
@@ -239,13 +245,14 @@ class PruningCallback(keras.callbacks.Callback):
     def _resume(self, name: str, step: int, sparsity: float, before: float, done: int) -> None:
         """The masks of a run that starts after pruning steps: where the earlier run's masks left zeros.
 
-        A layer with no zero at all, whose last pruning step asked for a sparsity above 0 and no lower
-        than any before it, was not pruned: a model trained before without this callback. It is pruned
+        A layer with no zero at all, whose last pruning step asked for a sparsity that leaves zeros and
+        no lower than any before it, was not pruned: a model trained before without this callback. It is pruned
         to that sparsity now, with a warning. (After a step that lowered the sparsity, every exact
         zero ties and is kept, and the weights grow back: no zeros is then what the earlier run left.)
         """
         values = [keras.ops.convert_to_numpy(kernel) for kernel in self._kernels[name]]
-        if sparsity > 0.0 and sparsity >= before and not any(np.any(value == 0) for value in values):
+        pruned = any(expected_kept(sparsity, value.size) < value.size for value in values)  # leaves a zero
+        if pruned and sparsity >= before and not any(np.any(value == 0) for value in values):
             warnings.warn(
                 f"PruningCallback: the optimizer has taken {done} steps, but layer {name!r} has no zeros although "
                 f"the schedule pruned it at step {step} (sparsity {sparsity:.4f}): pruned to that now. The schedule "
