@@ -238,30 +238,20 @@ def _prepare(command: str, args: argparse.Namespace):
         rewind_step = getattr(args, "rewind_step", None)
         if rewind_step is not None:
             check_rewind_step(rewind_step, schedule, name="--rewind-step")
+        options = {
+            "allocation": getattr(args, "allocation", "uniform"),
+            "final_sparsity": final,
+            "dense_epochs": dense_epochs,
+            "prune_epochs": prune_epochs,
+            "output_dir": getattr(args, "output_dir", "demo-output"),
+            "seed": getattr(args, "seed", 0),
+            "verbose": 0 if getattr(args, "quiet", False) else 1,
+        }
         if getattr(args, "keras3", False):
             if rewind_step is not None:
                 raise ValueError("--rewind-step is for tf-keras models (WeightRewinding); leave it out with --keras3")
-            return lambda: demo_keras3.run_keras3_demo(
-                spec,
-                allocation=getattr(args, "allocation", "uniform"),
-                final_sparsity=final,
-                dense_epochs=dense_epochs,
-                prune_epochs=prune_epochs,
-                output_dir=getattr(args, "output_dir", "demo-output"),
-                seed=getattr(args, "seed", 0),
-                verbose=0 if getattr(args, "quiet", False) else 1,
-            )
-        return lambda: demo.run_demo(
-            spec,
-            allocation=getattr(args, "allocation", "uniform"),
-            rewind_step=rewind_step,
-            final_sparsity=final,
-            dense_epochs=dense_epochs,
-            prune_epochs=prune_epochs,
-            output_dir=getattr(args, "output_dir", "demo-output"),
-            seed=getattr(args, "seed", 0),
-            verbose=0 if getattr(args, "quiet", False) else 1,
-        )
+            return lambda: demo_keras3.run_keras3_demo(spec, **options)
+        return lambda: demo.run_demo(spec, rewind_step=rewind_step, **options)
     if command == "plot":
         return _prepare_plot(args)
     if command == "allocate":
