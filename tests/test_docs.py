@@ -103,6 +103,13 @@ def test_the_readme_examples_are_docs_examples_that_run():
         assert block in docs, f"README block not found verbatim in docs/ (so not run): {block[:80]!r}"
 
 
+def test_the_docs_home_page_opens_with_the_readme_front_matter():
+    """What it is, the headline and the family table: the same on the README and the docs' home page."""
+    readme = README.read_text()
+    front = readme[: readme.index("![The ramp families")].replace("](docs/", "](")
+    assert (DOCS / "index.md").read_text().startswith(front)
+
+
 def test_the_readme_is_a_front_page_whose_links_and_pictures_exist():
     text = README.read_text()
     assert len(text) <= 15_000, len(text)
