@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import tensorflow_model_optimization as tfmot
@@ -77,6 +78,45 @@ def build_schedule(spec: str, final_sparsity: float, prune_epochs: int, batch_si
     return catalog.build(family, overrides, shared=window)
 
 
+def prepare(
+    keras_module: ModuleType,
+    schedule_spec: str,
+    final_sparsity: float,
+    prune_epochs: int,
+    batch_size: int,
+    output_dir,
+    seed: int,
+):
+    """The output directory (made), the schedule, the pruning steps and the data split of a demo run, seeded
+    with `keras_module`'s `set_random_seed` (tf-keras or Keras 3, which also seeds its own generator)."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    keras_module.utils.set_random_seed(seed)
+    data = load_digits(seed)
+    total = -(-len(data[0]) // batch_size) * prune_epochs
+    return output, build_schedule(schedule_spec, final_sparsity, prune_epochs, batch_size), total, data
+
+
+def train_dense(keras_module: ModuleType, data, dense_epochs: int, batch_size: int, verbose: int, print_fn):
+    """The demo's CNN built with `keras_module` (tf-keras or Keras 3), trained dense: `(model, loss, accuracy)`."""
+    x_train, y_train, x_test, y_test = data
+    loss = keras_module.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model = build_cnn(keras_module)
+    model.compile(optimizer=keras_module.optimizers.Adam(2e-3), loss=loss, metrics=["accuracy"])
+    print_fn(f"\n[1/4] Training the dense model for {dense_epochs} epochs")
+    model.fit(x_train, y_train, batch_size=batch_size, epochs=dense_epochs, verbose=verbose)
+    dense_accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
+    print_fn(f"Dense test accuracy: {dense_accuracy:.4f}")
+    return model, loss, dense_accuracy
+
+
+def allocate_for(model, data, final_sparsity: float, allocation: str, verbose: int):
+    """`allocate` for the demo; `"sensitivity"` measures the last 300 training images, not the test set."""
+    x_train, y_train = data[0], data[1]
+    sweep_data = {"x": x_train[-300:], "y": y_train[-300:], "verbose": verbose} if allocation == "sensitivity" else {}
+    return allocate(model, final_sparsity, allocation, **sweep_data)
+
+
 @dataclass
 class DemoResult:
     schedule: object
@@ -104,29 +144,16 @@ def run_demo(
 ) -> DemoResult:
     """Runs the demo; see the module docstring. Returns what it measured."""
     start = time.perf_counter()
-    output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    x_train, y_train, x_test, y_test = load_digits(seed)
-    total = -(-len(x_train) // batch_size) * prune_epochs
-    schedule = build_schedule(schedule_spec, final_sparsity, prune_epochs, batch_size)
+    output, schedule, total, data = prepare(
+        keras, schedule_spec, final_sparsity, prune_epochs, batch_size, output_dir, seed
+    )
+    x_train, y_train, x_test, y_test = data
     print_fn(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images (8x8).")
     print_fn(f"Schedule: {schedule!r}")
 
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model = build_cnn(keras)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss, metrics=["accuracy"])
-    print_fn(f"\n[1/4] Training the dense model for {dense_epochs} epochs")
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=dense_epochs, verbose=verbose)
-    dense_accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
-    print_fn(f"Dense test accuracy: {dense_accuracy:.4f}")
-
+    model, loss, dense_accuracy = train_dense(keras, data, dense_epochs, batch_size, verbose, print_fn)
     print_fn(f"\n[2/4] Pruning for {prune_epochs} epochs ({total} steps), {allocation} allocation")
-    if allocation == "sensitivity":  # measured on the last 300 training images, not on the test set
-        sweep_data = {"x": x_train[-300:], "y": y_train[-300:], "verbose": verbose}
-    else:
-        sweep_data = {}
-    shares = allocate(model, final_sparsity, allocation, **sweep_data)
+    shares = allocate_for(model, data, final_sparsity, allocation, verbose)
     if shares.sweep is not None:
         print_fn(str(shares.sweep))
     print_fn(str(shares))

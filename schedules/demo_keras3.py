@@ -15,16 +15,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 import numpy as np
 
-from schedules.allocation import allocate
 from schedules.callbacks import PruningRecorder
-from schedules.demo import DemoResult, build_schedule, load_digits
+from schedules.demo import DemoResult, allocate_for, prepare, train_dense
 from schedules.keras3 import PruningCallback
-from schedules.models import build_cnn
 from schedules.plotting import plot_record
 
 __all__ = ["run_keras3_demo"]
@@ -45,27 +42,17 @@ def run_keras3_demo(
 ) -> DemoResult:
     """Runs the Keras 3 demo; see the module docstring. Returns what it measured."""
     start = time.perf_counter()
-    output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    x_train, y_train, x_test, y_test = load_digits(seed)
-    total = -(-len(x_train) // batch_size) * prune_epochs
-    schedule = build_schedule(schedule_spec, final_sparsity, prune_epochs, batch_size)
+    output, schedule, total, data = prepare(
+        keras, schedule_spec, final_sparsity, prune_epochs, batch_size, output_dir, seed
+    )
+    x_train, y_train, x_test, y_test = data
     print_fn(f"Keras {keras.__version__} ({keras.backend.backend()} backend), no tfmot.")
     print_fn(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images (8x8).")
     print_fn(f"Schedule: {schedule!r}")
 
-    model = build_cnn(keras)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss, metrics=["accuracy"])
-    print_fn(f"\n[1/4] Training the dense model for {dense_epochs} epochs")
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=dense_epochs, verbose=verbose)
-    dense_accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
-    print_fn(f"Dense test accuracy: {dense_accuracy:.4f}")
-
+    model, loss, dense_accuracy = train_dense(keras, data, dense_epochs, batch_size, verbose, print_fn)
     print_fn(f"\n[2/4] Pruning for {prune_epochs} epochs ({total} steps), {allocation} allocation")
-    sweep_data = {"x": x_train[-300:], "y": y_train[-300:], "verbose": verbose} if allocation == "sensitivity" else {}
-    shares = allocate(model, final_sparsity, allocation, **sweep_data)
+    shares = allocate_for(model, data, final_sparsity, allocation, verbose)
     print_fn(str(shares))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])  # a fresh optimizer: step 1
     pruning = PruningCallback(schedule, allocation=dict(shares))
