@@ -5,7 +5,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from schedules import _validation as v
+from schedules._ops import select
 from schedules.base import SparsitySchedule, register
+from schedules.ramp import clip_steps
 
 __all__ = ["AlternatingSparsity"]
 
@@ -81,12 +83,22 @@ class AlternatingSparsity(SparsitySchedule):
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, end = self.begin_step, self.end_step
+        sparse_steps, dense_steps = self.sparse_steps, self.dense_steps
+        period = sparse_steps + dense_steps
         # Clip before the modulo: no overflow, and the same phases at any step.
-        clipped = tf.clip_by_value(step, begin, end)
-        position = tf.math.floormod(clipped - begin if begin else clipped, self.sparse_steps + self.dense_steps)
-        at_end = tf.equal(clipped, end)  # from end_step on
-        sparse = tf.logical_and(step >= begin, tf.logical_or(position < self.sparse_steps, at_end))
-        # Inside [begin, end] (where the clipped step is the step): a phase starts, or the end.
-        starts = tf.logical_or(tf.logical_or(tf.equal(position, 0), tf.equal(position, self.sparse_steps)), at_end)
-        events = tf.logical_and(tf.equal(step, clipped), starts)
-        return events, tf.cast(sparse, tf.float64) * self.final_sparsity
+        clipped = clip_steps(step, begin, end)
+        # The position in the period is counted from the start of the longer phase, so
+        # that the two phase starts are the multiples of its length (the only ones below
+        # the period, which is at most twice as long): one modulo tells a phase start.
+        longer = max(sparse_steps, dense_steps)
+        shift = 0 if sparse_steps >= dense_steps else dense_steps  # where the sparse phase starts
+        phase = (begin - shift) % period  # folded in Python: clipped - phase cannot overflow
+        position = tf.math.floormod(clipped - phase if phase else clipped, period)
+        left = end - clipped  # 0 from end_step on
+        # An event where the step is `clipped - offset` (offset 0 at a phase start or at the end,
+        # inside the window; before it, `clipped - offset` is `begin`, after it `end`).
+        offset = tf.minimum(tf.math.floormod(position, longer), left)
+        events = tf.equal(step, clipped - offset)
+        in_sparse_phase = position < sparse_steps if shift == 0 else position >= shift
+        sparse = tf.logical_and(step >= begin, tf.logical_or(in_sparse_phase, tf.equal(left, 0)))
+        return events, select(sparse, tf.constant(self.final_sparsity, tf.float32), 0.0)

@@ -196,6 +196,18 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
 
     def _ops(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """The schedule's ops at int64 `step`: `call`, the step-0 event carried to step 1, the dtypes."""
+        should_prune, sparsity = self._uncast_ops(step)
+        sparsity = tf.cast(sparsity, tf.float32)
+        # abs: sparsities are >= 0, and this removes any -0.0: TensorFlow's eager scalar
+        # cache treats 0.0 and -0.0 as one constant, so either can appear op by op. Our
+        # families' graphs (compiles_eagerly) make no -0.0 (the contract tests check).
+        if tf.executing_eagerly() or not self._compiles():
+            sparsity = tf.abs(sparsity)
+        return should_prune, sparsity
+
+    def _uncast_ops(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """`_ops` before the sparsity is cast to float32: a composition of our schedules
+        works on its children's float64 values and casts once."""
         if not self.handles_every_step:
             step = tf.maximum(step, -1)
         with tf.name_scope(type(self).__name__):
@@ -204,12 +216,6 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
             # schedule never sees step 0: an event at step 0 is carried to step 1.
             if self._is_event_at_zero():
                 should_prune = tf.logical_or(should_prune, tf.equal(step, 1))
-            sparsity = tf.cast(sparsity, tf.float32)
-            # abs: sparsities are >= 0, and this removes any -0.0: TensorFlow's eager scalar
-            # cache treats 0.0 and -0.0 as one constant, so either can appear op by op. Our
-            # families' graphs (compiles_eagerly) make no -0.0 (the contract tests check).
-            if tf.executing_eagerly() or not self._compiles():
-                sparsity = tf.abs(sparsity)
         return should_prune, sparsity
 
     def _is_event_at_zero(self) -> bool:

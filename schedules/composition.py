@@ -146,6 +146,14 @@ def _compiles(schedule: PruningSchedule) -> bool:
     return isinstance(schedule, SparsitySchedule) and schedule._compiles()
 
 
+def _child_uncast(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A child's `(should_prune, sparsity)` at `step`: for ours, the sparsity before its cast to
+    float32 (usually float64; a composition then casts once), for others `_child_call`'s."""
+    if isinstance(schedule, SparsitySchedule):
+        return schedule._uncast_ops(step)
+    return _child_call(schedule, step)
+
+
 def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A child's `(should_prune, sparsity)` at `step`, broadcast to its shape (bool, float32).
 
@@ -233,9 +241,11 @@ class SequentialSparsity(SparsitySchedule):
         return all(_compiles(schedule) for schedule in self.schedules)
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        events, sparsity = _child_call(self.schedules[0], step)
-        for boundary, schedule in zip(self.boundaries, self.schedules[1:], strict=True):
-            child_events, child_sparsity = _child_call(schedule, step)
+        children = [_child_uncast(schedule, step) for schedule in self.schedules]
+        if any(sparsity.dtype != tf.float64 for _, sparsity in children):  # all in float32, as returned
+            children = [(events, tf.cast(sparsity, tf.float32)) for events, sparsity in children]
+        events, sparsity = children[0]
+        for boundary, (child_events, child_sparsity) in zip(self.boundaries, children[1:], strict=True):
             later = step >= boundary
             events = select(later, tf.logical_or(child_events, tf.equal(step, boundary)), events)
             sparsity = select(later, child_sparsity, sparsity)
@@ -289,5 +299,13 @@ class ScaledSparsity(SparsitySchedule):
         return _compiles(self.schedule)
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        # The child's float32 sparsity, as it returns it (saved models keep their values bit
+        # for bit: scaling its float64 value instead would move some by an ulp).
         events, sparsity = _child_call(self.schedule, step)
-        return events, tf.minimum(self.factor * tf.cast(sparsity, tf.float64), v.MAX_SPARSITY)
+        scaled = self.factor * tf.cast(sparsity, tf.float64)
+        # The cap only where it can bind: a child whose peak is known (ours, tfmot's; its
+        # float32 rounding included) cannot pass it, as factor * peak <= MAX_SPARSITY.
+        peak = peak_sparsity(self.schedule)
+        if peak is None or self.factor * max(peak, float(np.float32(peak))) > v.MAX_SPARSITY:
+            scaled = tf.minimum(scaled, v.MAX_SPARSITY)
+        return events, scaled

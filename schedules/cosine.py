@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import register
-from schedules.ramp import RampSchedule, exact_difference, interpolate, pin_end
+from schedules.ramp import RampSchedule, between
 
 __all__ = ["COSINE_SHAPES", "CosineSparsity"]
 
@@ -73,19 +73,23 @@ class CosineSparsity(RampSchedule):
         self.shape = v.check_choice("shape", shape, COSINE_SHAPES)
 
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
-        initial, final = self.initial_sparsity, self.final_sparsity
-        # value = anchor + scale * wave(progress), with wave(0) exactly 1 (cos) or 0 (sin) and
-        # scale chosen so that the value there is exactly `initial`; the end is pinned.
-        if self.shape == "s_curve":  # initial + (final - initial) * (1 - cos(pi p)) / 2
-            anchor, wave = initial + (final - initial) / 2.0, tf.cos(math.pi * progress)
-            scale = exact_difference(anchor, initial)
-        elif self.shape == "fast_late":  # initial + (final - initial) * (1 - cos(pi p / 2))
-            anchor, wave = final, tf.cos(math.pi / 2.0 * progress)
-            scale = exact_difference(final, initial)
-        else:  # initial + (final - initial) * sin(pi p / 2)
-            anchor, wave = initial, tf.sin(math.pi / 2.0 * progress)
-            scale = exact_difference(initial, final)
-        if scale is None:  # no exact float64 step (sparsities of very different scales): pin both ends
-            fraction = wave if self.shape == "fast_early" else (1.0 - wave) / (2.0 if self.shape == "s_curve" else 1.0)
-            return interpolate(progress, fraction, initial, final)
-        return pin_end(progress, anchor + scale * wave, final)
+        function, angle, at_start, at_end = _WAVES[self.shape]
+        return between(function(angle * progress), at_start, at_end, self.initial_sparsity, self.final_sparsity)
+
+    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
+        # The same curve in fewer ops: the angle straight from the steps gone.
+        function, angle, at_start, at_end = _WAVES[self.shape]
+        begin, length = self.begin_step, self.end_step - self.begin_step
+        gone = tf.cast(clipped - begin if begin else clipped, tf.float64)
+        wave = function(gone * (angle / length))
+        return between(wave, at_start, at_end, self.initial_sparsity, self.final_sparsity)
+
+
+#: Per shape, the wave the sparsity follows: (function, its angle at the end, its value at
+#: the start, its value at the end). The sparsity is `initial` where the wave is at its
+#: start value and `final` where it is at its end value, and linear in the wave between.
+_WAVES = {
+    "s_curve": (tf.cos, math.pi, 1.0, -1.0),  # initial + (final - initial) * (1 - cos(pi p)) / 2
+    "fast_late": (tf.cos, math.pi / 2.0, 1.0, 0.0),  # initial + (final - initial) * (1 - cos(pi p / 2))
+    "fast_early": (tf.sin, math.pi / 2.0, 0.0, 1.0),  # initial + (final - initial) * sin(pi p / 2)
+}

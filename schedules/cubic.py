@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from schedules.base import register
-from schedules.ramp import RampSchedule, polynomial_ramp, polynomial_ramp_of_remaining, remaining_of_window
+from schedules.ramp import RampSchedule, between, polynomial_ramp, power_of_distance
 
 __all__ = ["CubicSparsity"]
 
@@ -55,8 +55,8 @@ class CubicSparsity(RampSchedule):
         return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, 3.0)
 
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        remaining = remaining_of_window(clipped, self.begin_step, self.end_step)
-        at_start = tf.equal(clipped, self.begin_step)
-        return polynomial_ramp_of_remaining(
-            remaining, self.initial_sparsity, self.final_sparsity, 3.0, at_start=at_start
-        )
+        # The cube of the steps left, (end - step) ** 3, from length ** 3 down to 0, mapped
+        # onto [initial, final]: the same curve as `ramp`, in fewer ops.
+        cube = power_of_distance(self.end_step - clipped, 3)
+        length = float(self.end_step - self.begin_step)
+        return between(cube, length**3, 0.0, self.initial_sparsity, self.final_sparsity)

@@ -6,7 +6,15 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import polynomial_ramp, polynomial_ramp_of_remaining, unit_scale
+from schedules.ramp import (
+    between,
+    clip_steps,
+    polynomial_ramp,
+    polynomial_ramp_of_remaining,
+    power_of_distance,
+    power_of_fraction,
+    unit_scale,
+)
 
 __all__ = ["CyclicSparsity"]
 
@@ -100,16 +108,17 @@ class CyclicSparsity(SparsitySchedule):
         are position 0 of the first cycle, steps after it the last position of
         the last cycle. Cycles of equal length take a shorter path.
         """
-        n, cycles = self._length, self.num_cycles
-        clipped = tf.clip_by_value(step, self.begin_step, self.end_step)
-        t = clipped - self.begin_step if self.begin_step else clipped
+        n, cycles, begin = self._length, self.num_cycles, self.begin_step
+        clipped = clip_steps(step, begin, self.end_step)
         if self._even_scale is not None:
-            length = n // cycles - 1
-            position = tf.math.floormod(t, length + 1)
-            return clipped, position, length - position, tf.constant(length, tf.int64)
+            size = n // cycles
+            phase = begin % size  # folded in Python: cycles start where clipped % size == phase
+            position = tf.math.floormod(clipped - phase if phase else clipped, size)
+            return clipped, position, (size - 1) - position, tf.constant(size - 1, tf.int64)
         # With c the cycle of t and r = ((t + 1) * cycles - 1) % n, the cycle's first step
         # floor(c * n / cycles) is t - r // cycles and its last step is t + (n - 1 - r) // cycles
         # (write c * n = (t + 1) * cycles - 1 - r): no cycle index needed.
+        t = clipped - begin if begin else clipped
         r = tf.math.floormod(t * cycles + (cycles - 1), n)
         position, remaining = r // cycles, (n - 1 - r) // cycles
         return clipped, position, remaining, position + remaining
@@ -129,22 +138,25 @@ class CyclicSparsity(SparsitySchedule):
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         clipped, position, remaining, length = self._cycle(step)
-        # An event inside the window (where the clipped step is the step itself) at a
-        # multiple of `frequency` from its cycle's start or at its cycle's last step.
-        in_window = tf.equal(step, clipped)
+        # An event inside the window at a multiple of `frequency` from its cycle's start or at
+        # its cycle's last step: where the step is `clipped - offset`, offset 0 just there
+        # (before the window `clipped - offset` is `begin_step`, after it `end_step`).
         if self.frequency == 1:
-            events = in_window
+            events = tf.equal(step, clipped)
         else:
-            on_grid = tf.equal(tf.math.floormod(position, self.frequency), 0)
-            events = tf.logical_and(in_window, tf.logical_or(on_grid, tf.equal(remaining, 0)))
+            offset = tf.minimum(tf.math.floormod(position, self.frequency), remaining)
+            events = tf.equal(step, clipped - offset)
         initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
         if self._length == 1:  # a one-step window: a one-shot prune
             return events, polynomial_ramp(tf.cast(step >= self.begin_step, tf.float64), initial, final, power)
-        at_start = tf.equal(position, 0)
+        whole = power in (1.0, 2.0, 3.0, 4.0)
+        if self._even_scale is not None and whole:  # CubicSparsity's form, bit for bit, in every cycle
+            size = self._length // self.num_cycles - 1
+            return events, between(power_of_distance(remaining, int(power)), float(size) ** power, 0.0, initial, final)
         # Every cycle has at least two steps, so length >= 1; the share of the cycle still
         # ahead is exactly 1 at its start and 0 at its end (a division of integers).
-        if self._even_scale is not None:
-            share = tf.cast(remaining, tf.float64) * self._even_scale
-        else:
-            share = tf.cast(remaining, tf.float64) / tf.cast(length, tf.float64)
+        share = tf.cast(remaining, tf.float64) / tf.cast(length, tf.float64)
+        if whole:
+            return events, between(power_of_fraction(share, power), 1.0, 0.0, initial, final)
+        at_start = tf.equal(position, 0)
         return events, polynomial_ramp_of_remaining(share, initial, final, power, at_start=at_start)

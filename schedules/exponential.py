@@ -12,7 +12,7 @@ import tf_keras
 
 from schedules import _validation as v
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import RampSchedule, interpolate_from_zero
+from schedules.ramp import RampSchedule, between, interpolate_from_zero
 
 __all__ = ["ExponentialRateSparsity", "ExponentialSparsity"]
 
@@ -142,6 +142,17 @@ class ExponentialSparsity(RampSchedule):
             return tf.zeros_like(progress) + self.initial_sparsity
         fraction = tf.math.expm1(progress * log_ratio) / math.expm1(log_ratio)
         return interpolate_from_zero(progress, fraction, self.initial_sparsity, self.final_sparsity)
+
+    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
+        # The same curve in fewer ops: expm1(steps gone * log_ratio / length), from 0 to
+        # expm1(log_ratio), mapped onto [initial, final].
+        log_ratio = math.log1p(-self.final_sparsity) - math.log1p(-self.initial_sparsity)
+        if log_ratio == 0.0:  # initial == final
+            return tf.zeros_like(clipped, tf.float64) + self.initial_sparsity
+        begin, length = self.begin_step, self.end_step - self.begin_step
+        gone = tf.cast(clipped - begin if begin else clipped, tf.float64)
+        wave = tf.math.expm1(gone * (log_ratio / length))
+        return between(wave, 0.0, math.expm1(log_ratio), self.initial_sparsity, self.final_sparsity)
 
 
 @register

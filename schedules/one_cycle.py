@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import register
-from schedules.ramp import RampSchedule, interpolate, unit_scale
+from schedules.ramp import RampSchedule, between, interpolate
 
 __all__ = ["OneCycleSparsity"]
 
@@ -88,22 +88,14 @@ class OneCycleSparsity(RampSchedule):
         return interpolate(progress, fraction, self.initial_sparsity, self.final_sparsity)
 
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        # The same curve in fewer ops: sparsity = intercept + slope * sigmoid(alpha * p - beta),
-        # aimed a hair (1e-12 of the way, more for a flat logistic) beyond `initial` at p = 0
-        # and beyond `final` at p = 1, then clipped to them: both ends exact whatever the
-        # sigmoid's last bits (TensorFlow's and XLA's differ from Python's), no pins.
-        initial, final = self.initial_sparsity, self.final_sparsity
-        if initial == final:
-            return tf.zeros_like(clipped, tf.float64) + initial
-        begin, end = self.begin_step, self.end_step
-        position = clipped - begin if begin else clipped
-        slope = (final - initial) / self._rise
-        beyond = math.copysign(1e-12 * abs(final - initial) + 1e-14 * abs(slope), final - initial)
-        slope = (final - initial + 2.0 * beyond) / self._rise
-        intercept = initial - beyond - slope * self._start
-        scale = unit_scale(end - begin) or 1.0 / (end - begin)  # exactness not needed here: the clip pins
-        logistic = tf.sigmoid(tf.cast(position, tf.float64) * (self.alpha * scale) - self.beta)
-        return tf.clip_by_value(intercept + slope * logistic, min(initial, final), max(initial, final))
+        # The same curve in fewer ops: the logistic of the steps gone, from L(0) to L(1),
+        # mapped onto [initial, final] (`between` keeps both ends exact whatever the
+        # sigmoid's last bits: TensorFlow's and XLA's differ from Python's).
+        begin, length = self.begin_step, self.end_step - self.begin_step
+        gone = tf.cast(clipped - begin if begin else clipped, tf.float64)
+        logistic = tf.sigmoid(gone * (self.alpha / length) - self.beta)
+        start, end = self._start, self._start + self._rise
+        return between(logistic, start, end, self.initial_sparsity, self.final_sparsity)
 
 
 def _logistic(x: float) -> float:

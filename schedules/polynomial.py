@@ -8,9 +8,11 @@ from schedules import _validation as v
 from schedules.base import register
 from schedules.ramp import (
     RampSchedule,
+    between,
     interpolate_from_zero,
     polynomial_ramp,
     polynomial_ramp_of_remaining,
+    power_of_distance,
     power_of_fraction,
     remaining_of_window,
 )
@@ -104,8 +106,18 @@ class PolynomialSparsity(RampSchedule):
         return interpolate_from_zero(progress, fraction, initial, final)
 
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        if self._falls_from_initial():  # the form of CubicSparsity, bit for bit
-            remaining = remaining_of_window(clipped, self.begin_step, self.end_step)
-            initial, final, at_start = self.initial_sparsity, self.final_sparsity, tf.equal(clipped, self.begin_step)
-            return polynomial_ramp_of_remaining(remaining, initial, final, float(self.power), at_start=at_start)
-        return super().ramp_of_window(clipped)
+        power = float(self.power)
+        if power not in (1.0, 2.0, 3.0, 4.0):
+            if self._falls_from_initial():
+                remaining = remaining_of_window(clipped, self.begin_step, self.end_step)
+                at_start = tf.equal(clipped, self.begin_step)
+                initial, final = self.initial_sparsity, self.final_sparsity
+                return polynomial_ramp_of_remaining(remaining, initial, final, power, at_start=at_start)
+            return super().ramp_of_window(clipped)
+        # Whole powers: the power of the steps left (g = 1 - (1 - p) ** power, CubicSparsity's
+        # form, bit for bit) or of the steps gone (g = p ** power), mapped onto [initial, final].
+        length = float(self.end_step - self.begin_step) ** power
+        initial, final = self.initial_sparsity, self.final_sparsity
+        if self._falls_from_initial():
+            return between(power_of_distance(self.end_step - clipped, int(power)), length, 0.0, initial, final)
+        return between(power_of_distance(clipped - self.begin_step, int(power)), 0.0, length, initial, final)

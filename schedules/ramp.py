@@ -41,6 +41,8 @@ from schedules.base import SparsitySchedule
 
 __all__ = [
     "RampSchedule",
+    "between",
+    "clip_steps",
     "exact_difference",
     "grid_events",
     "interpolate",
@@ -49,6 +51,7 @@ __all__ = [
     "pin_start",
     "polynomial_ramp",
     "polynomial_ramp_of_remaining",
+    "power_of_distance",
     "power_of_fraction",
     "progress_of_window",
     "remaining_of_window",
@@ -93,7 +96,7 @@ class RampSchedule(SparsitySchedule):
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, end = self.begin_step, self.end_step
-        clipped = tf.clip_by_value(step, begin, end)  # no overflow at any int64 step
+        clipped = clip_steps(step, begin, end)  # no overflow at any int64 step
         events = window_events(step, clipped, begin, end, self.frequency)
         if end == begin:  # one shot: no window to be part of the way through
             progress = tf.cast(step >= begin, tf.float64)
@@ -151,21 +154,39 @@ def unit_scale(length: int) -> float | None:
     return None
 
 
+def clip_steps(values: tf.Tensor, low: int | float, high: int | float) -> tf.Tensor:
+    """`values` clipped to `[low, high]`, in their dtype: one `ClipByValue` op
+    (`tf.clip_by_value` is two, a minimum and a maximum)."""
+    return tf.raw_ops.ClipByValue(
+        t=values,
+        clip_value_min=tf.constant(low, values.dtype),
+        clip_value_max=tf.constant(high, values.dtype),
+    )
+
+
 def window_events(step: tf.Tensor, clipped: tf.Tensor, begin: int, end: int, frequency: int) -> tf.Tensor:
     """Events of the window `[begin, end]`: every `frequency` steps from `begin`, and `end`.
 
-    `clipped` is `step` clipped to the window (so nothing here can overflow);
-    the step is inside the window where the two agree. Constants are folded
-    in Python: `(step - begin) % frequency == 0` is `step % frequency == begin % frequency`,
-    and `end` needs no test of its own when it is on the grid.
+    `clipped` is `step` clipped to the window (so nothing here can overflow).
+    `offset`, the clipped step's distance past the grid (0 on it, and 0 at `end`),
+    is one modulo with its constants folded in Python; the step is an event where
+    it equals `clipped - offset`, which only a step inside the window on the grid
+    does (before the window `clipped - offset` is `begin`, after it at most `end`).
+    Three ops where the window starts on a multiple of `frequency` or ends on the
+    grid, against four for "inside the window and on the grid".
     """
-    in_window = tf.equal(step, clipped)
     if frequency == 1:
-        return in_window
-    on_grid = tf.equal(tf.math.floormod(clipped, frequency), begin % frequency)
-    if (end - begin) % frequency:
-        on_grid = tf.logical_or(on_grid, tf.equal(clipped, end))
-    return tf.logical_and(in_window, on_grid)
+        return tf.equal(step, clipped)
+    length, phase = end - begin, begin % frequency
+    if phase == 0:
+        offset = tf.math.floormod(clipped, frequency)
+    elif length % frequency == 0:  # then (clipped - begin) % f == 0 exactly where (end - clipped) % f == 0
+        offset = tf.math.floormod(end - clipped, frequency)
+    else:  # clipped <= 2**62: no overflow
+        offset = tf.math.floormod(clipped + (frequency - phase), frequency)
+    if length % frequency:  # `end` is off the grid, and an event too
+        offset = tf.minimum(offset, end - clipped)
+    return tf.equal(step, clipped - offset)
 
 
 def grid_events(offset: tf.Tensor, position: tf.Tensor, length, frequency: int) -> tf.Tensor:
@@ -278,3 +299,38 @@ def interpolate_from_zero(progress: tf.Tensor, fraction: tf.Tensor, initial: flo
 def pin_end(progress: tf.Tensor, value: tf.Tensor, final: float) -> tf.Tensor:
     """`value`, and exactly `final` where `progress == 1`."""
     return select(progress >= 1.0, final, value)
+
+
+def power_of_distance(distance: tf.Tensor, power: int) -> tf.Tensor:
+    """`distance ** power` in float64 for an int64 `distance` and a power of 1 to 4, by products."""
+    x = tf.cast(distance, tf.float64)
+    if power == 1:
+        return x
+    square = x * x
+    return {2: square, 3: square * x, 4: square * square}[power]
+
+
+def between(wave: tf.Tensor, at_start: float, at_end: float, initial: float, final: float) -> tf.Tensor:
+    """`initial + (final - initial) * (wave - at_start) / (at_end - at_start)` in float64:
+    `initial` where `wave` is `at_start`, `final` where it is `at_end`.
+
+    One product and one sum, aimed a hair beyond `initial` and `final` (1e-12 of the
+    way, and a few float64 ulps), then one `ClipByValue` to them: both ends are exact
+    whatever the last bits of `wave` (TensorFlow's kernels, XLA and TensorFlow's graph
+    optimizer, which reassociates products with constants, each differ from Python's),
+    with no compare and select per end. Between the ends the value moves by at most that
+    hair, which float32 does not resolve.
+
+    >>> x = tf.constant([4.0, 2.0, 0.0], tf.float64) ** 3  # the cube of the steps left, from 4 to 0
+    >>> [round(value, 9) for value in between(x, 64.0, 0.0, 0.0, 0.8).numpy().tolist()]
+    [0.0, 0.7, 0.8]
+    """
+    if initial == final:
+        return tf.zeros_like(wave) + initial
+    width = max(abs(at_start), abs(at_end))
+    slope = (final - initial) / (at_end - at_start)
+    hair = 1e-12 * abs(final - initial) + 1e-14 * abs(slope) * width + 4.0 * math.ulp(max(abs(initial), abs(final)))
+    beyond = math.copysign(hair, final - initial)
+    slope = (final - initial + 2.0 * beyond) / (at_end - at_start)
+    intercept = initial - beyond - slope * at_start
+    return clip_steps(intercept + slope * wave, min(initial, final), max(initial, final))
