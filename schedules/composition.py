@@ -150,7 +150,8 @@ def _child_uncast(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor
     """A child's `(should_prune, sparsity)` at `step`: for ours, the sparsity before its cast to
     float32 (usually float64; a composition then casts once), for others `_child_call`'s."""
     if isinstance(schedule, SparsitySchedule):
-        return schedule._uncast_ops(step)
+        should_prune, sparsity = schedule._uncast_ops(step)
+        return should_prune, tf.convert_to_tensor(sparsity)  # a family of yours may return a Python float
     return _child_call(schedule, step)
 
 
@@ -159,7 +160,8 @@ def _child_call(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, 
 
     The sparsity stays in float32, as schedules return it: a cast to float64 and back
     would flush a subnormal sparsity to 0 (TensorFlow's CPU kernels treat subnormal
-    inputs as zero), so `SequentialSparsity` would not return its child's value.
+    inputs as zero), so a composition would not return its child's value (and
+    `ScaledSparsity` scales the float32 value saved models were built with).
     """
     should_prune, sparsity = schedule(step)
     if isinstance(schedule, SparsitySchedule):  # ours: bool and float32, of the step's shape already
@@ -302,10 +304,4 @@ class ScaledSparsity(SparsitySchedule):
         # The child's float32 sparsity, as it returns it (saved models keep their values bit
         # for bit: scaling its float64 value instead would move some by an ulp).
         events, sparsity = _child_call(self.schedule, step)
-        scaled = self.factor * tf.cast(sparsity, tf.float64)
-        # The cap only where it can bind: a child whose peak is known (ours, tfmot's; its
-        # float32 rounding included) cannot pass it, as factor * peak <= MAX_SPARSITY.
-        peak = peak_sparsity(self.schedule)
-        if peak is None or self.factor * max(peak, float(np.float32(peak))) > v.MAX_SPARSITY:
-            scaled = tf.minimum(scaled, v.MAX_SPARSITY)
-        return events, scaled
+        return events, tf.minimum(self.factor * tf.cast(sparsity, tf.float64), v.MAX_SPARSITY)

@@ -50,6 +50,7 @@ class CubicSparsity(RampSchedule):
     """
 
     compiles_eagerly = True
+    extends_past_window = True  # the cube keeps falling past the end and rising before the start
 
     def ramp(self, progress: tf.Tensor) -> tf.Tensor:
         return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, 3.0)

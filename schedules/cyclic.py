@@ -150,7 +150,7 @@ class CyclicSparsity(SparsitySchedule):
         if self._length == 1:  # a one-step window: a one-shot prune
             return events, polynomial_ramp(tf.cast(step >= self.begin_step, tf.float64), initial, final, power)
         whole = power in (1.0, 2.0, 3.0, 4.0)
-        if self._even_scale is not None and whole:  # CubicSparsity's form, bit for bit, in every cycle
+        if self._even_scale is not None and whole:  # PolynomialSparsity's form, bit for bit
             size = self._length // self.num_cycles - 1
             return events, between(power_of_distance(remaining, int(power)), float(size) ** power, 0.0, initial, final)
         # Every cycle has at least two steps, so length >= 1; the share of the cycle still

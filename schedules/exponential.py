@@ -143,6 +143,8 @@ class ExponentialSparsity(RampSchedule):
         fraction = tf.math.expm1(progress * log_ratio) / math.expm1(log_ratio)
         return interpolate_from_zero(progress, fraction, self.initial_sparsity, self.final_sparsity)
 
+    extends_past_window = True  # expm1 keeps moving past both ends
+
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
         # The same curve in fewer ops: expm1(steps gone * log_ratio / length), from 0 to
         # expm1(log_ratio), mapped onto [initial, final].

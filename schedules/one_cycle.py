@@ -87,6 +87,8 @@ class OneCycleSparsity(RampSchedule):
         fraction = (logistic - self._start) / self._rise
         return interpolate(progress, fraction, self.initial_sparsity, self.final_sparsity)
 
+    extends_past_window = True  # the logistic keeps moving past both ends
+
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
         # The same curve in fewer ops: the logistic of the steps gone, from L(0) to L(1),
         # mapped onto [initial, final] (`between` keeps both ends exact whatever the

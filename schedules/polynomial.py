@@ -105,6 +105,9 @@ class PolynomialSparsity(RampSchedule):
         initial, final = self.initial_sparsity, self.final_sparsity
         return interpolate_from_zero(progress, fraction, initial, final)
 
+    def _extends_past_window(self) -> bool:
+        return float(self.power) in (1.0, 3.0)  # odd whole powers keep moving past both ends
+
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
         power = float(self.power)
         if power not in (1.0, 2.0, 3.0, 4.0):

@@ -78,6 +78,14 @@ class RampSchedule(SparsitySchedule):
 
     handles_every_step = True  # clips the step to the window before it subtracts
 
+    #: Whether `ramp_of_window` is also right one step before and after the window (at
+    #: `begin_step - 1` the start value, at `end_step + 1` the end value): true where it
+    #: maps a wave that keeps moving past both ends onto the window and clips (ours but
+    #: the cosine's, and even powers'). Then, where the window ends on the grid, one clip
+    #: of the step to `[begin_step - 1, end_step + 1]` serves the sparsity and the events,
+    #: which are the steps of that range on the grid (its two ends are off it): two ops.
+    extends_past_window: bool = False
+
     def __init__(
         self,
         initial_sparsity: float,
@@ -95,19 +103,29 @@ class RampSchedule(SparsitySchedule):
         """The sparsity (float64) at float64 `progress` in `[0, 1]`: `initial_sparsity` at 0, `final_sparsity` at 1."""
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        begin, end = self.begin_step, self.end_step
+        begin, end, frequency = self.begin_step, self.end_step, self.frequency
+        if self._extends_past_window() and end > begin and frequency > 1 and (end - begin) % frequency == 0:
+            widened = clip_steps(step, begin - 1, end + 1)  # end + 1 <= 2**62 + 1: no overflow
+            return tf.equal(tf.math.floormod(widened, frequency), begin % frequency), self.ramp_of_window(widened)
         clipped = clip_steps(step, begin, end)  # no overflow at any int64 step
-        events = window_events(step, clipped, begin, end, self.frequency)
+        events = window_events(step, clipped, begin, end, frequency)
         if end == begin:  # one shot: no window to be part of the way through
             progress = tf.cast(step >= begin, tf.float64)
             return events, self.ramp(progress)
         return events, self.ramp_of_window(clipped)
 
+    def _extends_past_window(self) -> bool:
+        return self.extends_past_window
+
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        """The sparsity at `clipped`, the step clipped to the window (`begin_step < end_step`).
+        """The sparsity at `clipped`, the step clipped to the window (`begin_step < end_step`),
+        or to one step past each end where `extends_past_window`.
 
         By default `ramp(progress)`; a family may compute it more directly (ours
-        do, in fewer ops, from `progress_of_window` or `remaining_of_window`).
+        do, in fewer ops, from the integer distance into the window), so a subclass
+        of one of ours that changes `ramp` must override this method too (or return
+        `RampSchedule.ramp_of_window(self, clipped)`), and set `extends_past_window`
+        to False unless its version is right one step past both ends.
         """
         return self.ramp(progress_of_window(clipped, self.begin_step, self.end_step))
 
@@ -172,8 +190,8 @@ def window_events(step: tf.Tensor, clipped: tf.Tensor, begin: int, end: int, fre
     is one modulo with its constants folded in Python; the step is an event where
     it equals `clipped - offset`, which only a step inside the window on the grid
     does (before the window `clipped - offset` is `begin`, after it at most `end`).
-    Three ops where the window starts on a multiple of `frequency` or ends on the
-    grid, against four for "inside the window and on the grid".
+    Three ops where the window starts on a multiple of `frequency` and ends on the
+    grid (against four for "inside the window and on the grid"), up to five otherwise.
     """
     if frequency == 1:
         return tf.equal(step, clipped)
@@ -319,7 +337,9 @@ def between(wave: tf.Tensor, at_start: float, at_end: float, initial: float, fin
     whatever the last bits of `wave` (TensorFlow's kernels, XLA and TensorFlow's graph
     optimizer, which reassociates products with constants, each differ from Python's),
     with no compare and select per end. Between the ends the value moves by at most that
-    hair, which float32 does not resolve.
+    hair: invisible in float32 but for values within about 1e-11 of an end at 0 (the
+    first step of a ramp from 0 over a million steps, 2.4e-6, moves by a few float32
+    ulps; over ten million steps a cosine's first step, 2e-14, becomes 0).
 
     >>> x = tf.constant([4.0, 2.0, 0.0], tf.float64) ** 3  # the cube of the steps left, from 4 to 0
     >>> [round(value, 9) for value in between(x, 64.0, 0.0, 0.0, 0.8).numpy().tolist()]
@@ -327,7 +347,7 @@ def between(wave: tf.Tensor, at_start: float, at_end: float, initial: float, fin
     """
     if initial == final:
         return tf.zeros_like(wave) + initial
-    width = max(abs(at_start), abs(at_end))
+    width = max(abs(at_start), abs(at_end), 1.0)  # a wave's absolute error is at least ~1e-16
     slope = (final - initial) / (at_end - at_start)
     hair = 1e-12 * abs(final - initial) + 1e-14 * abs(slope) * width + 4.0 * math.ulp(max(abs(initial), abs(final)))
     beyond = math.copysign(hair, final - initial)
