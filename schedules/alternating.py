@@ -7,7 +7,7 @@ import tensorflow as tf
 from schedules import _validation as v
 from schedules._ops import select
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import clip_steps
+from schedules.ramp import clip_values
 
 __all__ = ["AlternatingSparsity"]
 
@@ -80,13 +80,19 @@ class AlternatingSparsity(SparsitySchedule):
         self.end_step = v.check_end_step(end_step, self.begin_step)
         self.sparse_steps = v.check_int("sparse_steps", sparse_steps, minimum=1)
         self.dense_steps = v.check_int("dense_steps", dense_steps, minimum=1)
+        if self.sparse_steps + self.dense_steps > v.MAX_STEP:
+            raise v.invalid(
+                "sparse_steps` + `dense_steps",
+                f"at most {v.MAX_STEP} (a period in int64 steps)",
+                v.received(sparse_steps=self.sparse_steps, dense_steps=self.dense_steps),
+            )
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, end = self.begin_step, self.end_step
         sparse_steps, dense_steps = self.sparse_steps, self.dense_steps
         period = sparse_steps + dense_steps
         # Clip before the modulo: no overflow, and the same phases at any step.
-        clipped = clip_steps(step, begin, end)
+        clipped = clip_values(step, begin, end)
         # The position in the period is counted from the start of the longer phase, so
         # that the two phase starts are the multiples of its length (the only ones below
         # the period, which is at most twice as long): one modulo tells a phase start.

@@ -8,12 +8,11 @@ from schedules import _validation as v
 from schedules.base import SparsitySchedule, register
 from schedules.ramp import (
     between,
-    clip_steps,
+    clip_values,
     polynomial_ramp,
     polynomial_ramp_of_remaining,
     power_of_distance,
     power_of_fraction,
-    unit_scale,
 )
 
 __all__ = ["CyclicSparsity"]
@@ -95,9 +94,8 @@ class CyclicSparsity(SparsitySchedule):
                 "below 2**63 (int64 arithmetic)",
                 v.received(begin_step=self.begin_step, end_step=self.end_step, num_cycles=self.num_cycles),
             )
-        # Cycles of one length m whose share m * s reaches 1 exactly take a shorter path, as exact.
-        even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
-        self._even_scale = unit_scale(self._length // self.num_cycles - 1) if even else None
+        # Cycles of one length take a shorter path (one modulo; no division per call).
+        self._even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
 
     def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """`(clipped, position, remaining, length)` (int64) of each step's cycle.
@@ -109,8 +107,8 @@ class CyclicSparsity(SparsitySchedule):
         the last cycle. Cycles of equal length take a shorter path.
         """
         n, cycles, begin = self._length, self.num_cycles, self.begin_step
-        clipped = clip_steps(step, begin, self.end_step)
-        if self._even_scale is not None:
+        clipped = clip_values(step, begin, self.end_step)
+        if self._even:
             size = n // cycles
             phase = begin % size  # folded in Python: cycles start where clipped % size == phase
             position = tf.math.floormod(clipped - phase if phase else clipped, size)
@@ -150,7 +148,7 @@ class CyclicSparsity(SparsitySchedule):
         if self._length == 1:  # a one-step window: a one-shot prune
             return events, polynomial_ramp(tf.cast(step >= self.begin_step, tf.float64), initial, final, power)
         whole = power in (1.0, 2.0, 3.0, 4.0)
-        if self._even_scale is not None and whole:  # PolynomialSparsity's form, bit for bit
+        if self._even and whole:  # PolynomialSparsity's form, bit for bit
             size = self._length // self.num_cycles - 1
             return events, between(power_of_distance(remaining, int(power)), float(size) ** power, 0.0, initial, final)
         # Every cycle has at least two steps, so length >= 1; the share of the cycle still

@@ -42,7 +42,7 @@ from schedules.base import SparsitySchedule
 __all__ = [
     "RampSchedule",
     "between",
-    "clip_steps",
+    "clip_values",
     "exact_difference",
     "grid_events",
     "interpolate",
@@ -105,9 +105,9 @@ class RampSchedule(SparsitySchedule):
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, end, frequency = self.begin_step, self.end_step, self.frequency
         if self._extends_past_window() and end > begin and frequency > 1 and (end - begin) % frequency == 0:
-            widened = clip_steps(step, begin - 1, end + 1)  # end + 1 <= 2**62 + 1: no overflow
+            widened = clip_values(step, begin - 1, end + 1)  # end + 1 <= 2**62 + 1: no overflow
             return tf.equal(tf.math.floormod(widened, frequency), begin % frequency), self.ramp_of_window(widened)
-        clipped = clip_steps(step, begin, end)  # no overflow at any int64 step
+        clipped = clip_values(step, begin, end)  # no overflow at any int64 step
         events = window_events(step, clipped, begin, end, frequency)
         if end == begin:  # one shot: no window to be part of the way through
             progress = tf.cast(step >= begin, tf.float64)
@@ -172,7 +172,7 @@ def unit_scale(length: int) -> float | None:
     return None
 
 
-def clip_steps(values: tf.Tensor, low: int | float, high: int | float) -> tf.Tensor:
+def clip_values(values: tf.Tensor, low: int | float, high: int | float) -> tf.Tensor:
     """`values` clipped to `[low, high]`, in their dtype: one `ClipByValue` op
     (`tf.clip_by_value` is two, a minimum and a maximum)."""
     return tf.raw_ops.ClipByValue(
@@ -353,4 +353,4 @@ def between(wave: tf.Tensor, at_start: float, at_end: float, initial: float, fin
     beyond = math.copysign(hair, final - initial)
     slope = (final - initial + 2.0 * beyond) / (at_end - at_start)
     intercept = initial - beyond - slope * at_start
-    return clip_steps(intercept + slope * wave, min(initial, final), max(initial, final))
+    return clip_values(intercept + slope * wave, min(initial, final), max(initial, final))

@@ -396,6 +396,7 @@ ALTERNATING = {"final_sparsity": 0.8, "begin_step": 10, "end_step": 110, "sparse
         ({"dense_steps": 0}, ValueError, r"`dense_steps` must be an integer in \[1, .*Received: dense_steps=0"),
         ({"dense_steps": True}, TypeError, r"`dense_steps`.*Received: dense_steps=True"),
         ({"dense_steps": 2**62 + 1}, ValueError, r"`dense_steps`.*Received: dense_steps=4611686018427387905"),
+        ({"sparse_steps": 2**61, "dense_steps": 2**62}, ValueError, r"`sparse_steps` \+ `dense_steps` must be at most"),
     ],
 )
 def test_alternating_arguments(kwargs, error, message):
