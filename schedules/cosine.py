@@ -79,8 +79,8 @@ class CosineSparsity(RampSchedule):
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
         # The same curve in fewer ops: the angle straight from the steps gone.
         function, angle, at_start, at_end = _WAVES[self.shape]
-        begin, length = self.begin_step, self.end_step - self.begin_step
-        gone = tf.cast(clipped - begin if begin else clipped, tf.float64)
+        length = self.end_step - self.begin_step
+        gone = self.steps_gone(clipped)
         wave = function(gone * (angle / length))
         return between(wave, at_start, at_end, self.initial_sparsity, self.final_sparsity)
 

@@ -151,8 +151,8 @@ class ExponentialSparsity(RampSchedule):
         log_ratio = math.log1p(-self.final_sparsity) - math.log1p(-self.initial_sparsity)
         if log_ratio == 0.0:  # initial == final
             return tf.zeros_like(clipped, tf.float64) + self.initial_sparsity
-        begin, length = self.begin_step, self.end_step - self.begin_step
-        gone = tf.cast(clipped - begin if begin else clipped, tf.float64)
+        length = self.end_step - self.begin_step
+        gone = self.steps_gone(clipped)
         wave = tf.math.expm1(gone * (log_ratio / length))
         return between(wave, 0.0, math.expm1(log_ratio), self.initial_sparsity, self.final_sparsity)
 

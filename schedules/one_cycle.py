@@ -93,8 +93,8 @@ class OneCycleSparsity(RampSchedule):
         # The same curve in fewer ops: the logistic of the steps gone, from L(0) to L(1),
         # mapped onto [initial, final] (`between` keeps both ends exact whatever the
         # sigmoid's last bits: TensorFlow's and XLA's differ from Python's).
-        begin, length = self.begin_step, self.end_step - self.begin_step
-        gone = tf.cast(clipped - begin if begin else clipped, tf.float64)
+        length = self.end_step - self.begin_step
+        gone = self.steps_gone(clipped)
         logistic = tf.sigmoid(gone * (self.alpha / length) - self.beta)
         start, end = self._start, self._start + self._rise
         return between(logistic, start, end, self.initial_sparsity, self.final_sparsity)

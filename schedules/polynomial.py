@@ -105,7 +105,8 @@ class PolynomialSparsity(RampSchedule):
         initial, final = self.initial_sparsity, self.final_sparsity
         return interpolate_from_zero(progress, fraction, initial, final)
 
-    def _extends_past_window(self) -> bool:
+    @property
+    def extends_past_window(self) -> bool:
         return float(self.power) in (1.0, 3.0)  # odd whole powers keep moving past both ends
 
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:

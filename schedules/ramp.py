@@ -104,7 +104,7 @@ class RampSchedule(SparsitySchedule):
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, end, frequency = self.begin_step, self.end_step, self.frequency
-        if self._extends_past_window() and end > begin and frequency > 1 and (end - begin) % frequency == 0:
+        if self.extends_past_window and end > begin and frequency > 1 and (end - begin) % frequency == 0:
             widened = clip_values(step, begin - 1, end + 1)  # end + 1 <= 2**62 + 1: no overflow
             return tf.equal(tf.math.floormod(widened, frequency), begin % frequency), self.ramp_of_window(widened)
         clipped = clip_values(step, begin, end)  # no overflow at any int64 step
@@ -114,8 +114,10 @@ class RampSchedule(SparsitySchedule):
             return events, self.ramp(progress)
         return events, self.ramp_of_window(clipped)
 
-    def _extends_past_window(self) -> bool:
-        return self.extends_past_window
+    def steps_gone(self, clipped: tf.Tensor) -> tf.Tensor:
+        """`clipped - begin_step` (int64, exact at any step) as float64: the steps into the window."""
+        begin = self.begin_step
+        return tf.cast(clipped - begin if begin else clipped, tf.float64)
 
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
         """The sparsity at `clipped`, the step clipped to the window (`begin_step < end_step`),
