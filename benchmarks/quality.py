@@ -60,6 +60,10 @@ def build_mlp(keras_module):
 
 
 MODELS = {"MLP": build_mlp, "CNN": build_cnn}
+#: Adam's learning rate in the dense pre-training every row starts from.
+DENSE_LEARNING_RATE = 2e-3
+#: Adam's learning rate in the pruned phase of the quality and lottery tables.
+PRUNE_LEARNING_RATE = 1e-3
 
 
 def schedules_for(final: float, total_steps: int) -> dict:
@@ -108,7 +112,7 @@ def pretrained_weights(build, seed: int, x, y, batch_size: int, epochs: int) -> 
     if key not in _PRETRAINED:
         keras.utils.set_random_seed(seed)
         dense = build(keras)
-        _compile(dense, 2e-3)
+        _compile(dense, DENSE_LEARNING_RATE)
         dense.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
         _PRETRAINED[key] = dense.get_weights()
     return [w.copy() for w in _PRETRAINED[key]]
@@ -122,9 +126,11 @@ def start_from(build, weights: list, seed: int):
     return model
 
 
-def fit_pruned(pruned, x, y, batch_size: int, epochs: int, callbacks=()) -> None:
-    """The pruning run every row gets: Adam 1e-3 with `UpdatePruningStep` (then `callbacks`)."""
-    _compile(pruned, 1e-3)
+def fit_pruned(
+    pruned, x, y, batch_size: int, epochs: int, callbacks=(), learning_rate: float = PRUNE_LEARNING_RATE
+) -> None:
+    """The pruning run every row gets: Adam (1e-3 unless told) with `UpdatePruningStep` (then `callbacks`)."""
+    _compile(pruned, learning_rate)
     pruned.fit(
         x,
         y,
@@ -194,7 +200,7 @@ def run(
             weights = pretrained_weights(build, seed, x_train, y_train, batch_size, dense_epochs)
             # The dense baseline gets the same extra budget.
             extra = start_from(build, weights, seed)
-            _compile(extra, 1e-3)
+            _compile(extra, PRUNE_LEARNING_RATE)
             extra.fit(x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=0)
             accuracy = float(extra.evaluate(x_test, y_test, verbose=0)[1])
             for final in sparsities:
