@@ -44,7 +44,6 @@ __all__ = [
     "between",
     "clip_values",
     "exact_difference",
-    "grid_events",
     "interpolate",
     "interpolate_from_zero",
     "pin_end",
@@ -207,18 +206,6 @@ def window_events(step: tf.Tensor, clipped: tf.Tensor, begin: int, end: int, fre
     if length % frequency:  # `end` is off the grid, and an event too
         offset = tf.minimum(offset, end - clipped)
     return tf.equal(step, clipped - offset)
-
-
-def grid_events(offset: tf.Tensor, position: tf.Tensor, length, frequency: int) -> tf.Tensor:
-    """Events of a window (or a cycle) of `length + 1` steps.
-
-    `position` is `offset` clipped to `[0, length]`; the step is inside the
-    window where they agree, and an event where its position is a multiple
-    of `frequency` or the window's last step.
-    """
-    in_window = tf.equal(offset, position)
-    on_grid = tf.logical_or(tf.equal(tf.math.floormod(position, frequency), 0), tf.equal(position, length))
-    return tf.logical_and(in_window, on_grid)
 
 
 def exact_difference(start: float, end: float) -> float | None:
