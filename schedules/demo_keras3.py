@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from schedules.callbacks import PruningRecorder
-from schedules.demo import DemoResult, allocate_for, prepare, train_dense
+from schedules.demo import LEARNING_RATE, DemoResult, allocate_for, prepare, train_dense
 from schedules.keras3 import PruningCallback
 from schedules.plotting import plot_record
 
@@ -54,7 +54,8 @@ def run_keras3_demo(
     print_fn(f"\n[2/4] Pruning for {prune_epochs} epochs ({total} steps), {allocation} allocation")
     shares = allocate_for(model, data, final_sparsity, allocation, verbose)
     print_fn(str(shares))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])  # a fresh optimizer: step 1
+    # A fresh optimizer: step 1.
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=loss, metrics=["accuracy"])
     pruning = PruningCallback(schedule, allocation=dict(shares))
     recorder = PruningRecorder(output / "sparsity.csv")
     model.fit(
