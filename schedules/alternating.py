@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from schedules import _validation as v
@@ -107,4 +108,7 @@ class AlternatingSparsity(SparsitySchedule):
         events = tf.equal(step, clipped - offset)
         in_sparse_phase = position < sparse_steps if shift == 0 else position >= shift
         sparse = tf.logical_and(step >= begin, tf.logical_or(in_sparse_phase, tf.equal(left, 0)))
-        return events, select(sparse, tf.constant(self.final_sparsity, tf.float32), 0.0)
+        # The final sparsity in float32 as the other families' casts give it: a subnormal flushed to 0.
+        final = np.float32(self.final_sparsity)
+        final = final if final >= np.finfo(np.float32).tiny else np.float32(0.0)
+        return events, select(sparse, tf.constant(final, tf.float32), 0.0)
