@@ -167,8 +167,14 @@ def allocate(
     if max_sparsity is not None:
         max_sparsity = v.check_sparsity("max_sparsity", max_sparsity)
     min_weights = v.check_int("min_weights", min_weights, minimum=1)
-    if method != "sensitivity" and (x is not None or y is not None or metric is not None):
-        raise v.invalid("x", "given only with method='sensitivity' (as `y` and `metric`)", method, TypeError)
+    given = [name for name, value in (("x", x), ("y", y), ("metric", metric)) if value is not None]
+    if method != "sensitivity" and given:
+        raise v.invalid(
+            given[0],
+            "given only with method='sensitivity' (as `x`, `y` and `metric`)",
+            v.received(method=method),
+            TypeError,
+        )
 
     sizes = {name: sum(int(np.prod(w.shape)) for w in ws) for name, ws in weights.items()}
     free = [name for name in weights if name not in dense]
@@ -197,7 +203,9 @@ def allocate(
     else:
         if method == "sensitivity":
             if x is None or y is None:
-                raise v.invalid("x", "validation inputs, with `y`, for method='sensitivity'", x, TypeError)
+                missing = "x" if x is None else "y"
+                requirement = "validation data (`x` and `y`) for method='sensitivity'"
+                raise v.invalid(missing, requirement, None, TypeError)
             sweep = sensitivity_sweep(model, x, y, metric=metric, sparsities=sparsities, layers=free, verbose=verbose)
             density = _sensitivity_density(sweep, free, n, floor, budget)
         else:

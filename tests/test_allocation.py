@@ -212,8 +212,20 @@ def test_bad_requests_are_refused_with_the_argument_named(cnn):
         (dict(keep_dense="conv1"), TypeError, "Argument `keep_dense` must be a list of layer names"),
         (dict(max_sparsity=0.5), ValueError, r"Argument `target_sparsity` must be at most 0\.5"),
         (dict(min_weights=0), ValueError, "Argument `min_weights`"),
-        (dict(x=np.zeros((1, 8, 8, 1))), TypeError, "Argument `x` must be given only with method='sensitivity'"),
-        (dict(method="sensitivity"), TypeError, "Argument `x` must be validation inputs"),
+        (dict(method=3), TypeError, r"Argument `method` must be one of .*Received: method=3"),
+        (dict(max_sparsity=1.0), ValueError, r"Argument `max_sparsity` must be .*Received: max_sparsity=1\.0"),
+        (
+            dict(x=np.zeros((1, 8, 8, 1))),
+            TypeError,
+            r"Argument `x` must be given only with method='sensitivity' .*Received: method='erk'$",
+        ),
+        (dict(metric="accuracy"), TypeError, r"Argument `metric` must be given only with method='sensitivity'"),
+        (dict(method="sensitivity"), TypeError, r"Argument `x` must be validation data .*Received: x=None$"),
+        (
+            dict(method="sensitivity", x=np.zeros((1, 8, 8, 1))),
+            TypeError,
+            r"Argument `y` must be validation data .*Received: y=None$",
+        ),
     ]
     for overrides, error, message in cases:
         arguments = {"target_sparsity": 0.9, "method": "erk", **overrides}
@@ -246,6 +258,10 @@ def test_prune_model_refuses_bad_requests(cnn):
         prune_model(cnn, schedule, allocation="sensitivity")
     with pytest.raises(ValueError, match=r"Argument `allocation\['conv1'\]`"):
         prune_model(cnn, schedule, allocation={"conv1": 1.0, "conv2": 0.9, "dense": 0.9, "logits": 0.9})
+    with pytest.raises(TypeError, match=r"Argument `allocation` must be a method name, a dict .*, or a callable"):
+        prune_model(cnn, schedule, allocation=[0.9, 0.9, 0.9, 0.9])
+    with pytest.raises(ValueError, match="Argument `schedule` must be a schedule whose peak sparsity is known"):
+        prune_model(cnn, CubicSparsity(0.0, 0.0, 0, 100))
 
 
 # --- prune_model ------------------------------------------------------------------------------
@@ -256,7 +272,9 @@ def test_prune_model_wraps_each_layer_with_its_share_and_keeps_the_weights(reque
     model = request.getfixturevalue(model_name)
     schedule = CubicSparsity(0.0, 0.95, 0, 100, frequency=10)
     allocation = allocate(model, 0.95, "erk")
-    pruned = prune_model(model, schedule, allocation=allocation)
+    calls = []  # a callable allocation gets the model and the schedule's peak
+    pruned = prune_model(model, schedule, allocation=lambda *args: calls.append(args) or allocation)
+    assert calls == [(model, 0.95)]
     wrappers = {layer.layer.name: layer for layer in schedules.pruned_layers(pruned)}
     assert sorted(wrappers) == sorted(name for name, s in allocation.items() if s > 0)
     for name, wrapper in wrappers.items():
