@@ -19,7 +19,7 @@ benchmark) for every allocation; the same curve with a mask update at every
 step (`frequency=1`) with `global_magnitude` and `lamp`; `ExponentialSparsity`
 with a mask update at every step and `lamp` (the best of the probes); and
 `OneCycleSparsity`, the best other shape of the quality table on the CNN at
-95-98%, with `global_magnitude`.
+95-98%, with `lamp`.
 
 The pruned phase trains with Adam at the dense phase's learning rate (2e-3);
 the quality and lottery tables use 1e-3. On the CNN, `uniform` and the best row
@@ -52,7 +52,7 @@ OTHER_RUNS = (
     (EVERY_STEP, "global_magnitude"),
     (EVERY_STEP, "lamp"),
     (EXPONENTIAL_EVERY_STEP, "lamp"),
-    ("OneCycleSparsity", "global_magnitude"),
+    ("OneCycleSparsity", "lamp"),
 )
 #: The runs also made at other learning rates of the pruned phase, on the CNN: (shape, allocation).
 LEARNING_RATE_RUNS = (("CubicSparsity", "uniform"), (EXPONENTIAL_EVERY_STEP, "lamp"))
@@ -93,7 +93,8 @@ def run(
                 runs = [("CubicSparsity", method, learning_rate) for method in allocations]
                 runs += [(shape, method, learning_rate) for shape, method in others]
                 if not quick and model_name == "CNN":
-                    runs += [(*run, rate) for rate in OTHER_LEARNING_RATES for run in LEARNING_RATE_RUNS]
+                    rates = [rate for rate in OTHER_LEARNING_RATES if rate != learning_rate]
+                    runs += [(shape, method, rate) for rate in rates for shape, method in LEARNING_RATE_RUNS]
                 shapes = schedules_for(final, total)
                 cubic = shapes["CubicSparsity"]
                 shapes[EVERY_STEP] = CubicSparsity(0.0, final, cubic.begin_step, cubic.end_step, frequency=1)
