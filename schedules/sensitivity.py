@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -68,6 +69,11 @@ def sensitivity_sweep(
       layers: the prunable layers to sweep (default: all).
       batch_size: for `model.predict`.
       verbose: 1 shows a progress bar, 0 nothing.
+
+    Raises:
+      TypeError, ValueError: `sparsities` not increasing in `(0, 1)`, a name in
+        `layers` that is not a prunable layer, a `metric` that is not callable
+        or gives no finite number on `x` and `y` (before any layer is pruned).
     """
     weights = prunable_weights(model)
     sparsities = v.check_sequence("sparsities", sparsities)
@@ -77,6 +83,9 @@ def sensitivity_sweep(
     unknown = [name for name in names if name not in weights]
     if unknown:
         raise v.invalid("layers", f"names of prunable layers of the model, {list(weights)}", names)
+    if metric is not None and not callable(metric):  # a Metric is callable too
+        requirement = "a tf_keras.metrics.Metric or a callable (y_true, y_pred) -> float"
+        raise v.invalid("metric", requirement, metric, TypeError)
     metric = tf_keras.metrics.SparseCategoricalAccuracy() if metric is None else metric
 
     def score() -> float:
@@ -88,6 +97,8 @@ def sensitivity_sweep(
         return float(metric(y, predicted))
 
     baseline = score()
+    if not math.isfinite(baseline):
+        raise v.invalid("metric", "a metric that gives a finite number on `x` and `y`", baseline)
     progress = tf_keras.utils.Progbar(len(names) * len(sparsities), verbose=verbose, unit_name="evaluation")
     scores = {}
     for name in names:

@@ -379,6 +379,12 @@ def test_sensitivity_sweep_measures_each_layer_alone_and_meets_the_target(mlp):
     assert sweep.scores["fc2"][1] == pytest.approx(expected)
     assert sum(allocation.kept.values()) == round(sum(allocation.weights.values()) * 0.1)
     assert str(sweep).splitlines()[1].split() == ["layer", "0.5", "0.9", "0.99"]
+    with pytest.raises(ValueError, match=r"Argument `sparsities` must be a sweep reaching the target: .*\(0\.5\)"):
+        allocate(mlp, 0.9, "sensitivity", x=x, y=y, sparsities=(0.5,), verbose=0)
+    with pytest.raises(TypeError, match=r"Argument `metric` must be a tf_keras.metrics.Metric or a callable"):
+        allocate(mlp, 0.9, "sensitivity", x=x, y=y, metric="accuracy")
+    with pytest.raises(ValueError, match=r"Argument `metric` must be a metric that gives a finite number"):
+        allocate(mlp, 0.9, "sensitivity", x=x, y=y, metric=lambda *_: float("nan"), verbose=0)
 
 
 # --- pictures and the command line -------------------------------------------------------------
