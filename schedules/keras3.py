@@ -32,7 +32,7 @@ from schedules.keras3_layers import is_keras3_model, prunable_kernels
 from schedules.plan import PlanWarning, pruning_events
 from schedules.pruning import AllocationLike, layer_schedule, layer_sparsities
 
-__all__ = ["PruningCallback", "mask_updater", "pruning_of"]
+__all__ = ["PruningCallback", "pruning_of"]
 
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
@@ -321,26 +321,10 @@ class PruningCallback(keras.callbacks.Callback):
         return {name: kernels[name] for name in self.layers}
 
 
-def mask_updater(kernels: list[keras.Variable], masks: list[keras.Variable]) -> Callable[[Any], Any]:
-    """A compiled function of the sparsity `s` that sets each mask to tfmot's mask of its kernel at `s`,
-    and multiplies the kernel by it.
-
-    tfmot's mask: 1 where `|w|` is at least the `k`-th largest magnitude, else 0, with
-    `k = max(1, round(n * (1 - s)))` of the `n` weights computed in float32 (halves to even), as in
-    `pruning_impl.py`; every weight tied with the k-th largest is kept. One call runs every kernel's
-    update in one graph (an eager version would pay a dozen op dispatches per kernel at every pruning step).
-    """
-
-    @tf.function(autograph=False)
-    def update(sparsity: tf.Tensor) -> None:
-        _update_masks(kernels, masks, sparsity)
-
-    return update
-
-
 def _layers_updater(layers: dict[str, tuple[list[keras.Variable], list[keras.Variable]]]) -> Callable[[dict], None]:
-    """`mask_updater` for several layers in one compiled function: called with `{layer name: sparsity}`
-    for the layers pruned at a step, it updates those (each under a `tf.cond`) and leaves the others.
+    """One compiled function that updates the masks of several layers (`_update_masks`): called with
+    `{layer name: sparsity}` for the layers pruned at a step, it updates those (each under a `tf.cond`)
+    and leaves the others.
 
     One call per pruning step however many layers are pruned: each call of a compiled function costs
     about 0.7 ms here, so one per layer cost a 3-layer MLP about 3.5 ms per pruning step, one in all 1.6 ms.
@@ -365,6 +349,13 @@ def _layers_updater(layers: dict[str, tuple[list[keras.Variable], list[keras.Var
 
 
 def _update_masks(kernels: list[keras.Variable], masks: list[keras.Variable], sparsity: tf.Tensor) -> None:
+    """Sets each mask to tfmot's mask of its kernel at `sparsity`, and multiplies the kernel by it.
+
+    tfmot's mask: 1 where `|w|` is at least the `k`-th largest magnitude, else 0, with
+    `k = max(1, round(n * (1 - s)))` of the `n` weights computed in float32 (halves to even), as in
+    `pruning_impl.py`; every weight tied with the k-th largest is kept. Traced inside a compiled
+    function (an eager version would pay a dozen op dispatches per kernel at every pruning step).
+    """
     for kernel, mask in zip(kernels, masks, strict=True):
         value = tf.convert_to_tensor(kernel.value)
         magnitudes = tf.abs(value)
