@@ -92,22 +92,33 @@ class AlternatingSparsity(SparsitySchedule):
         begin, end = self.begin_step, self.end_step
         sparse_steps, dense_steps = self.sparse_steps, self.dense_steps
         period = sparse_steps + dense_steps
-        # Clip before the modulo: no overflow, and the same phases at any step.
-        clipped = clip_values(step, begin, end)
+        # One clip: every step before the window stands at `begin_step - 1`, the last step of
+        # a dense phase (as the warm-up is); every step after it at `end_step + 1`. No
+        # overflow, the same phases at any step, and the step is not read again.
+        widened = clip_values(step, begin - 1, end + 1)
         # The position in the period is counted from the start of the longer phase, so
         # that the two phase starts are the multiples of its length (the only ones below
         # the period, which is at most twice as long): one modulo tells a phase start.
         longer = max(sparse_steps, dense_steps)
-        shift = 0 if sparse_steps >= dense_steps else dense_steps  # where the sparse phase starts
-        phase = (begin - shift) % period  # folded in Python: clipped - phase cannot overflow
-        position = tf.math.floormod(clipped - phase if phase else clipped, period)
-        left = end - clipped  # 0 from end_step on
-        # An event where the step is `clipped - offset` (offset 0 at a phase start or at the end,
-        # inside the window; before it, `clipped - offset` is `begin`, after it `end`).
-        offset = tf.minimum(tf.math.floormod(position, longer), left)
-        events = tf.equal(step, clipped - offset)
-        in_sparse_phase = position < sparse_steps if shift == 0 else position >= shift
-        sparse = tf.logical_and(step >= begin, tf.logical_or(in_sparse_phase, tf.equal(left, 0)))
+        sparse_first = sparse_steps >= dense_steps
+        phase = (begin - (0 if sparse_first else dense_steps)) % period  # folded in Python
+        position = tf.math.floormod(widened - phase if phase else widened, period)
+        left = end - widened  # 0 at end_step, -1 after it
+        # An event where the distance past a phase start or the steps left is 0: never at
+        # `end_step + 1` (left is -1), nor at `begin_step - 1` (the end of a dense phase),
+        # unless dense phases are one step long: then also the steps gone must not be -1.
+        ahead = left if sparse_first and dense_steps == 1 else None
+        if ahead is not None:
+            ahead = tf.minimum(left, widened - begin)
+        offset = tf.minimum(tf.math.floormod(position, longer), left if ahead is None else ahead)
+        events = tf.equal(offset, 0)
+        # Sparse in a sparse phase or from end_step on (left <= 0), in one compare: sparse
+        # phases first, min(position, left + sparse_steps - 1) < sparse_steps; dense phases
+        # first, max(position, dense_steps - left) >= dense_steps.
+        if sparse_first:
+            sparse = tf.less(tf.minimum(position, (end + sparse_steps - 1) - widened), sparse_steps)
+        else:
+            sparse = tf.greater_equal(tf.maximum(position, widened - (end - dense_steps)), dense_steps)
         # The final sparsity in float32 as the other families' casts give it: a subnormal flushed to 0.
         final = np.float32(self.final_sparsity)
         final = final if final >= np.finfo(np.float32).tiny else np.float32(0.0)
