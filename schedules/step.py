@@ -14,6 +14,9 @@ __all__ = ["StepSparsity"]
 
 SPACINGS = ("linear", "geometric")
 
+#: Every integer up to this is a float32 (Bucketize holds its boundaries in float32).
+_FLOAT32_EXACT = 2**24
+
 
 @register(forms=("uniform", "__init__"))
 class StepSparsity(SparsitySchedule):
@@ -131,14 +134,22 @@ class StepSparsity(SparsitySchedule):
         values[-1] = final
         return cls(boundaries, [float(s) for s in values])
 
-    #: Up to this many stairs, compare the step with every boundary (fewest ops);
-    #: beyond it, binary search (O(log n) per step).
+    #: Boundaries past 2**24 (not all float32 integers): up to this many stairs, compare
+    #: the step with every boundary (fewest ops); beyond it, binary search (O(log n) per step).
     _LINEAR_SEARCH_MAX = 16
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        boundaries = tf.constant(self.boundaries, tf.int64)
         # Index 0 is the dense start (0.0), index i the stair of boundaries[i - 1].
         values = tf.constant([0.0, *self.sparsities], tf.float64)
+        if self.boundaries[-1] <= _FLOAT32_EXACT:
+            # One search op: Bucketize compares in float32, exact here (every boundary is a
+            # float32 integer, and a step past 2**24 rounds to at least 2**24, past them all).
+            passed = tf.raw_ops.Bucketize(input=step, boundaries=[float(b) for b in self.boundaries])
+            # The latest boundary passed is the step at an event; before the first, the first
+            # boundary stands in (above every such step).
+            latest = tf.gather(tf.constant([self.boundaries[0], *self.boundaries], tf.int64), passed)
+            return tf.equal(latest, step), tf.gather(values, passed)
+        boundaries = tf.constant(self.boundaries, tf.int64)
         if len(self.boundaries) <= self._LINEAR_SEARCH_MAX:
             column = step[..., tf.newaxis]
             events = tf.reduce_any(tf.equal(column, boundaries), axis=-1)
@@ -146,7 +157,7 @@ class StepSparsity(SparsitySchedule):
             return events, tf.gather(values, passed)
         flat = tf.reshape(step, [-1])
         passed = tf.searchsorted(boundaries, flat, side="right", out_type=tf.int32)  # boundaries <= step
-        latest = tf.gather(tf.constant([0, *self.boundaries], tf.int64), passed)
-        events = tf.logical_and(passed > 0, tf.equal(latest, flat))
+        latest = tf.gather(tf.constant([self.boundaries[0], *self.boundaries], tf.int64), passed)
+        events = tf.equal(latest, flat)  # as above: the first boundary stands in before it
         shape = tf.shape(step)
         return tf.reshape(events, shape), tf.reshape(tf.gather(values, passed), shape)
