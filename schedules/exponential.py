@@ -12,7 +12,7 @@ import tf_keras
 
 from schedules import _validation as v
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import RampSchedule, between, interpolate_from_zero
+from schedules.ramp import RampSchedule, between, clip_values, interpolate_from_zero
 
 __all__ = ["ExponentialRateSparsity", "ExponentialSparsity"]
 
@@ -229,11 +229,17 @@ class ExponentialRateSparsity(SparsitySchedule):
     handles_every_step = True  # clips the step before it subtracts
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        begin = tf.constant(self.begin_step, tf.int64)
-        on_grid = tf.equal(tf.math.floormod(step, self.frequency), self.begin_step % self.frequency)
-        events = tf.logical_and(step >= begin, on_grid)
-        last = min(self.begin_step + self._cap_offset, 2**63 - 1)
-        offset = tf.clip_by_value(step, begin, last) - begin
+        begin, frequency = self.begin_step, self.frequency
+        # Events on the grid from begin_step on, forever: every step before it stands at
+        # begin_step - 1, off the grid (with frequency 1, every step from begin_step is one).
+        if frequency == 1:
+            events = tf.greater_equal(step, begin)
+        else:
+            raised = tf.maximum(step, begin - 1)
+            events = tf.equal(tf.math.floormod(raised, frequency), begin % frequency)
+        last = min(begin + self._cap_offset, 2**63 - 1)
+        offset = clip_values(step, begin, last)
+        offset = offset - begin if begin else offset
         # 1 - sparsity = (1 - initial) * exp(offset * log_decay), exactly initial at offset 0.
         decayed = tf.math.expm1(tf.cast(offset, tf.float64) * self._log_decay)
         sparsity = self.initial_sparsity + (self.initial_sparsity - 1.0) * decayed
