@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import tensorflow as tf
 
 from schedules import _validation as v
@@ -16,6 +18,9 @@ from schedules.ramp import (
 )
 
 __all__ = ["CyclicSparsity"]
+
+#: Every integer up to this is a float32 (Bucketize holds its boundaries in float32).
+_FLOAT32_EXACT = 2**24
 
 
 @register
@@ -96,6 +101,28 @@ class CyclicSparsity(SparsitySchedule):
             )
         # Cycles of one length take a shorter path (one modulo; no division per call).
         self._even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
+        # Cycles of two lengths with a whole power: one search per call (no division of integers).
+        whole = float(self.power) in (1.0, 2.0, 3.0, 4.0)
+        self._buckets = self._bucket_tables() if whole and not self._even else None
+
+    def _bucket_tables(self) -> tuple[list[float], list[int], list[float]] | None:
+        """For cycles of two lengths in a window ending before 2**24: Bucketize's boundaries
+        (every one a float32 integer) and, per bucket, its last step and its length.
+
+        The step clipped to `[begin_step - 1, end_step + 1]` falls in bucket 0 before the
+        window, bucket `c + 1` in cycle `c`, and bucket `num_cycles + 1` after it. The two
+        outer buckets get a last step and a length that make the steps left negative (no
+        event) and the share left 2 before the window (its power is clipped to
+        `initial_sparsity`) and -1e-300 after it (every power of it rounds to 0 or is
+        clipped: `final_sparsity`).
+        """
+        n, cycles, begin, end = self._length, self.num_cycles, self.begin_step, self.end_step
+        if n == 1 or end + 1 > _FLOAT32_EXACT:
+            return None
+        firsts = [begin + (c * n) // cycles for c in range(cycles + 1)]  # the last is end + 1
+        lasts = [begin - 3, *(b - 1 for b in firsts[1:]), end]
+        lengths = [-1.0, *(float(b - a - 1) for a, b in itertools.pairwise(firsts)), 1e300]
+        return [float(b) for b in firsts], lasts, lengths
 
     def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """`(clipped, position, remaining, length)` (int64) of each step's cycle.
@@ -135,6 +162,8 @@ class CyclicSparsity(SparsitySchedule):
         return clipped - position, clipped + remaining
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if self._buckets is not None:
+            return self._bucketed(step)
         clipped, position, remaining, length = self._cycle(step)
         # An event inside the window at a multiple of `frequency` from its cycle's start or at
         # its cycle's last step: where the step is `clipped - offset`, offset 0 just there
@@ -158,3 +187,18 @@ class CyclicSparsity(SparsitySchedule):
             return events, between(power_of_fraction(share, power), 1.0, 0.0, initial, final)
         at_start = tf.equal(position, 0)
         return events, polynomial_ramp_of_remaining(share, initial, final, power, at_start=at_start)
+
+    def _bucketed(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Cycles of two lengths: the cycle by one Bucketize of the step clipped to one step
+        past each end, its last step and length from tables (see `_bucket_tables`). The
+        share left, `(last - step) / length`, is the other path's, bit for bit."""
+        boundaries, lasts, lengths = self._buckets
+        widened = clip_values(step, self.begin_step - 1, self.end_step + 1)
+        bucket = tf.raw_ops.Bucketize(input=widened, boundaries=boundaries)
+        left = tf.cast(tf.raw_ops.Gather(params=tf.constant(lasts, tf.int64), indices=bucket) - widened, tf.float64)
+        length = tf.raw_ops.Gather(params=tf.constant(lengths, tf.float64), indices=bucket)
+        position = length - left  # exact in the cycles: integers in float64
+        offset = tf.minimum(tf.math.floormod(position, float(self.frequency)), left)
+        share = left / length
+        wave = power_of_fraction(share, float(self.power))
+        return tf.equal(offset, 0.0), between(wave, 1.0, 0.0, self.initial_sparsity, self.final_sparsity)
