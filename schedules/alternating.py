@@ -107,10 +107,9 @@ class AlternatingSparsity(SparsitySchedule):
         # An event where the distance past a phase start or the steps left is 0: never at
         # `end_step + 1` (left is -1), nor at `begin_step - 1` (the end of a dense phase),
         # unless dense phases are one step long: then also the steps gone must not be -1.
-        ahead = left if sparse_first and dense_steps == 1 else None
-        if ahead is not None:
-            ahead = tf.minimum(left, widened - begin)
-        offset = tf.minimum(tf.math.floormod(position, longer), left if ahead is None else ahead)
+        if dense_steps == 1:  # (then the sparse phase comes first)
+            left = tf.minimum(left, widened - begin if begin else widened)
+        offset = tf.minimum(tf.math.floormod(position, longer), left)
         events = tf.equal(offset, 0)
         # Sparse in a sparse phase or from end_step on (left <= 0), in one compare: sparse
         # phases first, min(position, left + sparse_steps - 1) < sparse_steps; dense phases

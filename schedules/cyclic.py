@@ -7,6 +7,7 @@ import itertools
 import tensorflow as tf
 
 from schedules import _validation as v
+from schedules._ops import FLOAT32_EXACT
 from schedules.base import SparsitySchedule, register
 from schedules.ramp import (
     between,
@@ -18,9 +19,6 @@ from schedules.ramp import (
 )
 
 __all__ = ["CyclicSparsity"]
-
-#: Every integer up to this is a float32 (Bucketize holds its boundaries in float32).
-_FLOAT32_EXACT = 2**24
 
 
 @register
@@ -101,7 +99,8 @@ class CyclicSparsity(SparsitySchedule):
             )
         # Cycles of one length take a shorter path (one modulo; no division per call).
         self._even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
-        # Cycles of two lengths with a whole power: one search per call (no division of integers).
+        # Cycles of two lengths with a whole power, in a window ending before 2**24: one search
+        # per call (no division of integers); `_bucket_tables` gives None for the others.
         whole = float(self.power) in (1.0, 2.0, 3.0, 4.0)
         self._buckets = self._bucket_tables() if whole and not self._even else None
 
@@ -117,7 +116,7 @@ class CyclicSparsity(SparsitySchedule):
         clipped: `final_sparsity`).
         """
         n, cycles, begin, end = self._length, self.num_cycles, self.begin_step, self.end_step
-        if n == 1 or end + 1 > _FLOAT32_EXACT:
+        if n == 1 or end + 1 > FLOAT32_EXACT:
             return None
         firsts = [begin + (c * n) // cycles for c in range(cycles + 1)]  # the last is end + 1
         lasts = [begin - 3, *(b - 1 for b in firsts[1:]), end]
@@ -199,6 +198,6 @@ class CyclicSparsity(SparsitySchedule):
         length = tf.raw_ops.Gather(params=tf.constant(lengths, tf.float64), indices=bucket)
         position = length - left  # exact in the cycles: integers in float64
         offset = tf.minimum(tf.math.floormod(position, float(self.frequency)), left)
-        share = left / length
-        wave = power_of_fraction(share, float(self.power))
+        share = left / length  # 2 before the window, -1e-300 after it: the whole powers are
+        wave = power_of_fraction(share, float(self.power))  # products, right there too
         return tf.equal(offset, 0.0), between(wave, 1.0, 0.0, self.initial_sparsity, self.final_sparsity)

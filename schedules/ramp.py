@@ -79,10 +79,10 @@ class RampSchedule(SparsitySchedule):
 
     #: Whether `ramp_of_window` is also right one step before and after the window (at
     #: `begin_step - 1` the start value, at `end_step + 1` the end value): true where it
-    #: maps a wave that keeps moving past both ends onto the window and clips (ours but
-    #: the cosine's, and even powers'). `call` clips the step once, to
-    #: `[begin_step - 1, end_step + 1]`, for the events; where this is false, it clips that
-    #: again to the window for the sparsity (one op more).
+    #: maps a wave that keeps moving past both ends onto the window and clips (the cubic,
+    #: exponential and one-cycle ramps, and `PolynomialSparsity` at powers 1 and 3). `call`
+    #: clips the step once, to `[begin_step - 1, end_step + 1]`, for the events; where this
+    #: is false, it clips that again to the window for the sparsity (one op more).
     extends_past_window: bool = False
 
     def __init__(

@@ -8,14 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 from schedules import _validation as v
+from schedules._ops import FLOAT32_EXACT
 from schedules.base import SparsitySchedule, register
 
 __all__ = ["StepSparsity"]
 
 SPACINGS = ("linear", "geometric")
-
-#: Every integer up to this is a float32 (Bucketize holds its boundaries in float32).
-_FLOAT32_EXACT = 2**24
 
 
 @register(forms=("uniform", "__init__"))
@@ -53,6 +51,7 @@ class StepSparsity(SparsitySchedule):
     """
 
     compiles_eagerly = True
+    handles_every_step = True  # compares and gathers, subtracts nothing
 
     step_arguments = ("boundaries",)
 
@@ -141,9 +140,9 @@ class StepSparsity(SparsitySchedule):
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         # Index 0 is the dense start (0.0), index i the stair of boundaries[i - 1].
         values = tf.constant([0.0, *self.sparsities], tf.float64)
-        if self.boundaries[-1] <= _FLOAT32_EXACT:
+        if self.boundaries[-1] <= FLOAT32_EXACT:
             # One search op: Bucketize compares in float32, exact here (every boundary is a
-            # float32 integer, and a step past 2**24 rounds to at least 2**24, past them all).
+            # float32 integer, and a step past 2**24 rounds to at least 2**24, at or past them all).
             passed = tf.raw_ops.Bucketize(input=step, boundaries=[float(b) for b in self.boundaries])
             # The latest boundary passed is the step at an event; before the first, the first
             # boundary stands in (above every such step).

@@ -274,14 +274,23 @@ def staircase_reference(steps, boundaries, sparsities):
 
 @pytest.mark.parametrize(
     "boundaries, sparsities",
-    [([100, 250, 600], [0.5, 0.7, 0.9]), ([0, 1, 2, 3], [0.1, 0.2, 0.3, 0.4]), ([500], [0.8]), ([0, 300], [0.9, 0.2])],
+    [
+        ([100, 250, 600], [0.5, 0.7, 0.9]),
+        ([0, 1, 2, 3], [0.1, 0.2, 0.3, 0.4]),
+        ([500], [0.8]),
+        ([0, 300], [0.9, 0.2]),
+        ([2**24 - 1, 2**24], [0.3, 0.6]),  # Bucketize's float32 boundaries: the last exact one
+        ([2**24 - 1, 2**24 + 1], [0.3, 0.6]),  # past it: compared in int64
+    ],
 )
 def test_step_matches_the_staircase(boundaries, sparsities):
     schedule = StepSparsity(boundaries, sparsities)
-    should_prune, sparsity = evaluate(schedule)
-    np.testing.assert_array_equal(sparsity, staircase_reference(STEPS, boundaries, sparsities))
-    expected_events = set(boundaries) | ({1} if boundaries[0] == 0 else set())
-    assert set(np.flatnonzero(should_prune)) == expected_events
+    near = [b + d for b in boundaries for d in (-1, 0, 1)]
+    steps = np.array([*STEPS, *near, 2**24 - 1, 2**24, 2**24 + 1, 2**62, 2**63 - 1, -2, -(2**63)], np.int64)
+    should_prune, sparsity = evaluate(schedule, steps)
+    np.testing.assert_array_equal(sparsity, staircase_reference(steps, boundaries, sparsities))
+    expected_events = np.isin(steps, boundaries) | ((steps == 1) & (boundaries[0] == 0))
+    np.testing.assert_array_equal(should_prune, expected_events)
 
 
 @pytest.mark.parametrize("count", [16, 17, 300])
@@ -355,6 +364,8 @@ def cyclic_reference(steps, initial, final, begin, end, num_cycles, frequency, p
         (0.0, 0.5, 0, 1, 1, 100, 3),
         (0.0, 0.5, 5, 5, 1, 100, 3),
         (0.2, 0.6, 0, 9, 5, 1, 2),
+        (0.0, 0.8, 0, 4, 2, 1, 2),  # cycles of 2 and 3 steps, an even power, after the window
+        (0.9, 0.1, 3, 12, 3, 2, 4),  # falling, cycles of two lengths
     ],
 )
 def test_cyclic_matches_the_step_by_step_reference(initial, final, begin, end, num_cycles, frequency, power):
@@ -572,6 +583,8 @@ ALTERNATING_LAYOUTS = [
     pytest.param(0.95, 3, 50, 1, 1, id="single_steps"),
     pytest.param(0.85, 100, 1000, 1, 99, id="one_sparse_step_per_cycle"),
     pytest.param(0.4, 0, 0, 5, 5, id="one_shot_at_0"),
+    pytest.param(0.5, 0, 60, 4, 1, id="one_dense_step_from_0"),
+    pytest.param(0.65, 7, 61, 3, 1, id="one_dense_step"),
 ]
 
 
