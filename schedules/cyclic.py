@@ -10,12 +10,14 @@ from schedules import _validation as v
 from schedules._ops import FLOAT32_EXACT
 from schedules.base import SparsitySchedule, register
 from schedules.ramp import (
+    PRODUCT_POWERS,
     between,
     clip_values,
     polynomial_ramp,
     polynomial_ramp_of_remaining,
     power_of_distance,
     power_of_fraction,
+    widen,
 )
 
 __all__ = ["CyclicSparsity"]
@@ -101,7 +103,7 @@ class CyclicSparsity(SparsitySchedule):
         self._even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
         # Cycles of two lengths with a whole power, in a window ending before 2**24: one search
         # per call (no division of integers); `_bucket_tables` gives None for the others.
-        whole = float(self.power) in (1.0, 2.0, 3.0, 4.0)
+        whole = float(self.power) in PRODUCT_POWERS
         self._buckets = self._bucket_tables() if whole and not self._even else None
 
     def _bucket_tables(self) -> tuple[list[float], list[int], list[float]] | None:
@@ -175,7 +177,7 @@ class CyclicSparsity(SparsitySchedule):
         initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
         if self._length == 1:  # a one-step window: a one-shot prune
             return events, polynomial_ramp(tf.cast(step >= self.begin_step, tf.float64), initial, final, power)
-        whole = power in (1.0, 2.0, 3.0, 4.0)
+        whole = power in PRODUCT_POWERS
         if self._even and whole:  # PolynomialSparsity's form, bit for bit
             size = self._length // self.num_cycles - 1
             return events, between(power_of_distance(remaining, int(power)), float(size) ** power, 0.0, initial, final)
@@ -192,12 +194,12 @@ class CyclicSparsity(SparsitySchedule):
         past each end, its last step and length from tables (see `_bucket_tables`). The
         share left, `(last - step) / length`, is the other path's, bit for bit."""
         boundaries, lasts, lengths = self._buckets
-        widened = clip_values(step, self.begin_step - 1, self.end_step + 1)
+        widened = widen(step, self.begin_step, self.end_step)
         bucket = tf.raw_ops.Bucketize(input=widened, boundaries=boundaries)
         left = tf.cast(tf.raw_ops.Gather(params=tf.constant(lasts, tf.int64), indices=bucket) - widened, tf.float64)
         length = tf.raw_ops.Gather(params=tf.constant(lengths, tf.float64), indices=bucket)
         position = length - left  # exact in the cycles: integers in float64
         offset = tf.minimum(tf.math.floormod(position, float(self.frequency)), left)
-        share = left / length  # 2 before the window, -1e-300 after it: the whole powers are
-        wave = power_of_fraction(share, float(self.power))  # products, right there too
+        share = left / length  # 2 before the window, -1e-300 after it: PRODUCT_POWERS are
+        wave = power_of_fraction(share, float(self.power))  # right there too
         return tf.equal(offset, 0.0), between(wave, 1.0, 0.0, self.initial_sparsity, self.final_sparsity)

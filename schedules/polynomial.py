@@ -7,6 +7,7 @@ import tensorflow as tf
 from schedules import _validation as v
 from schedules.base import register
 from schedules.ramp import (
+    PRODUCT_POWERS,
     RampSchedule,
     between,
     interpolate_from_zero,
@@ -111,7 +112,7 @@ class PolynomialSparsity(RampSchedule):
 
     def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
         power = float(self.power)
-        if power not in (1.0, 2.0, 3.0, 4.0):
+        if power not in PRODUCT_POWERS:
             if self._falls_from_initial():
                 remaining = remaining_of_window(clipped, self.begin_step, self.end_step)
                 at_start = tf.equal(clipped, self.begin_step)

@@ -51,10 +51,12 @@ __all__ = [
     "polynomial_ramp",
     "polynomial_ramp_of_remaining",
     "power_of_distance",
+    "PRODUCT_POWERS",
     "power_of_fraction",
     "progress_of_window",
     "remaining_of_window",
     "unit_scale",
+    "widen",
     "widened_events",
 ]
 
@@ -103,9 +105,7 @@ class RampSchedule(SparsitySchedule):
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, end = self.begin_step, self.end_step
-        # One clip: every step before the window stands at `begin_step - 1`, every step after
-        # it at `end_step + 1` (no overflow: end_step <= 2**62); the step is not read again.
-        widened = clip_values(step, begin - 1, end + 1)
+        widened = widen(step, begin, end)
         events = widened_events(widened, begin, end, self.frequency)
         if end == begin:  # one shot: no window to be part of the way through
             return events, self.ramp(tf.cast(widened >= begin, tf.float64))
@@ -182,10 +182,21 @@ def clip_values(values: tf.Tensor, low: int | float, high: int | float) -> tf.Te
     )
 
 
+def widen(step: tf.Tensor, begin: int, end: int) -> tf.Tensor:
+    """`step` clipped to `[begin - 1, end + 1]`, one op: every step before the window stands
+    at `begin - 1`, every step after it at `end + 1`, so nothing computed from it can
+    overflow (`end <= 2**62`) and the step itself need not be read again.
+
+    >>> widen(tf.constant([-2**63, 5, 15, 2**63 - 1], tf.int64), 10, 20).numpy().tolist()
+    [9, 9, 15, 21]
+    """
+    return clip_values(step, begin - 1, end + 1)
+
+
 def widened_events(widened: tf.Tensor, begin: int, end: int, frequency: int) -> tf.Tensor:
     """Events of the window `[begin, end]`: every `frequency` steps from `begin`, and `end`.
 
-    `widened` is the step clipped to `[begin - 1, end + 1]`: its two ends stand for
+    `widened` is the step clipped to `[begin - 1, end + 1]` (`widen`): its two ends stand for
     every step before and after the window, and neither is an event. Only `widened`
     is read (the step is clipped once, and nothing here can overflow):
 
@@ -257,6 +268,11 @@ def polynomial_ramp_of_remaining(
     return select(at_start, initial, value)
 
 
+#: The powers `power_of_fraction` takes as products: right for any base (a base past [0, 1]
+#: gives its true power), where `tf.pow` needs a guard at 0.
+PRODUCT_POWERS = (1.0, 2.0, 3.0, 4.0)
+
+
 def power_of_fraction(base: tf.Tensor, power: float) -> tf.Tensor:
     """`base ** power` for `base` in `[0, 1]` and `power > 0`, exactly 0 where `base == 0`
     and exactly 1 where `base == 1`.
@@ -267,7 +283,7 @@ def power_of_fraction(base: tf.Tensor, power: float) -> tf.Tensor:
     fuses the op into a larger graph, as tfmot's `tf.cond` around the mask
     update. So the power is taken of 1 there instead, and 0 returned.
     """
-    if power in (1.0, 2.0, 3.0, 4.0):
+    if power in PRODUCT_POWERS:
         square = base * base
         return {1.0: base, 2.0: square, 3.0: square * base, 4.0: square * square}[power]
     positive = base > 0.0

@@ -140,23 +140,25 @@ class StepSparsity(SparsitySchedule):
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         # Index 0 is the dense start (0.0), index i the stair of boundaries[i - 1].
         values = tf.constant([0.0, *self.sparsities], tf.float64)
+        searched = step
         if self.boundaries[-1] <= FLOAT32_EXACT:
             # One search op: Bucketize compares in float32, exact here (every boundary is a
             # float32 integer, and a step past 2**24 rounds to at least 2**24, at or past them all).
             passed = tf.raw_ops.Bucketize(input=step, boundaries=[float(b) for b in self.boundaries])
-            # The latest boundary passed is the step at an event; before the first, the first
-            # boundary stands in (above every such step).
-            latest = tf.gather(tf.constant([self.boundaries[0], *self.boundaries], tf.int64), passed)
-            return tf.equal(latest, step), tf.gather(values, passed)
-        boundaries = tf.constant(self.boundaries, tf.int64)
-        if len(self.boundaries) <= self._LINEAR_SEARCH_MAX:
+        elif len(self.boundaries) <= self._LINEAR_SEARCH_MAX:
+            boundaries = tf.constant(self.boundaries, tf.int64)
             column = step[..., tf.newaxis]
             events = tf.reduce_any(tf.equal(column, boundaries), axis=-1)
             passed = tf.reduce_sum(tf.cast(column >= boundaries, tf.int32), axis=-1)
             return events, tf.gather(values, passed)
-        flat = tf.reshape(step, [-1])
-        passed = tf.searchsorted(boundaries, flat, side="right", out_type=tf.int32)  # boundaries <= step
+        else:  # binary search, of a flat vector: the boundaries <= step
+            searched = tf.reshape(step, [-1])
+            passed = tf.searchsorted(tf.constant(self.boundaries, tf.int64), searched, side="right", out_type=tf.int32)
+        # The latest boundary passed is the step at an event; before the first, the first
+        # boundary stands in (above every such step).
         latest = tf.gather(tf.constant([self.boundaries[0], *self.boundaries], tf.int64), passed)
-        events = tf.equal(latest, flat)  # as above: the first boundary stands in before it
+        events, sparsity = tf.equal(latest, searched), tf.gather(values, passed)
+        if searched is step:  # not flattened
+            return events, sparsity
         shape = tf.shape(step)
-        return tf.reshape(events, shape), tf.reshape(tf.gather(values, passed), shape)
+        return tf.reshape(events, shape), tf.reshape(sparsity, shape)
