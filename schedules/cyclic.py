@@ -22,6 +22,12 @@ from schedules.ramp import (
 
 __all__ = ["CyclicSparsity"]
 
+#: The most buckets (runs of events and of the steps between them, and the two outside the
+#: window) a `CyclicSparsity` keeps tables for: 2,048 take about 43 kB of constants in each
+#: graph that calls it (tfmot calls it once or twice per pruned layer). Past that it computes
+#: the events.
+SEGMENT_LIMIT = 2048
+
 
 @register
 class CyclicSparsity(SparsitySchedule):
@@ -101,14 +107,71 @@ class CyclicSparsity(SparsitySchedule):
             )
         # Cycles of one length take a shorter path (one modulo; no division per call).
         self._even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
-        # Cycles of two lengths with a whole power, in a window ending before 2**24: one search
-        # per call (no division of integers); `_bucket_tables` gives None for the others.
+        # A whole power in a window ending before 2**24: one search per call in tables built
+        # here, with the events (`_segment_tables`, up to `SEGMENT_LIMIT` runs) or without
+        # them (`_bucket_tables`, cycles of two lengths); None where they do not apply.
         whole = float(self.power) in PRODUCT_POWERS
-        self._buckets = self._bucket_tables() if whole and not self._even else None
+        self._segments = self._segment_tables() if whole else None
+        self._buckets = self._bucket_tables() if whole and not self._even and self._segments is None else None
+
+    def _segment_tables(self) -> tuple[list[float], list[float], list[float], list[bool], float] | None:
+        """For a window ending before 2**24 cut into at most `SEGMENT_LIMIT` runs of steps
+        that share their cycle and whether they are events: Bucketize's boundaries (the
+        runs' first steps, float32 integers) and, per bucket, its cycle's last step, the
+        divisor of the steps left, whether it is an event, and the share's value at a
+        cycle's start.
+
+        The divisor is the cycle's length (the share of the cycle left, 1 at its start:
+        the other paths' share, bit for bit) or, for cycles of one length, 1 (the steps
+        left themselves, `size ** power` at a start: the even path's form). Bucket 0, the
+        steps before the window, is the first cycle's (the steps left pass its length:
+        clipped to `initial_sparsity`); the last, the steps after it, divides by 1e300
+        (every power of the share rounds to 0 or is clipped: `final_sparsity`).
+        """
+        n, cycles, begin, end, frequency = self._length, self.num_cycles, self.begin_step, self.end_step, self.frequency
+        # Runs per cycle: one at frequency 1 (every step an event), else an event and the steps
+        # after it up to the next, for each step on the grid and the cycle's last.
+        most = cycles if frequency == 1 else 2 * (n // frequency + 1 + 2 * cycles)
+        if n == 1 or end + 1 > FLOAT32_EXACT or most + 2 > SEGMENT_LIMIT:
+            return None
+        firsts = [begin + (c * n) // cycles for c in range(cycles + 1)]
+        boundaries, lasts, divisors, events = [], [], [], []
+        for first, after in itertools.pairwise(firsts):
+            last = after - 1
+            divisor = 1.0 if self._even else float(last - first)
+            if not lasts:  # bucket 0, the steps before the window: the first cycle's, no event
+                lasts, divisors, events = [float(last)], [divisor], [False]
+            for run, flag in self._runs(first, last):
+                boundaries.append(float(run))
+                lasts.append(float(last))
+                divisors.append(divisor)
+                events.append(flag)
+        boundaries.append(float(end + 1))  # the last bucket: the steps after the window
+        lasts.append(float(end))
+        divisors.append(1e300)
+        events.append(False)
+        at_start = float(n // cycles - 1) ** float(self.power) if self._even else 1.0
+        return boundaries, lasts, divisors, events, at_start
+
+    def _runs(self, first: int, last: int) -> list[tuple[int, bool]]:
+        """The first step of each run of events and of steps between them in the cycle
+        `[first, last]`, and whether the run is of events."""
+        if self.frequency == 1:  # every step an event
+            return [(first, True)]
+        marks = [*range(first, last + 1, self.frequency)]
+        if marks[-1] != last:
+            marks.append(last)
+        runs = []
+        for mark, following in zip(marks, [*marks[1:], None], strict=True):
+            runs.append((mark, True))
+            if mark < last and following != mark + 1:
+                runs.append((mark + 1, False))
+        return runs
 
     def _bucket_tables(self) -> tuple[list[float], list[int], list[float]] | None:
-        """For cycles of two lengths in a window ending before 2**24: Bucketize's boundaries
-        (every one a float32 integer) and, per bucket, its last step and its length.
+        """For cycles of two lengths in a window ending before 2**24 with more runs than
+        `SEGMENT_LIMIT`: Bucketize's boundaries (every one a float32 integer) and, per
+        bucket, its last step and its length (the events are computed).
 
         The step clipped to `[begin_step - 1, end_step + 1]` falls in bucket 0 before the
         window, bucket `c + 1` in cycle `c`, and bucket `num_cycles + 1` after it. The two
@@ -163,6 +226,8 @@ class CyclicSparsity(SparsitySchedule):
         return clipped - position, clipped + remaining
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if self._segments is not None:
+            return self._segmented(step)
         if self._buckets is not None:
             return self._bucketed(step)
         clipped, position, remaining, length = self._cycle(step)
@@ -203,3 +268,19 @@ class CyclicSparsity(SparsitySchedule):
         share = left / length  # 2 before the window, -1e-300 after it: PRODUCT_POWERS are
         wave = power_of_fraction(share, float(self.power))  # right there too
         return tf.equal(offset, 0.0), between(wave, 1.0, 0.0, self.initial_sparsity, self.final_sparsity)
+
+    def _segmented(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One Bucketize of the step among the runs of `_segment_tables`, then the event, the
+        cycle's last step and the divisor of the steps left gathered: no integer arithmetic.
+
+        The step is used as it is: Bucketize compares it in float32 (exact inside the window;
+        a step past it rounds to at least 2**24, past `end_step`) and the steps left are a
+        float64 difference (exact inside the window, finite outside it, where the buckets'
+        values clip the sparsity to its ends), so nothing overflows and no clip is needed."""
+        boundaries, lasts, divisors, events, at_start = self._segments
+        bucket = tf.raw_ops.Bucketize(input=step, boundaries=boundaries)
+        left = tf.raw_ops.Gather(params=tf.constant(lasts, tf.float64), indices=bucket) - tf.cast(step, tf.float64)
+        share = left / tf.raw_ops.Gather(params=tf.constant(divisors, tf.float64), indices=bucket)
+        wave = power_of_fraction(share, float(self.power))
+        sparsity = between(wave, at_start, 0.0, self.initial_sparsity, self.final_sparsity)
+        return tf.raw_ops.Gather(params=tf.constant(events), indices=bucket), sparsity

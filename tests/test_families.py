@@ -24,6 +24,7 @@ from schedules import (
     StepSparsity,
     peak_sparsity,
 )
+from schedules import cyclic as cyclic_module
 from schedules._validation import MAX_SPARSITY
 
 STEPS = np.arange(0, 1201, dtype=np.int64)
@@ -368,8 +369,14 @@ def cyclic_reference(steps, initial, final, begin, end, num_cycles, frequency, p
         (0.9, 0.1, 3, 12, 3, 2, 4),  # falling, cycles of two lengths
     ],
 )
-def test_cyclic_matches_the_step_by_step_reference(initial, final, begin, end, num_cycles, frequency, power):
+# Tables of runs (the default for these windows), and none: the paths that compute the events.
+@pytest.mark.parametrize("segment_limit", [cyclic_module.SEGMENT_LIMIT, 0], ids=["runs", "computed"])
+def test_cyclic_matches_the_step_by_step_reference(
+    initial, final, begin, end, num_cycles, frequency, power, segment_limit, monkeypatch
+):
+    monkeypatch.setattr(cyclic_module, "SEGMENT_LIMIT", segment_limit)
     schedule = CyclicSparsity(initial, final, begin, end, num_cycles=num_cycles, frequency=frequency, power=power)
+    assert (schedule._segments is not None) == (segment_limit > 0 and float(power) in (1, 2, 3, 4) and end > begin)
     should_prune, sparsity = evaluate(schedule)
     ref_events, ref_values = cyclic_reference(STEPS, initial, final, begin, end, num_cycles, frequency, power)
     np.testing.assert_allclose(sparsity, ref_values, rtol=0, atol=2e-7)
