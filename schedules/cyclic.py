@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -22,11 +23,24 @@ from schedules.ramp import (
 
 __all__ = ["CyclicSparsity"]
 
-#: The most buckets (runs of events and of the steps between them, and the two outside the
-#: window) a `CyclicSparsity` keeps tables for: 2,048 take about 43 kB of constants in each
-#: graph that calls it (tfmot calls it once or twice per pruned layer). Past that it computes
-#: the events.
+#: The most buckets a `CyclicSparsity` keeps tables for (the runs of events and of the steps
+#: between them, and the two outside the window; or, with the events computed, the cycles and
+#: those two): 2,048 take about 43 kB of constants in each graph that calls it (tfmot calls it
+#: once or twice per pruned layer). Past that it computes the events, then the cycle.
 SEGMENT_LIMIT = 2048
+
+
+class Runs(NamedTuple):
+    """The tables of `CyclicSparsity`'s runs: Bucketize's boundaries (each run's first step,
+    then `end_step + 1`) and, per bucket (before the window, each run, after it), the cycle's
+    last step, the divisor of the steps left and whether the bucket's steps are events; and
+    the share's value at a cycle's start."""
+
+    boundaries: list[float]
+    lasts: list[float]
+    divisors: list[float]
+    events: list[bool]
+    at_start: float
 
 
 @register
@@ -80,7 +94,7 @@ class CyclicSparsity(SparsitySchedule):
     """
 
     compiles_eagerly = True
-    handles_every_step = True  # clips the step to the window before it subtracts
+    handles_every_step = True  # never subtracts from the raw step in int64 (clips it, or compares and casts it)
 
     def __init__(
         self,
@@ -105,53 +119,59 @@ class CyclicSparsity(SparsitySchedule):
                 "below 2**63 (int64 arithmetic)",
                 v.received(begin_step=self.begin_step, end_step=self.end_step, num_cycles=self.num_cycles),
             )
-        # Cycles of one length take a shorter path (one modulo; no division per call).
+        # Cycles of one length: one modulo past the tables (and a divisor of 1 in them).
         self._even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
         # A whole power in a window ending before 2**24: one search per call in tables built
-        # here, with the events (`_segment_tables`, up to `SEGMENT_LIMIT` runs) or without
-        # them (`_bucket_tables`, cycles of two lengths); None where they do not apply.
+        # here, of the runs (`_segment_tables`) or, past `SEGMENT_LIMIT` runs, of the cycles of
+        # two lengths (`_bucket_tables`, the events computed); None where they do not apply.
         whole = float(self.power) in PRODUCT_POWERS
         self._segments = self._segment_tables() if whole else None
         self._buckets = self._bucket_tables() if whole and not self._even and self._segments is None else None
 
-    def _segment_tables(self) -> tuple[list[float], list[float], list[float], list[bool], float] | None:
-        """For a window ending before 2**24 cut into at most `SEGMENT_LIMIT` runs of steps
-        that share their cycle and whether they are events: Bucketize's boundaries (the
-        runs' first steps, float32 integers) and, per bucket, its cycle's last step, the
-        divisor of the steps left, whether it is an event, and the share's value at a
-        cycle's start.
+    def _segment_tables(self) -> Runs | None:
+        """The tables of the runs (`Runs`) of a window ending before 2**24 with at most
+        `SEGMENT_LIMIT` buckets, or None.
 
-        The divisor is the cycle's length (the share of the cycle left, 1 at its start:
-        the other paths' share, bit for bit) or, for cycles of one length, 1 (the steps
-        left themselves, `size ** power` at a start: the even path's form). Bucket 0, the
-        steps before the window, is the first cycle's (the steps left pass its length:
-        clipped to `initial_sparsity`); the last, the steps after it, divides by 1e300
-        (every power of the share rounds to 0 or is clipped: `final_sparsity`).
+        A run is a stretch of steps of one cycle that are all events or all not. The
+        divisor is the cycle's `last - first` (the share of the cycle left, 1 at its
+        start: the other paths' share, bit for bit) or, for cycles of one length, 1 (the
+        steps left themselves, `size ** power` at a start: the even path's form). Bucket
+        0, the steps before the window, is the first cycle's (the steps left pass its
+        length: clipped to `initial_sparsity`); the last, the steps after it, divides by
+        1e300 (every power of the share rounds to 0 or is clipped: `final_sparsity`).
         """
-        n, cycles, begin, end, frequency = self._length, self.num_cycles, self.begin_step, self.end_step, self.frequency
-        # Runs per cycle: one at frequency 1 (every step an event), else an event and the steps
-        # after it up to the next, for each step on the grid and the cycle's last.
-        most = cycles if frequency == 1 else 2 * (n // frequency + 1 + 2 * cycles)
-        if n == 1 or end + 1 > FLOAT32_EXACT or most + 2 > SEGMENT_LIMIT:
+        n, cycles, begin, end = self._length, self.num_cycles, self.begin_step, self.end_step
+        if n == 1 or end + 1 > FLOAT32_EXACT:
+            return None
+        longer = n % cycles  # cycles of n // cycles + 1 steps; the others have n // cycles
+        short = n // cycles
+        buckets = (cycles - longer) * self._runs_in(short) + longer * self._runs_in(short + 1) + 2
+        if buckets > SEGMENT_LIMIT:
             return None
         firsts = [begin + (c * n) // cycles for c in range(cycles + 1)]
-        boundaries, lasts, divisors, events = [], [], [], []
+        divisor = 1.0 if self._even else float(firsts[1] - 1 - begin)
+        at_start = float(short - 1) ** float(self.power) if self._even else 1.0
+        table = Runs([], [float(firsts[1] - 1)], [divisor], [False], at_start)  # bucket 0: before the window
         for first, after in itertools.pairwise(firsts):
-            last = after - 1
-            divisor = 1.0 if self._even else float(last - first)
-            if not lasts:  # bucket 0, the steps before the window: the first cycle's, no event
-                lasts, divisors, events = [float(last)], [divisor], [False]
-            for run, flag in self._runs(first, last):
-                boundaries.append(float(run))
-                lasts.append(float(last))
-                divisors.append(divisor)
-                events.append(flag)
-        boundaries.append(float(end + 1))  # the last bucket: the steps after the window
-        lasts.append(float(end))
-        divisors.append(1e300)
-        events.append(False)
-        at_start = float(n // cycles - 1) ** float(self.power) if self._even else 1.0
-        return boundaries, lasts, divisors, events, at_start
+            divisor = 1.0 if self._even else float(after - 1 - first)
+            for run, flag in self._runs(first, after - 1):
+                table.boundaries.append(float(run))
+                table.lasts.append(float(after - 1))
+                table.divisors.append(divisor)
+                table.events.append(flag)
+        table.boundaries.append(float(end + 1))  # the last bucket: the steps after the window
+        table.lasts.append(float(end))
+        table.divisors.append(1e300)
+        table.events.append(False)
+        return table
+
+    def _runs_in(self, steps: int) -> int:
+        """How many runs `_runs` gives for a cycle of `steps` steps, without listing them."""
+        if self.frequency == 1:
+            return 1
+        span, frequency = steps - 1, self.frequency
+        marks = span // frequency + 1 + (1 if span % frequency else 0)  # the grid's, and the last step
+        return 2 * marks - 1 - (1 if span % frequency == 1 else 0)  # a gap after each but the last
 
     def _runs(self, first: int, last: int) -> list[tuple[int, bool]]:
         """The first step of each run of events and of steps between them in the cycle
@@ -170,8 +190,9 @@ class CyclicSparsity(SparsitySchedule):
 
     def _bucket_tables(self) -> tuple[list[float], list[int], list[float]] | None:
         """For cycles of two lengths in a window ending before 2**24 with more runs than
-        `SEGMENT_LIMIT`: Bucketize's boundaries (every one a float32 integer) and, per
-        bucket, its last step and its length (the events are computed).
+        `SEGMENT_LIMIT` but at most that many cycles (and the two outer buckets):
+        Bucketize's boundaries (every one a float32 integer) and, per bucket, its last step
+        and its length (the events are computed).
 
         The step clipped to `[begin_step - 1, end_step + 1]` falls in bucket 0 before the
         window, bucket `c + 1` in cycle `c`, and bucket `num_cycles + 1` after it. The two
@@ -181,7 +202,7 @@ class CyclicSparsity(SparsitySchedule):
         clipped: `final_sparsity`).
         """
         n, cycles, begin, end = self._length, self.num_cycles, self.begin_step, self.end_step
-        if n == 1 or end + 1 > FLOAT32_EXACT:
+        if n == 1 or end + 1 > FLOAT32_EXACT or cycles + 2 > SEGMENT_LIMIT:
             return None
         firsts = [begin + (c * n) // cycles for c in range(cycles + 1)]  # the last is end + 1
         lasts = [begin - 3, *(b - 1 for b in firsts[1:]), end]
@@ -273,14 +294,16 @@ class CyclicSparsity(SparsitySchedule):
         """One Bucketize of the step among the runs of `_segment_tables`, then the event, the
         cycle's last step and the divisor of the steps left gathered: no integer arithmetic.
 
-        The step is used as it is: Bucketize compares it in float32 (exact inside the window;
-        a step past it rounds to at least 2**24, past `end_step`) and the steps left are a
+        The step is used as it is: Bucketize compares it in float32 (exact up to 2**24; a
+        larger step rounds to at least 2**24, still past `end_step`) and the steps left are a
         float64 difference (exact inside the window, finite outside it, where the buckets'
         values clip the sparsity to its ends), so nothing overflows and no clip is needed."""
-        boundaries, lasts, divisors, events, at_start = self._segments
-        bucket = tf.raw_ops.Bucketize(input=step, boundaries=boundaries)
-        left = tf.raw_ops.Gather(params=tf.constant(lasts, tf.float64), indices=bucket) - tf.cast(step, tf.float64)
-        share = left / tf.raw_ops.Gather(params=tf.constant(divisors, tf.float64), indices=bucket)
+        runs = self._segments
+        bucket = tf.raw_ops.Bucketize(input=step, boundaries=runs.boundaries)
+        last = tf.raw_ops.Gather(params=tf.constant(runs.lasts, tf.float64), indices=bucket)
+        share = (last - tf.cast(step, tf.float64)) / tf.raw_ops.Gather(
+            params=tf.constant(runs.divisors, tf.float64), indices=bucket
+        )
         wave = power_of_fraction(share, float(self.power))
-        sparsity = between(wave, at_start, 0.0, self.initial_sparsity, self.final_sparsity)
-        return tf.raw_ops.Gather(params=tf.constant(events), indices=bucket), sparsity
+        sparsity = between(wave, runs.at_start, 0.0, self.initial_sparsity, self.final_sparsity)
+        return tf.raw_ops.Gather(params=tf.constant(runs.events), indices=bucket), sparsity

@@ -24,7 +24,6 @@ from schedules import (
     StepSparsity,
     peak_sparsity,
 )
-from schedules import cyclic as cyclic_module
 from schedules._validation import MAX_SPARSITY
 
 STEPS = np.arange(0, 1201, dtype=np.int64)
@@ -369,16 +368,20 @@ def cyclic_reference(steps, initial, final, begin, end, num_cycles, frequency, p
         (0.9, 0.1, 3, 12, 3, 2, 4),  # falling, cycles of two lengths
     ],
 )
-# Tables of runs (the default for these windows), and none: the paths that compute the events.
-@pytest.mark.parametrize("segment_limit", [cyclic_module.SEGMENT_LIMIT, 0], ids=["runs", "computed"])
+# Each path: the tables of runs (the default for these windows); past them, the tables of
+# cycles (two lengths) or the modulo (one length); integer arithmetic alone.
+@pytest.mark.parametrize("tables", [("runs", "cycles"), ("cycles",), ()], ids=["runs", "cycles", "integers"])
 def test_cyclic_matches_the_step_by_step_reference(
-    initial, final, begin, end, num_cycles, frequency, power, segment_limit, monkeypatch
+    initial, final, begin, end, num_cycles, frequency, power, tables, monkeypatch
 ):
-    monkeypatch.setattr(cyclic_module, "SEGMENT_LIMIT", segment_limit)
+    for name, method in (("runs", "_segment_tables"), ("cycles", "_bucket_tables")):
+        if name not in tables:
+            monkeypatch.setattr(CyclicSparsity, method, lambda self: None)
     schedule = CyclicSparsity(initial, final, begin, end, num_cycles=num_cycles, frequency=frequency, power=power)
-    assert (schedule._segments is not None) == (segment_limit > 0 and float(power) in (1, 2, 3, 4) and end > begin)
-    should_prune, sparsity = evaluate(schedule)
-    ref_events, ref_values = cyclic_reference(STEPS, initial, final, begin, end, num_cycles, frequency, power)
+    assert (schedule._segments is not None) == ("runs" in tables and float(power) in (1, 2, 3, 4) and end > begin)
+    steps = np.array([*STEPS, 2**24 - 1, 2**24, 2**24 + 1, 2**62, 2**63 - 1, -1, -2, -(2**63)], np.int64)
+    should_prune, sparsity = evaluate(schedule, steps)
+    ref_events, ref_values = cyclic_reference(steps.tolist(), initial, final, begin, end, num_cycles, frequency, power)
     np.testing.assert_allclose(sparsity, ref_values, rtol=0, atol=2e-7)
     np.testing.assert_array_equal(should_prune, ref_events)
 
