@@ -140,7 +140,7 @@ class CyclicSparsity(SparsitySchedule):
         length: clipped to `initial_sparsity`); the last, the steps after it, divides by
         1e300 (every power of the share rounds to 0 or is clipped: `final_sparsity`).
         """
-        n, cycles, begin, end = self._length, self.num_cycles, self.begin_step, self.end_step
+        n, cycles, end = self._length, self.num_cycles, self.end_step
         if n == 1 or end + 1 > FLOAT32_EXACT:
             return None
         longer = n % cycles  # cycles of n // cycles + 1 steps; the others have n // cycles
@@ -148,22 +148,27 @@ class CyclicSparsity(SparsitySchedule):
         buckets = (cycles - longer) * self._runs_in(short) + longer * self._runs_in(short + 1) + 2
         if buckets > SEGMENT_LIMIT:
             return None
-        firsts = [begin + (c * n) // cycles for c in range(cycles + 1)]
-        divisor = 1.0 if self._even else float(firsts[1] - 1 - begin)
-        at_start = float(short - 1) ** float(self.power) if self._even else 1.0
-        table = Runs([], [float(firsts[1] - 1)], [divisor], [False], at_start)  # bucket 0: before the window
-        for first, after in itertools.pairwise(firsts):
-            divisor = 1.0 if self._even else float(after - 1 - first)
-            for run, flag in self._runs(first, after - 1):
-                table.boundaries.append(float(run))
-                table.lasts.append(float(after - 1))
-                table.divisors.append(divisor)
-                table.events.append(flag)
-        table.boundaries.append(float(end + 1))  # the last bucket: the steps after the window
-        table.lasts.append(float(end))
-        table.divisors.append(1e300)
-        table.events.append(False)
-        return table
+        rows = [
+            (float(run), float(last), 1.0 if self._even else float(last - first), flag)
+            for first, last in self._cycle_spans()
+            for run, flag in self._runs(first, last)
+        ]
+        boundaries, lasts, divisors, events = (list(column) for column in zip(*rows, strict=True))
+        # Bucket 0, the steps before the window, is the first run's without its event; the
+        # last, the steps after it, starts at end_step + 1.
+        return Runs(
+            boundaries=[*boundaries, float(end + 1)],
+            lasts=[lasts[0], *lasts, float(end)],
+            divisors=[divisors[0], *divisors, 1e300],
+            events=[False, *events, False],
+            at_start=float(short - 1) ** float(self.power) if self._even else 1.0,
+        )
+
+    def _cycle_spans(self) -> list[tuple[int, int]]:
+        """The first and last step of each cycle, in order."""
+        n, cycles, begin = self._length, self.num_cycles, self.begin_step
+        firsts = [begin + (c * n) // cycles for c in range(cycles + 1)]  # the last is end_step + 1
+        return [(first, after - 1) for first, after in itertools.pairwise(firsts)]
 
     def _runs_in(self, steps: int) -> int:
         """How many runs `_runs` gives for a cycle of `steps` steps, without listing them."""
@@ -204,10 +209,11 @@ class CyclicSparsity(SparsitySchedule):
         n, cycles, begin, end = self._length, self.num_cycles, self.begin_step, self.end_step
         if n == 1 or end + 1 > FLOAT32_EXACT or cycles + 2 > SEGMENT_LIMIT:
             return None
-        firsts = [begin + (c * n) // cycles for c in range(cycles + 1)]  # the last is end + 1
-        lasts = [begin - 3, *(b - 1 for b in firsts[1:]), end]
-        lengths = [-1.0, *(float(b - a - 1) for a, b in itertools.pairwise(firsts)), 1e300]
-        return [float(b) for b in firsts], lasts, lengths
+        spans = self._cycle_spans()
+        boundaries = [*(float(first) for first, _ in spans), float(end + 1)]
+        lasts = [begin - 3, *(last for _, last in spans), end]
+        lengths = [-1.0, *(float(last - first) for first, last in spans), 1e300]
+        return boundaries, lasts, lengths
 
     def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """`(clipped, position, remaining, length)` (int64) of each step's cycle.
