@@ -27,6 +27,9 @@ from schedules import (
 from schedules._validation import MAX_SPARSITY
 
 STEPS = np.arange(0, 1201, dtype=np.int64)
+#: Steps far from any window, and around 2**24 (the last float32 integer, where Bucketize's
+#: float32 compare of a step stops being exact).
+EXTREME_STEPS = [2**24 - 1, 2**24, 2**24 + 1, 2**62, 2**63 - 1, -1, -2, -(2**63)]
 
 
 def evaluate(schedule, steps=STEPS):
@@ -286,7 +289,7 @@ def staircase_reference(steps, boundaries, sparsities):
 def test_step_matches_the_staircase(boundaries, sparsities):
     schedule = StepSparsity(boundaries, sparsities)
     near = [b + d for b in boundaries for d in (-1, 0, 1)]
-    steps = np.array([*STEPS, *near, 2**24 - 1, 2**24, 2**24 + 1, 2**62, 2**63 - 1, -2, -(2**63)], np.int64)
+    steps = np.array([*STEPS, *near, *EXTREME_STEPS], np.int64)
     should_prune, sparsity = evaluate(schedule, steps)
     np.testing.assert_array_equal(sparsity, staircase_reference(steps, boundaries, sparsities))
     expected_events = np.isin(steps, boundaries) | ((steps == 1) & (boundaries[0] == 0))
@@ -379,7 +382,7 @@ def test_cyclic_matches_the_step_by_step_reference(
             monkeypatch.setattr(CyclicSparsity, method, lambda self: None)
     schedule = CyclicSparsity(initial, final, begin, end, num_cycles=num_cycles, frequency=frequency, power=power)
     assert (schedule._segments is not None) == ("runs" in tables and float(power) in (1, 2, 3, 4) and end > begin)
-    steps = np.array([*STEPS, 2**24 - 1, 2**24, 2**24 + 1, 2**62, 2**63 - 1, -1, -2, -(2**63)], np.int64)
+    steps = np.array([*STEPS, *EXTREME_STEPS], np.int64)
     should_prune, sparsity = evaluate(schedule, steps)
     ref_events, ref_values = cyclic_reference(steps.tolist(), initial, final, begin, end, num_cycles, frequency, power)
     np.testing.assert_allclose(sparsity, ref_values, rtol=0, atol=2e-7)
