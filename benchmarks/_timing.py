@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -17,13 +18,16 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Times every function once per round, in turn, for `rounds` rounds."""
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int, seed: int = 0) -> dict[str, list[float]]:
+    """Times every function once per round, for `rounds` rounds, in an order shuffled
+    anew each round (seeded): no function always runs first, or always after another."""
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order, rng = list(fns), random.Random(seed)
     for _ in range(rounds):
-        for name, fn in fns.items():
+        rng.shuffle(order)
+        for name in order:
             start = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - start)
     return times
 
