@@ -23,6 +23,16 @@ TITLES = {
 }
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one): machines of one kind differ."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, to check the harness works")
@@ -61,6 +71,7 @@ def main(argv=None) -> int:
         "tensorflow": tf.__version__,
         "tfmot": tfmot.__version__,
         "cpus": os.cpu_count(),
+        "cpu": _cpu_model(),
         "platform": platform.platform(),
     }
     for section in args.only:

@@ -4,8 +4,8 @@ One pruned variant per family of `schedules.registry.families()` (ours, the two
 compositions and tfmot's two), and a second, identical copy of `PolynomialDecay`
 (`COPY`): how far two copies of one schedule land from each other is this run's
 noise floor. Every pruned variant updates its masks every `frequency` steps from
-step 0 (the cyclic also at each cycle's last step: three more updates in about
-900), so the variants differ only in the schedule's own cost; they and an
+step 0 (the cyclic also at each cycle's last step: two more updates, in 410 or
+820), so the variants differ only in the schedule's own cost; they and an
 unpruned model run in the same process, round after round in a shuffled order,
 and each round's time is divided by `PolynomialDecay`'s time in that round. The
 table reports the median ratio over rounds.
