@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
@@ -18,14 +18,22 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int, seed: int = 0) -> dict[str, list[float]]:
+def interleaved(
+    fns: dict[str, Callable[[], object]],
+    rounds: int,
+    seed: int = 0,
+    before: Mapping[str, Callable[[], object]] | None = None,
+) -> dict[str, list[float]]:
     """Times every function once per round, for `rounds` rounds, in an order shuffled
-    anew each round (seeded): no function always runs first, or always after another."""
+    anew each round (seeded): no function always runs first, or always after another.
+    `before[name]()`, if given, runs untimed before each call of `fns[name]`."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     order, rng = list(fns), random.Random(seed)
     for _ in range(rounds):
         rng.shuffle(order)
         for name in order:
+            if before is not None:
+                before[name]()
             start = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - start)

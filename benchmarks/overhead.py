@@ -3,12 +3,13 @@
 One pruned variant per family of `schedules.registry.families()` (ours, the two
 compositions and tfmot's two), and a second, identical copy of `PolynomialDecay`
 (`COPY`): how far two copies of one schedule land from each other is this run's
-noise floor. Every pruned variant updates its masks every `frequency` steps from
-step 0 (the cyclic also at each cycle's last step: two more updates, in 410 or
-820), so the variants differ only in the schedule's own cost; they and an
-unpruned model run in the same process, round after round in a shuffled order,
-and each round's time is divided by `PolynomialDecay`'s time in that round. The
-table reports the median ratio over rounds.
+noise floor. The pruned variants are train functions of one pruned model (the
+same variables), one per schedule, each run from the same steps; every one updates
+the masks every `frequency` steps from step 0 (the cyclic also at each cycle's
+last step: two more updates, in 410 or 820), so they differ only in the
+schedule's own cost. They and an unpruned model run round after round in a
+shuffled order, and each round's time is divided by `PolynomialDecay`'s time in
+that round. The table reports the median ratio over rounds.
 
 Three models: the demo's small CNN, an MLP, and a deep, narrow MLP with
 `DEEP_LAYERS` pruned layers, where a schedule's share of the step is visible
@@ -126,32 +127,77 @@ def pruned_layers(build) -> int:
     return len(prunable_weights(build()))
 
 
-def _trainer(build, input_shape, schedule, steps: int, batch_size: int):
-    """A function that runs `steps` training steps of a fresh model.
+class _Runner:
+    """Runs `steps` training steps by Keras' compiled `train_function` (what `fit` runs per
+    step, without `fit`'s own per-call overhead to drown the difference).
 
-    It drives Keras' compiled `train_function` directly (what `fit` runs per
-    step), so the per-call overhead of `fit` does not drown the difference.
+    `prepare` (untimed) sets the pruned layers' step to where this runner's run starts: the
+    j-th run of every runner starts at step `j * steps`, so that runners sharing one model
+    see the same steps, round after round.
     """
+
+    def __init__(self, train_function, iterator, steps: int, step_variables: list) -> None:
+        self.train_function, self.iterator, self.steps = train_function, iterator, steps
+        self.step_variables, self.runs = step_variables, 0
+
+    def prepare(self) -> None:
+        if self.step_variables:
+            keras.backend.batch_set_value([(v, self.runs * self.steps) for v in self.step_variables])
+
+    def __call__(self) -> None:
+        for _ in range(self.steps):
+            self.train_function(self.iterator)
+        self.runs += 1
+
+
+def _compiled_model(build, input_shape, batch_size: int, schedule=None):
+    """A fresh model (pruned by `schedule`, if any), compiled, and an endless iterator of batches."""
     keras.utils.set_random_seed(0)
     model = build()
     if schedule is not None:
         model = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    if schedule is not None:
-        callback = tfmot.sparsity.keras.UpdatePruningStep()
-        callback.set_model(model)
-        callback.on_train_begin()  # pruning_step: -1 -> 0, as in fit
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16 * batch_size, *input_shape)).astype(np.float32)
     y = rng.integers(0, 10, size=16 * batch_size)
-    iterator = iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).repeat())
-    train_function = model.make_train_function()
+    return model, iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).repeat())
 
-    def train():
-        for _ in range(steps):
-            train_function(iterator)
 
-    return train
+def _unpruned_runner(build, input_shape, steps: int, batch_size: int) -> _Runner:
+    model, iterator = _compiled_model(build, input_shape, batch_size)
+    return _Runner(model.make_train_function(), iterator, steps, [])
+
+
+def _pruned_runners(build, input_shape, schedules: dict, steps: int, batch_size: int) -> dict[str, _Runner]:
+    """One pruned model and a train function per schedule: every pruned layer is handed the
+    schedule and the train function traced again.
+
+    All of them train the same variables (weights, masks, optimizer slots), so they differ
+    in the schedule's ops alone. Separate models differ by more: six identical models with
+    one `PolynomialDecay` came out up to 7% apart on the MLP (the same model in one place of
+    the build order was slower in two runs), four train functions of one model within 1%.
+    """
+    model, iterator = _compiled_model(build, input_shape, batch_size, next(iter(schedules.values())))
+    wrappers = [layer for layer in model.layers if hasattr(layer, "pruning_obj")]  # tfmot's PruneLowMagnitude
+    callback = tfmot.sparsity.keras.UpdatePruningStep()
+    callback.set_model(model)
+    callback.on_train_begin()  # pruning_step: -1 -> 0, as in fit
+    runners = {}
+    for name, schedule in schedules.items():
+        calls = []
+
+        def traced(step, schedule=schedule, calls=calls):
+            calls.append(step)
+            return schedule(step)
+
+        for wrapper in wrappers:  # tfmot's Pruning object calls its `_pruning_schedule` when traced
+            wrapper.pruning_schedule, wrapper.pruning_obj._pruning_schedule = schedule, traced
+        train_function = model.make_train_function(force=True)
+        train_function(iterator)  # trace it now, with this schedule
+        if not calls:
+            raise RuntimeError(f"{name}: the traced train function did not call the schedule")
+        runners[name] = _Runner(train_function, iterator, steps, [wrapper.pruning_step for wrapper in wrappers])
+    return runners
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -172,13 +218,15 @@ def run(quick: bool = False) -> list[dict]:
             for name, case in variants(frequency, steps, rounds).items()
             if not quick or name in QUICK_VARIANTS
         }
-        trainers = {
-            name: _trainer(build, input_shape, case and case.schedule, steps, batch_size)
-            for name, case in cases.items()
+        schedules = {name: case.schedule for name, case in cases.items() if case is not None}
+        runners = {
+            "unpruned": _unpruned_runner(build, input_shape, steps, batch_size),
+            **_pruned_runners(build, input_shape, schedules, steps, batch_size),
         }
-        for train in trainers.values():  # warm-up: trace and compile every variant
-            train()
-        times = interleaved(trainers, rounds)
+        for runner in runners.values():  # warm-up: the first run of every function
+            runner.prepare()
+            runner()
+        times = interleaved(runners, rounds, before={name: runner.prepare for name, runner in runners.items()})
         ratios = median_ratios(times, BASELINE)
         layers = pruned_layers(build)
         for name, values in times.items():
