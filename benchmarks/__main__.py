@@ -24,13 +24,19 @@ TITLES = {
 
 
 def _cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one): machines of one kind differ."""
+    """The CPU's model name, family, model and stepping (from /proc/cpuinfo where there is one):
+    machines of one kind differ, and some name only the vendor's line ("AMD EPYC")."""
+    fields = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        names = []
-    return names[0] if names else platform.processor()
+        return platform.processor()
+    ids = ", ".join(f"{key} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields)
+    name = fields.get("model name", platform.processor())
+    return f"{name} ({ids})" if ids else name
 
 
 def main(argv=None) -> int:

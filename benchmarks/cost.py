@@ -4,7 +4,8 @@ The in-graph time is measured the way training uses a schedule: an int64 scalar
 step, inside a `tf.function`, here a `tf.while_loop` with `CALLS` calls at distinct
 steps per iteration, whose time is reported per call minus that of the same loop
 with a trivial body (the same bookkeeping, no schedule).
-Every schedule's loop (and the trivial one) runs once per round, in turn, for
+Every schedule's loop (and the trivial one) runs once per round, in an order
+shuffled anew each round, for
 `ROUNDS` rounds; each round's cost is divided by `PolynomialDecay`'s in that round,
 and the table reports the medians (these machines are noisy: timing one schedule
 after another gave ratios off by a factor of two). The eager calls are timed the

@@ -6,8 +6,9 @@ compositions and tfmot's two), and a second, identical copy of `PolynomialDecay`
 noise floor. The pruned variants are train functions of one pruned model (the
 same variables), one per schedule, each run from the same steps; every one updates
 the masks every `frequency` steps from step 0 (the cyclic also at each cycle's
-last step: two more updates, in 410 or 820), so they differ only in the
-schedule's own cost. They and an unpruned model run round after round in a
+last step: two more updates beside 400 or 800 timed ones), so they differ in the
+schedule's ops and, as the copy shows, in a few percent that each traced
+function carries of its own. They and an unpruned model run round after round in a
 shuffled order, and each round's time is divided by `PolynomialDecay`'s time in
 that round. The table reports the median ratio over rounds.
 
@@ -39,7 +40,8 @@ MINIMAL = "minimal (2 ops)"
 COPY = "tfmot PolynomialDecay (a second copy)"
 #: Pruned layers of the deep model (and of its sliver in the quick mode).
 DEEP_LAYERS, QUICK_DEEP_LAYERS = 50, 3
-#: Rounds per model: at 9 to 15, two copies of one schedule came out up to 0.03 apart.
+#: Rounds per model (at 9 to 15, in a fixed order, two copies of one schedule came out up to 0.03
+#: apart; at 40 they still can: each model or train function carries an offset of its own).
 ROUNDS = 40
 
 
@@ -136,9 +138,11 @@ class _Runner:
     see the same steps, round after round.
     """
 
-    def __init__(self, train_function, iterator, steps: int, step_variables: list) -> None:
+    def __init__(self, train_function, iterator, steps: int, step_variables: list, traces: list | None = None) -> None:
         self.train_function, self.iterator, self.steps = train_function, iterator, steps
         self.step_variables, self.runs = step_variables, 0
+        # The schedule's calls while traced (a pruned model's runner): more later means traced again.
+        self.traces, self.first_traces = traces, len(traces or ())
 
     def prepare(self) -> None:
         if self.step_variables:
@@ -172,16 +176,18 @@ def _pruned_runners(build, input_shape, schedules: dict, steps: int, batch_size:
     """One pruned model and a train function per schedule: every pruned layer is handed the
     schedule and the train function traced again.
 
-    All of them train the same variables (weights, masks, optimizer slots), so they differ
-    in the schedule's ops alone. Separate models differ by more: six identical models with
-    one `PolynomialDecay` came out up to 7% apart on the MLP (the same model in one place of
-    the build order was slower in two runs), four train functions of one model within 1%.
+    All of them train the same variables (weights, masks, optimizer slots): six identical
+    models with one `PolynomialDecay` came out up to 7% apart on the MLP (the same model in
+    one place of the build order was slower in two runs), four train functions of one model
+    within 1% (though in a run of fifteen, two identical ones came out 5% apart). A train
+    function traced again would take the last schedule handed over: `check_traced` says
+    whether any was.
     """
     model, iterator = _compiled_model(build, input_shape, batch_size, next(iter(schedules.values())))
-    wrappers = [layer for layer in model.layers if hasattr(layer, "pruning_obj")]  # tfmot's PruneLowMagnitude
     callback = tfmot.sparsity.keras.UpdatePruningStep()
     callback.set_model(model)
     callback.on_train_begin()  # pruning_step: -1 -> 0, as in fit
+    wrappers = callback.prunable_layers  # every PruneLowMagnitude, nested ones included
     runners = {}
     for name, schedule in schedules.items():
         calls = []
@@ -196,8 +202,16 @@ def _pruned_runners(build, input_shape, schedules: dict, steps: int, batch_size:
         train_function(iterator)  # trace it now, with this schedule
         if not calls:
             raise RuntimeError(f"{name}: the traced train function did not call the schedule")
-        runners[name] = _Runner(train_function, iterator, steps, [wrapper.pruning_step for wrapper in wrappers])
+        runners[name] = _Runner(train_function, iterator, steps, [w.pruning_step for w in wrappers], calls)
     return runners
+
+
+def check_traced(runners: dict) -> None:
+    """Raises if a train function was traced again after it was built (it would have taken
+    another variant's schedule): each schedule is called as often as at its first trace."""
+    for name, runner in runners.items():
+        if len(runner.traces or ()) != runner.first_traces:
+            raise RuntimeError(f"{name}: its train function was traced again, with another schedule")
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -227,6 +241,7 @@ def run(quick: bool = False) -> list[dict]:
             runner.prepare()
             runner()
         times = interleaved(runners, rounds, before={name: runner.prepare for name, runner in runners.items()})
+        check_traced(runners)
         ratios = median_ratios(times, BASELINE)
         layers = pruned_layers(build)
         for name, values in times.items():

@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks import cost, curve, lottery, overhead, quality
 from benchmarks.__main__ import main
+from benchmarks._timing import interleaved
 from schedules import registry
 from schedules.models import build_cnn
 
@@ -18,7 +19,7 @@ FAMILIES = sorted(family.name for family in registry.families())
 FULL_LISTS = {
     "overhead": lambda: {
         label: case
-        for label, case in overhead.variants(10, 200, 15).items()
+        for label, case in overhead.variants(10, 200, overhead.ROUNDS).items()
         if case is not None and label not in (overhead.MINIMAL, overhead.COPY)
     },
     "cost": cost.schedules_under_test,
@@ -47,9 +48,38 @@ def test_the_models_are_the_demo_cnn():
 @pytest.mark.parametrize("steps", [100, 200])
 def test_the_overhead_cyclic_takes_its_tables_of_runs_and_the_copy_is_the_baseline(steps):
     cases = overhead.variants(10, steps, overhead.ROUNDS)
-    assert cases["CyclicSparsity"].schedule._segments is not None  # as a user's cycles of thousands of steps
+    cyclic = cases["CyclicSparsity"].schedule
+    assert cyclic._segments is not None  # as a user's cycles of thousands of steps
+    last_step = (overhead.ROUNDS + 1) * steps  # the warm-up and the rounds
+    (staircase,) = [case.schedule for label, case in cases.items() if label.startswith("StepSparsity")]
+    assert cyclic.end_step >= last_step and staircase.boundaries[-1] >= last_step  # a stair every 10 steps to the end
     baseline, copy = cases[overhead.BASELINE].schedule, cases[overhead.COPY].schedule
     assert copy is not baseline and copy.get_config() == baseline.get_config()
+
+
+def test_the_cost_tables_cyclic_rows_take_the_paths_they_stand_for():
+    paths = {label: case.schedule for label, case in cost.schedules_under_test().items() if "Cyclic" in label}
+    taken = {label: (s._segments is not None, s._buckets is not None, s._even) for label, s in paths.items()}
+    assert taken == {
+        "CyclicSparsity": (True, False, False),  # tables of runs
+        "CyclicSparsity (10**6 steps, 3 cycles)": (False, True, False),  # tables of cycles
+        "CyclicSparsity (10**6 steps, 4 cycles)": (False, False, True),  # a modulo
+        "CyclicSparsity (2**25 steps, 3 cycles)": (False, False, False),  # integer arithmetic
+    }
+
+
+def test_interleaved_shuffles_each_round_the_same_way_for_a_seed_and_prepares_each_call():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "abcdef"}
+    before = {name: (lambda name=name: calls.append("before " + name)) for name in "abcdef"}
+    times = interleaved(fns, 4, seed=1, before=before)
+    assert all(len(values) == 4 for values in times.values())
+    assert calls[0::2] == ["before " + name for name in calls[1::2]]  # each just before its own call
+    rounds = [tuple(calls[1::2][6 * r : 6 * r + 6]) for r in range(4)]
+    assert all(sorted(order) == list("abcdef") for order in rounds) and len(set(rounds)) > 1
+    calls.clear()
+    interleaved(fns, 4, seed=1, before=before)
+    assert [tuple(calls[1::2][6 * r : 6 * r + 6]) for r in range(4)] == rounds
 
 
 def test_help(capsys):
@@ -88,6 +118,8 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert {row["pruned_layers"] for row in overhead_rows.values()} == {overhead.QUICK_DEEP_LAYERS}
     assert overhead_rows[overhead.MINIMAL]["added_ms_per_100_layers"] == 0.0  # the reference itself
     assert overhead_rows["unpruned"]["added_ms_per_100_layers"] is None
+    assert overhead_rows[overhead.COPY]["family"] == "polynomial"
+    assert all(section["machine"]["cpu"] for section in sections.values())
     quality_rows = results["quality"]
     assert {row["schedule"] for row in quality_rows} >= {"dense", "CubicSparsity", "tfmot PolynomialDecay"}
     assert all(0.0 <= row["mean_accuracy"] <= 1.0 for row in quality_rows)
