@@ -284,8 +284,7 @@ def power_of_fraction(base: tf.Tensor, power: float) -> tf.Tensor:
     update. So the power is taken of 1 there instead, and 0 returned.
     """
     if power in PRODUCT_POWERS:
-        square = base * base
-        return {1.0: base, 2.0: square, 3.0: square * base, 4.0: square * square}[power]
+        return _product_power(base, int(power))
     positive = base > 0.0
     safe = tf.where(positive, base, tf.ones_like(base))
     return tf.where(positive, tf.pow(safe, tf.constant(power, tf.float64)), tf.zeros_like(base))
@@ -330,11 +329,18 @@ def pin_end(progress: tf.Tensor, value: tf.Tensor, final: float) -> tf.Tensor:
 
 def power_of_distance(distance: tf.Tensor, power: int) -> tf.Tensor:
     """`distance ** power` in float64 for an int64 `distance` and a power of 1 to 4, by products."""
-    x = tf.cast(distance, tf.float64)
+    return _product_power(tf.cast(distance, tf.float64), power)
+
+
+def _product_power(x: tf.Tensor, power: int) -> tf.Tensor:
+    """`x ** power` for a power of 1 to 4, by products (the square first), building only
+    the products it returns: no dead op in a traced graph, no wasted one eagerly."""
     if power == 1:
         return x
     square = x * x
-    return {2: square, 3: square * x, 4: square * square}[power]
+    if power == 2:
+        return square
+    return square * x if power == 3 else square * square
 
 
 def between(wave: tf.Tensor, at_start: float, at_end: float, initial: float, final: float) -> tf.Tensor:
