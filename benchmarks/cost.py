@@ -15,6 +15,7 @@ TensorFlow's graph optimizer (Grappler), which is what executes.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
 import tensorflow as tf
@@ -29,15 +30,6 @@ BASELINE = "tfmot PolynomialDecay"
 ROUNDS = 45
 
 
-def schedules_under_test() -> dict:
-    """Label -> `Case`: every family over steps 100..10,000, a mask update every 100 steps;
-    then the cyclic over longer windows, which take its other paths (see `CYCLIC_PATHS`)."""
-    cases = every_family(Window(final_sparsity=0.9, begin_step=100, end_step=10_000, frequency=100))
-    for label, (end_step, num_cycles) in CYCLIC_PATHS.items():
-        cases[label] = Case("cyclic", CyclicSparsity(0.0, 0.9, 100, end_step, num_cycles=num_cycles, frequency=100))
-    return cases
-
-
 #: The cyclic's paths past its tables of runs (at most `SEGMENT_LIMIT` runs, in a window ending
 #: before 2**24): 20,000 runs in cycles of two lengths (tables of the cycles), in cycles of one
 #: length (a modulo), and a window past 2**24 (integer arithmetic throughout).
@@ -46,6 +38,17 @@ CYCLIC_PATHS = {
     "CyclicSparsity (10**6 steps, 4 cycles)": (1_000_099, 4),
     "CyclicSparsity (2**25 steps, 3 cycles)": (2**25 + 99, 3),
 }
+
+
+def schedules_under_test() -> dict:
+    """Label -> `Case`: every family over steps 100..10,000, a mask update every 100 steps;
+    then the cyclic over longer windows, which take its other paths (see `CYCLIC_PATHS`)."""
+    window = Window(final_sparsity=0.9, begin_step=100, end_step=10_000, frequency=100)
+    cases = every_family(window)
+    for label, (end_step, num_cycles) in CYCLIC_PATHS.items():
+        longer = dataclasses.replace(window, end_step=end_step).ramp()
+        cases[label] = Case("cyclic", CyclicSparsity(**longer, num_cycles=num_cycles, frequency=window.frequency))
+    return cases
 
 
 def op_count(schedule) -> int:

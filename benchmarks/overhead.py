@@ -217,7 +217,7 @@ def check_traced(runners: dict) -> None:
 def run(quick: bool = False) -> list[dict]:
     batch_size, frequency = 32, (5 if quick else 10)
     chosen_models = models(QUICK_DEEP_LAYERS if quick else DEEP_LAYERS)
-    if quick:  # the harness on a sliver: a three-layer deep MLP, four variants
+    if quick:  # the harness on a sliver: a three-layer deep MLP, the QUICK_VARIANTS
         chosen_models = {name: value for name, value in chosen_models.items() if name.startswith("deep")}
     rows = []
     for model_name, (build, input_shape) in chosen_models.items():
