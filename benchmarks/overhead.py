@@ -7,10 +7,11 @@ noise floor. The pruned variants are train functions of one pruned model (the
 same variables), one per schedule, each run from the same steps; every one updates
 the masks every `frequency` steps from step 0 (the cyclic also at each cycle's
 last step: two more updates beside 400 or 800 timed ones), so they differ in the
-schedule's ops and, as the copy shows, in a few percent that each traced
+schedule's ops and, as the copy shows, in about a percent that each traced
 function carries of its own. They and an unpruned model run round after round in a
 shuffled order, and each round's time is divided by `PolynomialDecay`'s time in
-that round. The table reports the median ratio over rounds.
+that round. The table reports the median ratio over rounds. The timing runs in a
+process of its own with one thread per TensorFlow pool (`THREADS`).
 
 Three models: the demo's small CNN, an MLP, and a deep, narrow MLP with
 `DEEP_LAYERS` pruned layers, where a schedule's share of the step is visible
@@ -21,6 +22,13 @@ that updates the masks at the same steps), per pruned layer, times 100.
 """
 
 from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -40,9 +48,15 @@ MINIMAL = "minimal (2 ops)"
 COPY = "tfmot PolynomialDecay (a second copy)"
 #: Pruned layers of the deep model (and of its sliver in the quick mode).
 DEEP_LAYERS, QUICK_DEEP_LAYERS = 50, 3
-#: Rounds per model (at 9 to 15, in a fixed order, two copies of one schedule came out up to 0.03
-#: apart; at 40 they still can: each model or train function carries an offset of its own).
+#: Rounds per model (at 9 to 15, in a fixed order, two copies of one schedule came out up to 0.03 apart).
 ROUNDS = 40
+#: Threads in each of TensorFlow's two pools (inter-op, intra-op) while timing. With the default
+#: pools (two threads each on 2 cores), identical train functions of one model landed up to 5% apart,
+#: run after run (the MLP's copy at 0.997 in one run, 1.047 in the next); with one thread each, within
+#: about 1.5%, and every op of the schedule lies on the step's one path (none of it overlaps other
+#: work: the most it can add). Pools are set once per process, before TensorFlow runs an op, so the
+#: timing runs in a process of its own (`run`), and the other sections keep every core.
+THREADS = 1
 
 
 class MinimalSchedule(tfmot.sparsity.keras.PruningSchedule):
@@ -179,7 +193,8 @@ def _pruned_runners(build, input_shape, schedules: dict, steps: int, batch_size:
     All of them train the same variables (weights, masks, optimizer slots): six identical
     models with one `PolynomialDecay` came out up to 7% apart on the MLP (the same model in
     one place of the build order was slower in two runs), four train functions of one model
-    within 1% (though in a run of fifteen, two identical ones came out 5% apart). A train
+    within 1% (though in a run of fifteen, two identical ones came out 5% apart, with TensorFlow's
+    default thread pools; see `THREADS`). A train
     function traced again would take the last schedule handed over: `check_traced` says
     whether any was.
     """
@@ -188,6 +203,9 @@ def _pruned_runners(build, input_shape, schedules: dict, steps: int, batch_size:
     callback.set_model(model)
     callback.on_train_begin()  # pruning_step: -1 -> 0, as in fit
     wrappers = callback.prunable_layers  # every PruneLowMagnitude, nested ones included
+    # A first train function, run once, creates what Keras creates at the first step (the
+    # optimizer's slots, the loss metric's variables): every variant is then traced alike.
+    model.make_train_function()(iterator)
     runners = {}
     for name, schedule in schedules.items():
         calls = []
@@ -215,7 +233,24 @@ def check_traced(runners: dict) -> None:
 
 
 def run(quick: bool = False) -> list[dict]:
+    """The rows of `measure`, measured in a child process (`python -m benchmarks.overhead`) whose
+    TensorFlow has `THREADS` thread per pool."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "rows.json")
+        command = [sys.executable, "-m", "benchmarks.overhead", path, *(["--quick"] if quick else [])]
+        subprocess.run(command, check=True, cwd=root)
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+
+def measure(quick: bool = False) -> list[dict]:
+    """Every model's rows, timed in this process, as its thread pools are (see `run`)."""
     batch_size, frequency = 32, (5 if quick else 10)
+    threads = {
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+    }
     chosen_models = models(QUICK_DEEP_LAYERS if quick else DEEP_LAYERS)
     if quick:  # the harness on a sliver: a three-layer deep MLP, the QUICK_VARIANTS
         chosen_models = {name: value for name, value in chosen_models.items() if name.startswith("deep")}
@@ -258,6 +293,7 @@ def run(quick: bool = False) -> list[dict]:
                     "rounds": rounds,
                     "steps_per_round": steps,
                     "mask_update_every": frequency,
+                    **threads,
                 }
             )
     return rows
@@ -273,3 +309,21 @@ def format_rows(rows: list[dict]) -> str:
             + (f"{added:>21.3f}" if added is not None else "")
         )
     return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """The child process of `run`: sets TensorFlow's pools to `THREADS` threads, then writes `measure`'s rows."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__.splitlines()[0])
+    parser.add_argument("path", help="where to write the rows, as JSON")
+    parser.add_argument("--quick", action="store_true", help="the harness on a sliver")
+    args = parser.parse_args(argv)
+    tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    rows = measure(quick=args.quick)
+    with open(args.path, "w", encoding="utf-8") as f:
+        json.dump(rows, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -119,6 +119,8 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert overhead_rows[overhead.MINIMAL]["added_ms_per_100_layers"] == 0.0  # the reference itself
     assert overhead_rows["unpruned"]["added_ms_per_100_layers"] is None
     assert overhead_rows[overhead.COPY]["family"] == "polynomial"
+    # Timed in a child process whose TensorFlow has one thread per pool.
+    assert {(row["inter_op_threads"], row["intra_op_threads"]) for row in overhead_rows.values()} == {(1, 1)}
     assert all(section["machine"]["cpu"] for section in sections.values())
     quality_rows = results["quality"]
     assert {row["schedule"] for row in quality_rows} >= {"dense", "CubicSparsity", "tfmot PolynomialDecay"}
