@@ -7,8 +7,8 @@ noise floor. The pruned variants are train functions of one pruned model (the
 same variables), one per schedule, each run from the same steps; every one updates
 the masks every `frequency` steps from step 0 (the cyclic also at each cycle's
 last step: two more updates beside 400 or 800 timed ones), so they differ in the
-schedule's ops and, as the copy shows, in about a percent that each traced
-function carries of its own. They and an unpruned model run round after round in a
+schedule's ops and, as the copy shows, in up to a percent or two that each
+traced function carries of its own. They and an unpruned model run round after round in a
 shuffled order, and each round's time is divided by `PolynomialDecay`'s time in
 that round. The table reports the median ratio over rounds. The timing runs in a
 process of its own with one thread per TensorFlow pool (`THREADS`).
@@ -51,11 +51,13 @@ DEEP_LAYERS, QUICK_DEEP_LAYERS = 50, 3
 #: Rounds per model (at 9 to 15, in a fixed order, two copies of one schedule came out up to 0.03 apart).
 ROUNDS = 40
 #: Threads in each of TensorFlow's two pools (inter-op, intra-op) while timing. With the default
-#: pools (two threads each on 2 cores), identical train functions of one model landed up to 5% apart,
-#: run after run (the MLP's copy at 0.997 in one run, 1.047 in the next); with one thread each, within
-#: about 1.5%, and every op of the schedule lies on the step's one path (none of it overlaps other
-#: work: the most it can add). Pools are set once per process, before TensorFlow runs an op, so the
-#: timing runs in a process of its own (`run`), and the other sections keep every core.
+#: pools (sized by TensorFlow, on 2 cores), identical train functions of one model landed up to 5%
+#: apart, and not the same ones from run to run (the MLP's copy at 0.997 in one run, 1.047 in the
+#: next); with one thread each, five copies within 0.7% of each other on the MLP and 0.5% to 2.2% on
+#: the deep model, in checks outside the benchmark. Every op of the schedule then lies on the step's
+#: one path (none of it overlaps other work: the most it can add). Pools are set once per process,
+#: before TensorFlow runs an op, so the timing runs in a process of its own (`run`), and the other
+#: sections keep every core.
 THREADS = 1
 
 
@@ -190,13 +192,12 @@ def _pruned_runners(build, input_shape, schedules: dict, steps: int, batch_size:
     """One pruned model and a train function per schedule: every pruned layer is handed the
     schedule and the train function traced again.
 
-    All of them train the same variables (weights, masks, optimizer slots): six identical
-    models with one `PolynomialDecay` came out up to 7% apart on the MLP (the same model in
-    one place of the build order was slower in two runs), four train functions of one model
-    within 1% (though in a run of fifteen, two identical ones came out 5% apart, with TensorFlow's
-    default thread pools; see `THREADS`). A train
-    function traced again would take the last schedule handed over: `check_traced` says
-    whether any was.
+    All of them train the same variables (weights, masks, optimizer slots). With TensorFlow's
+    default thread pools (see `THREADS`), six identical models with one `PolynomialDecay` came
+    out up to 7% apart on the MLP (the same model in one place of the build order was slower in
+    two runs), four train functions of one model within 1% (though in a run of fifteen, two
+    identical ones came out 5% apart). A train function traced again would take the last
+    schedule handed over: `check_traced` says whether any was.
     """
     model, iterator = _compiled_model(build, input_shape, batch_size, next(iter(schedules.values())))
     callback = tfmot.sparsity.keras.UpdatePruningStep()
@@ -233,19 +234,21 @@ def check_traced(runners: dict) -> None:
 
 
 def run(quick: bool = False) -> list[dict]:
-    """The rows of `measure`, measured in a child process (`python -m benchmarks.overhead`) whose
-    TensorFlow has `THREADS` thread per pool."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """The rows of `measure`, measured in a child process (`python -m benchmarks.overhead PATH`,
+    `_child_main`) whose TensorFlow has `THREADS` thread per pool."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds `benchmarks`
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "rows.json")
         command = [sys.executable, "-m", "benchmarks.overhead", path, *(["--quick"] if quick else [])]
-        subprocess.run(command, check=True, cwd=root)
+        subprocess.run(command, check=True, cwd=root, env=env)
         with open(path, encoding="utf-8") as f:
             return json.load(f)
 
 
 def measure(quick: bool = False) -> list[dict]:
-    """Every model's rows, timed in this process, as its thread pools are (see `run`)."""
+    """Every model's rows, timed in this process, as its thread pools are (see `run`); each row
+    records the pools' sizes (0: TensorFlow's default)."""
     batch_size, frequency = 32, (5 if quick else 10)
     threads = {
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
@@ -311,9 +314,11 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    """The child process of `run`: sets TensorFlow's pools to `THREADS` threads, then writes `measure`'s rows."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__.splitlines()[0])
+def _child_main(argv=None) -> int:
+    """The child process of `run` (not meant to be run by hand: `python -m benchmarks --only overhead`
+    prints the table): sets TensorFlow's pools to `THREADS` threads, then writes `measure`'s rows."""
+    description = "The overhead benchmark's rows, timed with one thread per pool."
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=description)
     parser.add_argument("path", help="where to write the rows, as JSON")
     parser.add_argument("--quick", action="store_true", help="the harness on a sliver")
     args = parser.parse_args(argv)
@@ -326,4 +331,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_child_main())
