@@ -74,6 +74,11 @@ class MinimalSchedule(tfmot.sparsity.keras.PruningSchedule):
         return {"class_name": "MinimalSchedule", "config": {"sparsity": self.sparsity, "frequency": self.frequency}}
 
 
+#: The cyclic over a long window with many events (10**6 steps in three cycles of two lengths, an
+#: event every `frequency` steps: far more runs than its tables of runs hold), which takes its tables
+#: of cycles and computes the events: its call costs more than `PolynomialDecay`'s (the cost table).
+LONG_CYCLIC = "CyclicSparsity (10**6 steps, 3 cycles)"
+
 #: The variants the quick mode times: the harness on a sliver.
 QUICK_VARIANTS = ("unpruned", MINIMAL, BASELINE, COPY, "CubicSparsity")
 
@@ -87,7 +92,8 @@ def variants(frequency: int, steps_per_round: int, rounds: int) -> dict[str, Cas
     are `frequency` steps long. The cyclic's three cycles span the run (a whole
     number of `frequency` steps each, so every cycle starts on the grid), as a
     user's cycles of thousands of steps: it takes its tables of runs, as in the
-    cost benchmark, and prunes at each cycle's last step too.
+    cost benchmark, and prunes at each cycle's last step too. `LONG_CYCLIC`'s first
+    cycle spans the run.
     """
     horizon = steps_per_round * (rounds + 2)
     boundaries = list(range(0, horizon + frequency, frequency))
@@ -108,6 +114,7 @@ def variants(frequency: int, steps_per_round: int, rounds: int) -> dict[str, Cas
     )
     baseline = cases[BASELINE].schedule
     copy = Case("polynomial", type(baseline)(**baseline.get_config()["config"]))
+    cases[LONG_CYCLIC] = Case("cyclic", CyclicSparsity(0.0, 0.8, 0, 10**6 - 1, num_cycles=3, frequency=frequency))
     return {"unpruned": None, MINIMAL: Case("minimal", MinimalSchedule(0.8, frequency)), **cases, COPY: copy}
 
 

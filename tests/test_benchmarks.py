@@ -20,7 +20,7 @@ FULL_LISTS = {
     "overhead": lambda: {
         label: case
         for label, case in overhead.variants(10, 200, overhead.ROUNDS).items()
-        if case is not None and label not in (overhead.MINIMAL, overhead.COPY)
+        if case is not None and label not in (overhead.MINIMAL, overhead.COPY, overhead.LONG_CYCLIC)
     },
     "cost": cost.schedules_under_test,
     "curve": lambda: curve.schedules_under_test(1_000_000),
@@ -46,10 +46,12 @@ def test_the_models_are_the_demo_cnn():
 
 
 @pytest.mark.parametrize("steps", [100, 200])
-def test_the_overhead_cyclic_takes_its_tables_of_runs_and_the_copy_is_the_baseline(steps):
+def test_the_overhead_cyclics_take_the_paths_they_stand_for_and_the_copy_is_the_baseline(steps):
     cases = overhead.variants(10, steps, overhead.ROUNDS)
-    cyclic = cases["CyclicSparsity"].schedule
+    cyclic, long_cyclic = cases["CyclicSparsity"].schedule, cases[overhead.LONG_CYCLIC].schedule
     assert cyclic._segments is not None  # as a user's cycles of thousands of steps
+    assert long_cyclic._segments is None and long_cyclic._buckets is not None  # tables of cycles
+    assert long_cyclic.cycle_bounds(0)[1] >= (overhead.ROUNDS + 1) * steps  # its first cycle spans the run
     last_step = (overhead.ROUNDS + 1) * steps  # the warm-up and the rounds
     (staircase,) = [case.schedule for label, case in cases.items() if label.startswith("StepSparsity")]
     assert cyclic.end_step >= last_step and staircase.boundaries[-1] >= last_step  # a stair every 10 steps to the end
