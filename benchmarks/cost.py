@@ -31,11 +31,12 @@ ROUNDS = 45
 
 
 #: The cyclic's paths past its tables of runs (at most `SEGMENT_LIMIT` runs, in a window ending
-#: before 2**24): 20,000 runs in cycles of two lengths (tables of the cycles), in cycles of one
-#: length (a modulo), and a window past 2**24 (integer arithmetic throughout).
+#: before 2**24): 20,000 runs in cycles of two lengths and of one (tables of the cycles), and a
+#: window past 2**24 in cycles of one length (a modulo) and of two (integer arithmetic throughout).
 CYCLIC_PATHS = {
     "CyclicSparsity (10**6 steps, 3 cycles)": (1_000_099, 3),
     "CyclicSparsity (10**6 steps, 4 cycles)": (1_000_099, 4),
+    "CyclicSparsity (2**25 steps, 4 cycles)": (2**25 + 99, 4),
     "CyclicSparsity (2**25 steps, 3 cycles)": (2**25 + 99, 3),
 }
 

@@ -24,9 +24,10 @@ from schedules.ramp import (
 __all__ = ["CyclicSparsity"]
 
 #: The most buckets a `CyclicSparsity` keeps tables for (the runs of events and of the steps
-#: between them, and the two outside the window; or, with the events computed, the cycles and
-#: those two): 2,048 take about 43 kB of constants in each graph that calls it (tfmot calls it
-#: once or twice per pruned layer). Past that it computes the events, then the cycle.
+#: between them, and the two outside the window; or, with the events computed, each cycle's
+#: steps but its last, its last step, and those two): 2,048 take about 43 kB of constants in each
+#: graph that calls it (tfmot calls it once or twice per pruned layer). Past that it computes the
+#: events, then the cycle.
 SEGMENT_LIMIT = 2048
 
 
@@ -41,6 +42,16 @@ class Runs(NamedTuple):
     divisors: list[float]
     events: list[bool]
     at_start: float
+
+
+class Cycles(NamedTuple):
+    """The tables of `CyclicSparsity`'s cycles (see `CyclicSparsity._cycle_tables`): Bucketize's
+    boundaries (each cycle's first and last step, then `end_step + 1`) and, per bucket, the shift
+    that makes the step a position and the length from which the steps left are counted."""
+
+    boundaries: list[float]
+    shifts: list[int]
+    lengths: list[float]
 
 
 @register
@@ -119,14 +130,15 @@ class CyclicSparsity(SparsitySchedule):
                 "below 2**63 (int64 arithmetic)",
                 v.received(begin_step=self.begin_step, end_step=self.end_step, num_cycles=self.num_cycles),
             )
-        # Cycles of one length: one modulo past the tables (and a divisor of 1 in them).
+        # Cycles of one length: the steps left as PolynomialSparsity's form (a divisor of 1 in the
+        # tables of runs), and one modulo past both tables.
         self._even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
         # A whole power in a window ending before 2**24: one search per call in tables built
-        # here, of the runs (`_segment_tables`) or, past `SEGMENT_LIMIT` runs, of the cycles of
-        # two lengths (`_bucket_tables`, the events computed); None where they do not apply.
+        # here, of the runs (`_segment_tables`) or, past `SEGMENT_LIMIT` runs, of the cycles
+        # (`_cycle_tables`, the events computed); None where they do not apply.
         whole = float(self.power) in PRODUCT_POWERS
         self._segments = self._segment_tables() if whole else None
-        self._buckets = self._bucket_tables() if whole and not self._even and self._segments is None else None
+        self._buckets = self._cycle_tables() if whole and self._segments is None else None
 
     def _segment_tables(self) -> Runs | None:
         """The tables of the runs (`Runs`) of a window ending before 2**24 with at most
@@ -193,27 +205,41 @@ class CyclicSparsity(SparsitySchedule):
                 runs.append((mark + 1, False))
         return runs
 
-    def _bucket_tables(self) -> tuple[list[float], list[int], list[float]] | None:
-        """For cycles of two lengths in a window ending before 2**24 with more runs than
-        `SEGMENT_LIMIT` but at most that many cycles (and the two outer buckets):
-        Bucketize's boundaries (every one a float32 integer) and, per bucket, its last step
-        and its length (the events are computed).
+    def _cycle_tables(self) -> Cycles | None:
+        """The tables (`Cycles`) of the cycles of a window ending before 2**24 with more runs
+        than `SEGMENT_LIMIT` but at most `SEGMENT_LIMIT // 2 - 1` cycles, and a frequency above
+        1; or None.
 
-        The step clipped to `[begin_step - 1, end_step + 1]` falls in bucket 0 before the
-        window, bucket `c + 1` in cycle `c`, and bucket `num_cycles + 1` after it. The two
-        outer buckets get a last step and a length that make the steps left negative (no
-        event) and the share left 2 before the window (its power is clipped to
-        `initial_sparsity`) and -1e-300 after it (every power of it rounds to 0 or is
-        clipped: `final_sparsity`).
+        The step clipped to `[begin_step - 1, end_step + 1]` (`w`) falls in bucket 0 before the
+        window, in one bucket for a cycle's steps but its last and one for its last step, and in
+        the last bucket after the window. With `p = w + shift`, the step is an event where
+        `p % frequency == 0`, and `length - p` are the steps left in its cycle:
+
+        * in a cycle but at its last step, `p` is the position in the cycle and `length` the
+          cycle's `last - first`;
+        * at a cycle's last step, `p = length = frequency`: an event, no step left;
+        * after the window, `p = length = 1`: no event, no step left (`final_sparsity`);
+        * before the window, `p = 1`: no event, and for cycles of one length `length` is one
+          more than theirs (all its steps left: `initial_sparsity`); for cycles of two lengths,
+          whose share left is the steps left over `length`, `length = -1` (a share of 2,
+          every power of which is clipped to `initial_sparsity`).
+
+        So the share left, or the steps left for cycles of one length, is the other paths', bit
+        for bit.
         """
-        n, cycles, begin, end = self._length, self.num_cycles, self.begin_step, self.end_step
-        if n == 1 or end + 1 > FLOAT32_EXACT or cycles + 2 > SEGMENT_LIMIT:
+        n, cycles, begin, end, frequency = self._length, self.num_cycles, self.begin_step, self.end_step, self.frequency
+        if n == 1 or end + 1 > FLOAT32_EXACT or 2 * cycles + 2 > SEGMENT_LIMIT or frequency == 1:
             return None
-        spans = self._cycle_spans()
-        boundaries = [*(float(first) for first, _ in spans), float(end + 1)]
-        lasts = [begin - 3, *(last for _, last in spans), end]
-        lengths = [-1.0, *(float(last - first) for first, last in spans), 1e300]
-        return boundaries, lasts, lengths
+        boundaries, shifts, lengths = [], [2 - begin], [float(n // cycles) if self._even else -1.0]
+        for first, last in self._cycle_spans():
+            boundaries += [float(first), float(last)]
+            shifts += [-first, frequency - last]
+            lengths += [float(last - first), float(frequency)]
+        return Cycles(
+            boundaries=[*boundaries, float(end + 1)],
+            shifts=[*shifts, -end],
+            lengths=[*lengths, 1.0],
+        )
 
     def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """`(clipped, position, remaining, length)` (int64) of each step's cycle.
@@ -282,19 +308,22 @@ class CyclicSparsity(SparsitySchedule):
         return events, polynomial_ramp_of_remaining(share, initial, final, power, at_start=at_start)
 
     def _bucketed(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Cycles of two lengths: the cycle by one Bucketize of the step clipped to one step
-        past each end, its last step and length from tables (see `_bucket_tables`). The
-        share left, `(last - step) / length`, is the other path's, bit for bit."""
-        boundaries, lasts, lengths = self._buckets
+        """One Bucketize of the step clipped to one step past each end among the cycles, then a
+        gathered shift makes it a position whose remainder is the event, and a gathered length
+        counts the steps left from it (see `_cycle_tables`): the events are four ops after the
+        clip, one of them a gather."""
+        cycles = self._buckets
         widened = widen(step, self.begin_step, self.end_step)
-        bucket = tf.raw_ops.Bucketize(input=widened, boundaries=boundaries)
-        left = tf.cast(tf.raw_ops.Gather(params=tf.constant(lasts, tf.int64), indices=bucket) - widened, tf.float64)
-        length = tf.raw_ops.Gather(params=tf.constant(lengths, tf.float64), indices=bucket)
-        position = length - left  # exact in the cycles: integers in float64
-        offset = tf.minimum(tf.math.floormod(position, float(self.frequency)), left)
-        share = left / length  # 2 before the window, -1e-300 after it: PRODUCT_POWERS are
-        wave = power_of_fraction(share, float(self.power))  # right there too
-        return tf.equal(offset, 0.0), between(wave, 1.0, 0.0, self.initial_sparsity, self.final_sparsity)
+        bucket = tf.raw_ops.Bucketize(input=widened, boundaries=cycles.boundaries)
+        position = widened + tf.raw_ops.Gather(params=tf.constant(cycles.shifts, tf.int64), indices=bucket)
+        events = tf.equal(tf.math.floormod(position, self.frequency), 0)
+        length = tf.raw_ops.Gather(params=tf.constant(cycles.lengths, tf.float64), indices=bucket)
+        left = length - tf.cast(position, tf.float64)  # exact: integers in float64
+        initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
+        if self._even:  # the steps left, as PolynomialSparsity's form (a whole power: products)
+            size = self._length // self.num_cycles - 1
+            return events, between(power_of_fraction(left, power), float(size) ** power, 0.0, initial, final)
+        return events, between(power_of_fraction(left / length, power), 1.0, 0.0, initial, final)
 
     def _segmented(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """One Bucketize of the step among the runs of `_segment_tables`, then the event, the

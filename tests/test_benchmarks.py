@@ -65,7 +65,8 @@ def test_the_cost_tables_cyclic_rows_take_the_paths_they_stand_for():
     assert taken == {
         "CyclicSparsity": (True, False, False),  # tables of runs
         "CyclicSparsity (10**6 steps, 3 cycles)": (False, True, False),  # tables of cycles
-        "CyclicSparsity (10**6 steps, 4 cycles)": (False, False, True),  # a modulo
+        "CyclicSparsity (10**6 steps, 4 cycles)": (False, True, True),  # tables of cycles of one length
+        "CyclicSparsity (2**25 steps, 4 cycles)": (False, False, True),  # a modulo
         "CyclicSparsity (2**25 steps, 3 cycles)": (False, False, False),  # integer arithmetic
     }
 
