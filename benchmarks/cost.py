@@ -3,8 +3,10 @@
 The in-graph time is measured the way training uses a schedule: an int64 scalar
 step, inside a `tf.function`, here a `tf.while_loop` with `CALLS` calls at distinct
 steps per iteration, whose time is reported per call minus that of the same loop
-with a trivial body (the same bookkeeping, no schedule).
-Every schedule's loop (and the trivial one) runs once per round, in an order
+with a trivial body (the same bookkeeping, no schedule). "events" is the same with
+only the events used, what tfmot runs at every training step (it uses a sparsity
+only at a pruning step, inside its `tf.cond`): the graph drops the sparsity's ops.
+Every schedule's loops (and the trivial ones) run once per round, in an order
 shuffled anew each round, for
 `ROUNDS` rounds; each round's cost is divided by `PolynomialDecay`'s in that round,
 and the table reports the medians (these machines are noisy: timing one schedule
@@ -103,23 +105,32 @@ def _loop(body, iterations: int):
     return run
 
 
-def _body(schedule):
+def _body(schedule, events_only: bool = False):
+    """Calls of `schedule` whose results are summed; `events_only`: only the events are used, as
+    tfmot uses them at every step (the graph then drops the sparsity's ops)."""
+
     def body(steps, flags, values):
         total = tf.constant(0.0)
         for step in steps:
             should_prune, sparsity = schedule(step)
-            total = total + (tf.cast(should_prune, tf.float32) + sparsity)
+            total = total + (
+                tf.cast(should_prune, tf.float32) if events_only else tf.cast(should_prune, tf.float32) + sparsity
+            )
         return total
 
     return body
 
 
-def _trivial_body(steps, flags, values):
-    """The same bookkeeping with the loop's carried values in place of a schedule's results."""
-    total = tf.constant(0.0)
-    for flag, value in zip(flags, values, strict=True):
-        total = total + (tf.cast(flag, tf.float32) + value)
-    return total
+def _trivial_body(events_only: bool = False):
+    """The same bookkeeping as `_body`'s with the loop's carried values in place of a schedule's results."""
+
+    def body(steps, flags, values):
+        total = tf.constant(0.0)
+        for flag, value in zip(flags, values, strict=True):
+            total = total + (tf.cast(flag, tf.float32) if events_only else tf.cast(flag, tf.float32) + value)
+        return total
+
+    return body
 
 
 def _eager(schedule, calls: int):
@@ -148,14 +159,25 @@ def run(quick: bool = False) -> list[dict]:
     # Quick: every family once through the harness, at sizes that only check it works.
     iterations, eager_calls, rounds = (20, 10, 2) if quick else (2_000, 200, ROUNDS)
     cases = schedules_under_test()
-    loops = {name: _loop(_body(case.schedule), iterations) for name, case in cases.items()}
-    loops[""] = _loop(_trivial_body, iterations)
+    # Keyed (name, events_only); name "" is the trivial loop.
+    loops = {
+        (name, only): _loop(_body(case.schedule, only), iterations)
+        for name, case in cases.items()
+        for only in (False, True)
+    }
+    loops.update({("", only): _loop(_trivial_body(only), iterations) for only in (False, True)})
     eagers = {name: _eager(case.schedule, eager_calls) for name, case in cases.items()}
     for fn in [*loops.values(), *eagers.values()]:  # warm-up: trace, and compile the eager calls
         fn()
     graph_times = interleaved(loops, rounds)
-    empty = graph_times[""]
-    graph = _per_call({k: v for k, v in graph_times.items() if k}, empty, iterations * CALLS)
+    graph, events = (
+        _per_call(
+            {name: v for (name, o), v in graph_times.items() if name and o == only},
+            graph_times[("", only)],
+            iterations * CALLS,
+        )
+        for only in (False, True)
+    )
     eager = _per_call(interleaved(eagers, rounds), [0.0] * rounds, eager_calls)
     rows = []
     for name, case in cases.items():
@@ -165,6 +187,8 @@ def run(quick: bool = False) -> list[dict]:
                 "family": case.family,
                 "graph_us_per_call": statistics.median(graph[name]),
                 "graph_ratio_to_polynomial_decay": _median_ratio(graph[name], graph[BASELINE]),
+                "events_us_per_call": statistics.median(events[name]),
+                "events_ratio_to_polynomial_decay": _median_ratio(events[name], events[BASELINE]),
                 "eager_us_per_call": statistics.median(eager[name]),
                 "eager_ratio_to_polynomial_decay": _median_ratio(eager[name], eager[BASELINE]),
                 "ops": op_count(case.schedule),
@@ -176,10 +200,14 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'schedule':<40}{'graph us':>9}{'ratio':>7}{'eager us':>10}{'ratio':>7}{'ops':>5}{'ops run':>9}"]
+    lines = [
+        f"{'schedule':<40}{'graph us':>9}{'ratio':>7}{'events us':>10}{'ratio':>7}{'eager us':>10}{'ratio':>7}"
+        f"{'ops':>5}{'ops run':>9}"
+    ]
     for r in rows:
         lines.append(
             f"{r['schedule']:<40}{r['graph_us_per_call']:>9.2f}{r['graph_ratio_to_polynomial_decay']:>7.2f}"
+            f"{r['events_us_per_call']:>10.2f}{r['events_ratio_to_polynomial_decay']:>7.2f}"
             f"{r['eager_us_per_call']:>10.1f}{r['eager_ratio_to_polynomial_decay']:>7.2f}{r['ops']:>5}{r['ops_run']:>9}"
         )
     return "\n".join(lines)
