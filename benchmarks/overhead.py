@@ -76,7 +76,7 @@ class MinimalSchedule(tfmot.sparsity.keras.PruningSchedule):
 
 #: The cyclic over a long window with many events (10**6 steps in three cycles of two lengths, an
 #: event every `frequency` steps: far more runs than its tables of runs hold), which takes its tables
-#: of cycles and computes the events: its call costs more than `PolynomialDecay`'s (the cost table).
+#: of cycles: its call costs about what `PolynomialDecay`'s does, its events less (the cost table).
 LONG_CYCLIC = "CyclicSparsity (10**6 steps, 3 cycles)"
 
 #: The variants the quick mode times: the harness on a sliver.

@@ -310,7 +310,7 @@ class CyclicSparsity(SparsitySchedule):
     def _bucketed(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """One Bucketize of the step clipped to one step past each end among the cycles, then a
         gathered shift makes it a position whose remainder is the event, and a gathered length
-        counts the steps left from it (see `_cycle_tables`): the events are four ops after the
+        counts the steps left from it (see `_cycle_tables`): the events are five ops after the
         clip, one of them a gather."""
         cycles = self._buckets
         widened = widen(step, self.begin_step, self.end_step)

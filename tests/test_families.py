@@ -372,7 +372,7 @@ def cyclic_reference(steps, initial, final, begin, end, num_cycles, frequency, p
     ],
 )
 # Each path: the tables of runs (the default for these windows); past them, the tables of
-# cycles (two lengths) or the modulo (one length); integer arithmetic alone.
+# cycles; without tables, the modulo (cycles of one length) or integer arithmetic.
 @pytest.mark.parametrize("tables", [("runs", "cycles"), ("cycles",), ()], ids=["runs", "cycles", "integers"])
 def test_cyclic_matches_the_step_by_step_reference(
     initial, final, begin, end, num_cycles, frequency, power, tables, monkeypatch
@@ -387,7 +387,7 @@ def test_cyclic_matches_the_step_by_step_reference(
     ref_events, ref_values = cyclic_reference(steps.tolist(), initial, final, begin, end, num_cycles, frequency, power)
     np.testing.assert_allclose(sparsity, ref_values, rtol=0, atol=2e-7)
     np.testing.assert_array_equal(should_prune, ref_events)
-    # The tables give integer arithmetic's values, bit for bit (a window moved past 2**24 takes it).
+    # The tables give integer arithmetic's values, bit for bit (what a window moved past 2**24 computes).
     arithmetic = CyclicSparsity(initial, final, begin, end, num_cycles=num_cycles, frequency=frequency, power=power)
     arithmetic._segments = arithmetic._buckets = None
     for ours, theirs in zip((should_prune, sparsity), evaluate(arithmetic, steps), strict=True):
