@@ -34,14 +34,12 @@ SEGMENT_LIMIT = 2048
 class Runs(NamedTuple):
     """The tables of `CyclicSparsity`'s runs: Bucketize's boundaries (each run's first step,
     then `end_step + 1`) and, per bucket (before the window, each run, after it), the cycle's
-    last step, the divisor of the steps left and whether the bucket's steps are events; and
-    the share's value at a cycle's start."""
+    last step, the divisor of the steps left and whether the bucket's steps are events."""
 
     boundaries: list[float]
     lasts: list[float]
     divisors: list[float]
     events: list[bool]
-    at_start: float
 
 
 class Cycles(NamedTuple):
@@ -133,6 +131,9 @@ class CyclicSparsity(SparsitySchedule):
         # Cycles of one length: the steps left as PolynomialSparsity's form (a divisor of 1 in the
         # tables of runs), and one modulo past both tables.
         self._even = self._length % self.num_cycles == 0 and self._length // self.num_cycles >= 2
+        # The wave of a whole power at a cycle's start: the power of its steps left for cycles of
+        # one length (PolynomialSparsity's form), of the share left (1) for cycles of two.
+        self._wave_at_start = float(self._length // self.num_cycles - 1) ** float(self.power) if self._even else 1.0
         # A whole power in a window ending before 2**24: one search per call in tables built
         # here, of the runs (`_segment_tables`) or, past `SEGMENT_LIMIT` runs, of the cycles
         # (`_cycle_tables`, the events computed); None where they do not apply.
@@ -173,7 +174,6 @@ class CyclicSparsity(SparsitySchedule):
             lasts=[lasts[0], *lasts, float(end)],
             divisors=[divisors[0], *divisors, 1e300],
             events=[False, *events, False],
-            at_start=float(short - 1) ** float(self.power) if self._even else 1.0,
         )
 
     def _cycle_spans(self) -> list[tuple[int, int]]:
@@ -297,8 +297,8 @@ class CyclicSparsity(SparsitySchedule):
             return events, polynomial_ramp(tf.cast(step >= self.begin_step, tf.float64), initial, final, power)
         whole = power in PRODUCT_POWERS
         if self._even and whole:  # PolynomialSparsity's form, bit for bit
-            size = self._length // self.num_cycles - 1
-            return events, between(power_of_distance(remaining, int(power)), float(size) ** power, 0.0, initial, final)
+            wave = power_of_distance(remaining, int(power))
+            return events, between(wave, self._wave_at_start, 0.0, initial, final)
         # Every cycle has at least two steps, so length >= 1; the share of the cycle still
         # ahead is exactly 1 at its start and 0 at its end (a division of integers).
         share = tf.cast(remaining, tf.float64) / tf.cast(length, tf.float64)
@@ -319,11 +319,9 @@ class CyclicSparsity(SparsitySchedule):
         events = tf.equal(tf.math.floormod(position, self.frequency), 0)
         length = tf.raw_ops.Gather(params=tf.constant(cycles.lengths, tf.float64), indices=bucket)
         left = length - tf.cast(position, tf.float64)  # exact: integers in float64
-        initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
-        if self._even:  # the steps left, as PolynomialSparsity's form (a whole power: products)
-            size = self._length // self.num_cycles - 1
-            return events, between(power_of_fraction(left, power), float(size) ** power, 0.0, initial, final)
-        return events, between(power_of_fraction(left / length, power), 1.0, 0.0, initial, final)
+        share = left if self._even else left / length  # the steps left, as the even path's form
+        wave = power_of_fraction(share, float(self.power))  # a whole power: products
+        return events, between(wave, self._wave_at_start, 0.0, self.initial_sparsity, self.final_sparsity)
 
     def _segmented(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """One Bucketize of the step among the runs of `_segment_tables`, then the event, the
@@ -340,5 +338,5 @@ class CyclicSparsity(SparsitySchedule):
             params=tf.constant(runs.divisors, tf.float64), indices=bucket
         )
         wave = power_of_fraction(share, float(self.power))
-        sparsity = between(wave, runs.at_start, 0.0, self.initial_sparsity, self.final_sparsity)
+        sparsity = between(wave, self._wave_at_start, 0.0, self.initial_sparsity, self.final_sparsity)
         return tf.raw_ops.Gather(params=tf.constant(runs.events), indices=bucket), sparsity
