@@ -5,9 +5,10 @@ Keras 3 model (the `keras` that TensorFlow 2.16 and later install) the way
 tfmot's `prune_low_magnitude` with `UpdatePruningStep` prunes its tf-keras
 twin: on the steps of any `PruningSchedule` (ours, tfmot's, your own), each
 pruned kernel keeping its largest magnitudes, with each layer's share of the
-sparsity from an allocation. Nothing is added to the model: the masks live in
-the callback, and the model keeps plain layers, so it saves and reloads with
-`model.save` and `keras.models.load_model` and nothing to register.
+sparsity from an allocation. The model keeps plain layers, so it saves and
+reloads with `model.save` and `keras.models.load_model` and nothing to
+register; the masks ride along in the `.keras` file (`keras3_masks`), and
+`load_model` reloads them to resume a run exactly.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from schedules.composition import peak_sparsity
 from schedules.evaluation import EventLookup, expected_kept
 from schedules.inspection import LayerSparsity, SparsityReport
 from schedules.keras3_layers import is_keras3_model, prunable_kernels
+from schedules.keras3_masks import ATTRIBUTE, PruningMasks, load_model, saved_masks
 from schedules.plan import PlanWarning, pruning_events
 from schedules.pruning import AllocationLike, layer_schedule, layer_sparsities
 
-__all__ = ["PruningCallback", "pruning_of"]
+__all__ = ["PruningCallback", "load_model", "pruning_of"]
 
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
@@ -53,8 +55,8 @@ class PruningCallback(keras.callbacks.Callback):
 
     The schedule sees the steps tfmot's wrappers see: the first training batch
     is step 1, counted from the optimizer's `iterations`, so a reloaded model
-    (whose optimizer state is saved with it) resumes where it stopped, its
-    masks taken from the zeros of its kernels. (A model trained before without
+    (whose optimizer state is saved with it) resumes where it stopped, with the
+    masks saved with it (reload it with `schedules.keras3.load_model`). (A model trained before without
     pruning: compile it again, so that the schedule starts at step 1; otherwise
     the pruning steps already passed are applied at once, with a `PlanWarning`.)
     At a step
@@ -200,20 +202,13 @@ class PruningCallback(keras.callbacks.Callback):
                 for name, ks in self._kernels.items()
             }
         self._updater = _layers_updater({name: (self._kernels[name], self._masks[name]) for name in self._kernels})
-        for name, schedule in self.schedules.items():
-            passed = None  # the pruning steps of the steps already trained: (last step, its sparsity, the most before)
-            for steps, sparsity in pruning_events(schedule, 1, done):
-                before = max(
-                    [float(x) for x in sparsity[:-1]] + ([passed[2], passed[1]] if passed else []), default=0.0
-                )
-                passed = int(steps[-1]), float(sparsity[-1]), before
-            if passed is not None:
-                self._resume(name, *passed, done)
+        self._resume(model, done)
         self._constraints = []
         for name, ks in self._kernels.items():
             for kernel, mask in zip(ks, self._masks[name], strict=True):
                 self._constraints.append((kernel, kernel.constraint))
                 kernel.constraint = _Masked(mask, kernel.constraint)
+        setattr(model, ATTRIBUTE, PruningMasks(dict(self._masks)))  # saved with the model from now on
         _PRUNING[model] = self
         model.make_train_function(force=True)  # a training function traced before would miss the constraints
 
@@ -245,29 +240,60 @@ class PruningCallback(keras.callbacks.Callback):
         _PRUNING.pop(self.model, None)
         self.model.train_function = None  # the next fit traces without the masks
 
-    def _resume(self, name: str, step: int, sparsity: float, before: float, done: int) -> None:
-        """The masks of a run that starts after pruning steps: where the earlier run's masks left zeros.
+    def _resume(self, model: keras.Model, done: int) -> None:
+        """The masks of a run that starts after pruning steps: those the model carries, saved by the run before.
 
-        A layer with no zero at all, whose last pruning step asked for a sparsity that leaves zeros and
-        no lower than any before it, was not pruned: a model trained before without this callback. It is pruned
-        to that sparsity now, with a warning. (After a step that lowered the sparsity, every exact
-        zero ties and is kept, and the weights grow back: no zeros is then what the earlier run left.)
+        A model reloaded with `keras3_masks.load_model` (or pruned before in this process) carries the masks the
+        earlier run ended with. Without them, one warning, and each mask is the kernel's non-zeros (a kept weight
+        that is exactly zero is then taken for a pruned one). A layer with no zero at all, whose last pruning
+        step asked for a sparsity that leaves zeros and no lower than any before it, was not pruned: a model
+        trained before without this callback. It is pruned to that sparsity now, with one warning for all such
+        layers. (After a step that lowered the sparsity, every exact zero ties and is kept, and the weights grow
+        back: no zeros is then what the earlier run left.)
         """
-        values = [keras.ops.convert_to_numpy(kernel) for kernel in self._kernels[name]]
-        pruned = any(expected_kept(sparsity, value.size) < value.size for value in values)  # leaves a zero
-        if pruned and sparsity >= before and not any(np.any(value == 0) for value in values):
+        saved = saved_masks(model)
+        guessed, unpruned = [], []
+        for name, schedule in self.schedules.items():
+            passed = None  # the pruning steps of the steps already trained: (last step, its sparsity, the most before)
+            for steps, sparsity in pruning_events(schedule, 1, done):
+                before = max(
+                    [float(x) for x in sparsity[:-1]] + ([passed[2], passed[1]] if passed else []), default=0.0
+                )
+                passed = int(steps[-1]), float(sparsity[-1]), before
+            if passed is None:
+                continue
+            kept = saved.masks.get(name) if saved is not None else None
+            if kept is not None and [tuple(m.shape) for m in kept] == [tuple(k.shape) for k in self._kernels[name]]:
+                for mask, value in zip(self._masks[name], kept, strict=True):
+                    mask.assign(np.asarray(keras.ops.convert_to_numpy(value)).astype(mask.dtype))
+                continue
+            _, sparsity, before = passed
+            values = [keras.ops.convert_to_numpy(kernel) for kernel in self._kernels[name]]
+            pruned = any(expected_kept(sparsity, value.size) < value.size for value in values)  # leaves a zero
+            if pruned and sparsity >= before and not any(np.any(value == 0) for value in values):
+                unpruned.append(name)
+                self._updater({name: sparsity})
+                continue
+            guessed.append(name)
+            for mask, value in zip(self._masks[name], values, strict=True):
+                mask.assign((value != 0).astype(value.dtype))
+        if unpruned:
             warnings.warn(
-                f"PruningCallback: the optimizer has taken {done} steps, but layer {name!r} has no zeros although "
-                f"the schedule pruned it at step {step} (sparsity {sparsity:.4f}): pruned to that now. The schedule "
-                "counts the optimizer's steps: to start it at step 1 on a model trained before, compile the model "
-                "again (a new optimizer).",
+                f"PruningCallback: the optimizer has taken {done} steps, but the layers {unpruned} have no zeros "
+                "although the schedule pruned them: pruned to the sparsity of its last pruning step now. The "
+                "schedule counts the optimizer's steps: to start it at step 1 on a model trained before, compile the "
+                "model again (a new optimizer).",
                 PlanWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-            self._updater({name: sparsity})
-            return
-        for mask, value in zip(self._masks[name], values, strict=True):
-            mask.assign((value != 0).astype(value.dtype))
+        if guessed:
+            warnings.warn(
+                f"PruningCallback: the model resumes at step {done + 1} without the masks of the run before (none "
+                f"for the layers {guessed}): each mask is taken from its kernel's non-zeros, so a kept weight that "
+                "is exactly zero stays at zero. Reload a saved model with schedules.keras3.load_model to resume "
+                "with its masks.",
+                stacklevel=3,
+            )
 
     def _shares(self, model: keras.Model, done: int) -> dict[str, float]:
         """Each layer's sparsity, computed once per model: a method that reads the weights reads them before pruning."""
