@@ -37,7 +37,8 @@ import tf_keras as keras
 
 from benchmarks._families import Case, Window, every_family
 from benchmarks._timing import interleaved, median_ratios
-from schedules import CyclicSparsity, StepSparsity, prunable_weights
+from schedules import CyclicSparsity, StepSparsity
+from schedules.inspection import prunable_weights
 from schedules.models import build_cnn
 
 BASELINE = "tfmot PolynomialDecay"

@@ -8,7 +8,7 @@ reload with `keras.models.load_model` inside `tfmot.sparsity.keras.prune_scope()
 The package has three layers, each importing only from the ones below it:
 
 * the core: the schedules (`SparsitySchedule`, `RampSchedule`, the families,
-  composition), `register` and the `registry` of families, validation,
+  composition), `register` and the `schedules.registry` of families, validation,
   `evaluate_schedule`, epochs as units and `check_plan`; no matplotlib;
 * the tools: `PruningRecorder`, `CheckPlan` and `WeightRewinding` (callbacks), `SparsityRecord`,
   `compression_report`,
@@ -18,87 +18,67 @@ The package has three layers, each importing only from the ones below it:
   models: `schedules.keras3.PruningCallback`;
 * the application: the command line, the demo, the quick start and the
   gallery (`schedules.cli`, `schedules.demo`, ...), not imported here.
+
+`__all__` is what a user calls. The result types those return (`Allocation`,
+`SparsityReport`, `CompressionReport`, ...) are importable from their modules.
 """
 
-from schedules import registry, testing
-from schedules.allocation import METHODS as ALLOCATION_METHODS
-from schedules.allocation import Allocation, allocate
+from schedules import testing
+from schedules.allocation import allocate
 from schedules.alternating import AlternatingSparsity
 from schedules.base import SparsitySchedule, register
 from schedules.callbacks import CheckPlan, PruningRecorder
-from schedules.composition import ScaledSparsity, SequentialSparsity, peak_sparsity
-from schedules.compression import CompressionReport, FileSize, compression_report
+from schedules.composition import ScaledSparsity, SequentialSparsity
+from schedules.compression import compression_report
 from schedules.cosine import CosineSparsity
 from schedules.cubic import CubicSparsity
 from schedules.cyclic import CyclicSparsity
-from schedules.evaluation import evaluate_schedule, expected_mask_sparsity
+from schedules.evaluation import evaluate_schedule
 from schedules.exponential import ExponentialRateSparsity, ExponentialSparsity
-from schedules.inspection import (
-    LayerSparsity,
-    SparsityReport,
-    kernel_sparsity,
-    prunable_weights,
-    pruned_layers,
-    sparsity_report,
-)
+from schedules.inspection import sparsity_report
 from schedules.one_cycle import OneCycleSparsity
 from schedules.plan import PlanWarning, check_plan
 from schedules.plotting import plot_allocation, plot_record, plot_schedule, plot_schedules, plot_sensitivity
 from schedules.polynomial import PolynomialSparsity
 from schedules.pruning import prune_model
 from schedules.ramp import RampSchedule
-from schedules.record import RecordRow, SparsityRecord
+from schedules.record import SparsityRecord
 from schedules.rewinding import WeightRewinding
-from schedules.saving import check_pruned_model, load_model
-from schedules.sensitivity import SensitivitySweep, sensitivity_sweep
+from schedules.saving import load_model
+from schedules.sensitivity import sensitivity_sweep
 from schedules.step import StepSparsity
 
 __all__ = [
-    "ALLOCATION_METHODS",
-    "Allocation",
     "AlternatingSparsity",
     "CheckPlan",
-    "CompressionReport",
     "CosineSparsity",
     "CubicSparsity",
     "CyclicSparsity",
     "ExponentialRateSparsity",
     "ExponentialSparsity",
-    "FileSize",
-    "LayerSparsity",
     "OneCycleSparsity",
     "PlanWarning",
     "PolynomialSparsity",
     "PruningRecorder",
     "RampSchedule",
-    "RecordRow",
     "ScaledSparsity",
-    "SensitivitySweep",
     "SequentialSparsity",
     "SparsityRecord",
-    "SparsityReport",
     "SparsitySchedule",
     "StepSparsity",
     "WeightRewinding",
     "allocate",
     "check_plan",
-    "check_pruned_model",
     "compression_report",
     "evaluate_schedule",
-    "expected_mask_sparsity",
-    "kernel_sparsity",
     "load_model",
-    "peak_sparsity",
     "plot_allocation",
     "plot_record",
     "plot_schedule",
     "plot_schedules",
     "plot_sensitivity",
-    "prunable_weights",
     "prune_model",
-    "pruned_layers",
     "register",
-    "registry",
     "sensitivity_sweep",
     "sparsity_report",
     "testing",

@@ -6,7 +6,7 @@ weights. `allocate` spreads an overall target across the prunable layers;
 `schedules.prune_model` wraps each layer with the schedule scaled to its share.
 
 *Overall* sparsity is zeros over every weight tfmot would prune in the model:
-the kernels of every prunable layer (`schedules.prunable_weights`), the layers
+the kernels of every prunable layer (`schedules.inspection.prunable_weights`), the layers
 kept dense included.
 
 Every method but `"uniform"` returns whole numbers of kept weights: layer `l`

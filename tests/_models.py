@@ -27,7 +27,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
-import schedules
+from schedules import inspection
 
 INPUT_SHAPE = (8, 8, 1)
 OUTPUTS = 4
@@ -130,7 +130,7 @@ def make_data(num_samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def pruned_layers(model: keras.Model) -> list[PruneLowMagnitude]:
     """The wrappers that prune a weight (whole-model pruning also wraps `Flatten` & co.)."""
-    layers = schedules.pruned_layers(model, built=True)
+    layers = inspection.pruned_layers(model, built=True)
     for layer in layers:
         assert len(layer.pruning_vars) == 1, f"{layer.name} prunes {len(layer.pruning_vars)} weights"
     return layers

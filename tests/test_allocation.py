@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 import schedules
 from schedules import CubicSparsity, ScaledSparsity, allocate, prune_model, sparsity_report
+from schedules.inspection import pruned_layers
 from schedules.models import build_cnn
+from schedules.sensitivity import SensitivitySweep
 
 TARGETS = [0.0, 0.5, 0.9, 0.95, 0.98, 0.99]
 
@@ -275,7 +277,7 @@ def test_prune_model_wraps_each_layer_with_its_share_and_keeps_the_weights(reque
     calls = []  # a callable allocation gets the model and the schedule's peak
     pruned = prune_model(model, schedule, allocation=lambda *args: calls.append(args) or allocation)
     assert calls == [(model, 0.95)]
-    wrappers = {layer.layer.name: layer for layer in schedules.pruned_layers(pruned)}
+    wrappers = {layer.layer.name: layer for layer in pruned_layers(pruned)}
     assert sorted(wrappers) == sorted(name for name, s in allocation.items() if s > 0)
     for name, wrapper in wrappers.items():
         got = wrapper.pruning_schedule
@@ -322,8 +324,8 @@ def test_per_layer_schedules_reload_in_every_format_and_train_on(trained_erk, tm
         warnings.simplefilter("ignore", UserWarning)
         pruned.save(path)
     restored = schedules.load_model(path)
-    before = {layer.layer.name: layer.pruning_schedule.get_config() for layer in schedules.pruned_layers(pruned)}
-    after = {layer.layer.name: layer.pruning_schedule.get_config() for layer in schedules.pruned_layers(restored)}
+    before = {layer.layer.name: layer.pruning_schedule.get_config() for layer in pruned_layers(pruned)}
+    after = {layer.layer.name: layer.pruning_schedule.get_config() for layer in pruned_layers(restored)}
     assert after == before
     assert len({str(config) for config in after.values()}) > 1, "the layers should have different schedules"
     assert str(sparsity_report(restored)) == str(sparsity_report(pruned))
@@ -400,7 +402,7 @@ def test_plots_draw_the_allocation_the_report_and_the_sweep(trained_erk):
     allocated, achieved = ax.containers
     assert [bar.get_height() for bar in allocated] == list(allocation.values())
     assert [bar.get_height() for bar in achieved] == [row.sparsity for row in report.layers]
-    sweep = schedules.SensitivitySweep((0.5, 0.9), 0.75, {"conv": (0.7, 0.2), "head": (0.74, 0.6)})
+    sweep = SensitivitySweep((0.5, 0.9), 0.75, {"conv": (0.7, 0.2), "head": (0.74, 0.6)})
     ax = Figure().add_subplot()
     assert schedules.plot_sensitivity(sweep, ax=ax) is ax
     assert [tuple(line.get_ydata()) for line in ax.lines[:2]] == [(0.7, 0.2), (0.74, 0.6)]
