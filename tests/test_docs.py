@@ -132,3 +132,16 @@ def test_the_api_reference_has_every_export():
     reference = (DOCS / "reference.md").read_text()
     missing = [name for name in schedules.__all__ if f"::: schedules.{name}\n" not in reference]
     assert not missing, f"docs/reference.md does not document {missing}"
+
+
+def test_the_changelog_keeps_a_changelog_strictly():
+    """Keep a Changelog 1.1: each release dated (but Unreleased), only its six kinds of change, each once."""
+    text = (ROOT / "CHANGELOG.md").read_text()
+    releases = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+    assert releases and releases[0].startswith("[Unreleased]\n")
+    for release in releases:
+        heading = release.splitlines()[0]
+        assert heading == "[Unreleased]" or re.fullmatch(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}", heading), heading
+        kinds = re.findall(r"^### (.*)$", release, flags=re.MULTILINE)
+        assert kinds and len(kinds) == len(set(kinds)), (heading, kinds)
+        assert set(kinds) <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}, (heading, kinds)
