@@ -114,7 +114,7 @@ def check_power(value: object, name: str = "power") -> float:
     """An exponent: a finite number in `(0, 1e6]`; an int stays an int (for the config)."""
     power = check_float(name, value, low=0.0, high=1e6, low_inclusive=False, high_inclusive=True)
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)  # type: ignore[return-value]
+        return int(value)
     return power
 
 
@@ -138,7 +138,7 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
         raise invalid(name, requirement, value, TypeError)
     if value not in choices:
         raise invalid(name, requirement, value)
-    return value  # type: ignore[return-value]
+    return value
 
 
 def check_window(
@@ -152,7 +152,7 @@ def check_window(
     return initial, final, begin, end, check_int("frequency", frequency, minimum=1)
 
 
-def check_strictly_increasing(name: str, values: Sequence[int]) -> None:
+def check_strictly_increasing(name: str, values: Sequence[float]) -> None:
     for i in range(1, len(values)):
         if values[i] <= values[i - 1]:
             raise invalid(

@@ -67,7 +67,7 @@ class Allocation(dict):
     @property
     def kept(self) -> dict[str, int]:
         """Weights each layer keeps: tfmot's `max(1, round(n * (1 - s)))` (`expected_kept`)."""
-        return {name: expected_kept(s, self.weights[name]) for name, s in self.items()}
+        return {name: int(expected_kept(s, self.weights[name])) for name, s in self.items()}
 
     @property
     def sparsity(self) -> float:

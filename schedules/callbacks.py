@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+from typing import Any
 
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
 import tf_keras
 
+from schedules._tfmot import PruningSchedule
 from schedules.evaluation import EventLookup
 from schedules.inspection import pruned_layers, sparsity_report, unwrapped_name
 from schedules.keras3 import pruning_of
@@ -20,8 +21,6 @@ from schedules.keras3_layers import is_keras3_model
 from schedules.plan import PlanWarning, check_plan
 from schedules.record import RecordRow, SparsityRecord
 from schedules.record_files import check_extension
-
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
 __all__ = ["CheckPlan", "PruningRecorder"]
 
@@ -73,7 +72,9 @@ class PruningRecorder(tf_keras.callbacks.Callback):
                 )
             log_dir = os.fspath(log_dir)
         self.log_dir = log_dir
-        self._writer = None
+        self._writer: Any = None  # a tf.summary writer
+        self._layers: list[Any] | None = None  # the pruned wrappers, found at the first batch of each fit
+        self._seen = 0
         self.path = path
         self.record = SparsityRecord()
         self._events: dict[int, EventLookup] = {}
@@ -85,14 +86,15 @@ class PruningRecorder(tf_keras.callbacks.Callback):
             self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        if getattr(self, "_layers", None) is None:
+        if self._layers is None:
             self._layers = [] if is_keras3_model(self.model) else pruned_layers(self.model, built=True)
             self._seen = 0
+        layers = self._layers
         first = len(self.record.rows)
         pruning = pruning_of(self.model) if is_keras3_model(self.model) else None
         if pruning is not None:
             self._record_keras3(pruning)
-        for layer in self._layers:
+        for layer in layers:
             step = int(layer.pruning_step.numpy())
             if step < 0 or self._last_step.get(id(layer)) == step:
                 continue
@@ -114,7 +116,7 @@ class PruningRecorder(tf_keras.callbacks.Callback):
                     )
                 )
         if self._writer is not None and len(self.record.rows) > first:
-            self._log(self.record.rows[first:])
+            self._log(self.record.rows[first:], layers)
 
     def _record_keras3(self, pruning) -> None:
         """The mask updates a Keras 3 model's `schedules.keras3.PruningCallback` made since the last batch."""
@@ -135,8 +137,8 @@ class PruningRecorder(tf_keras.callbacks.Callback):
                     )
                 )
 
-    def _log(self, rows: list[RecordRow]) -> None:
-        names = {layer.name: unwrapped_name(layer) for layer in self._layers}
+    def _log(self, rows: list[RecordRow], layers: list[Any]) -> None:
+        names = {layer.name: unwrapped_name(layer) for layer in layers}
         with self._writer.as_default():
             for row in rows:
                 tag = f"{names.get(row.layer, row.layer)}/{row.weight}"

@@ -29,13 +29,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import tensorflow_model_optimization as tfmot
-
 from schedules import registry
 
 __all__ = ["ALIASES", "DEFAULTS", "Parameter", "build", "command_line_families", "parameters", "parse_spec"]
 
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
 #: Example values for the command line, for the parameters a family needs and has no default for
 #: (and a window shared by every family). A family's own defaults hold for the rest.
@@ -110,7 +107,8 @@ def parameters() -> dict[str, Parameter]:
     return {
         name: Parameter(
             name,
-            *found[name]["kind"],
+            found[name]["kind"][0],
+            found[name]["kind"][1],
             collections.Counter(found[name]["helps"]).most_common(1)[0][0] if found[name]["helps"] else "",
             tuple(found[name]["families"]),
         )

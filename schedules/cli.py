@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import tf_keras
 
@@ -23,7 +24,7 @@ from schedules.allocation import METHODS as ALLOCATION_METHODS
 from schedules.allocation import allocate
 from schedules.gallery import gallery
 from schedules.models import build_cnn
-from schedules.plotting import plot_schedules
+from schedules.plotting import plot_schedules, save_figure
 from schedules.rewinding import check_rewind_step
 from schedules.saving import load_model
 
@@ -178,7 +179,7 @@ def _output_path(text: str) -> Path:
 def _prepare_plot(args: argparse.Namespace):
     output = _output_path(args.output)
     shared = _schedule_params(args)
-    labelled = {}
+    labelled: dict[str, Any] = {}
     parsed = [catalog.parse_spec(spec) for spec in args.specs]
     for name in shared:
         takers = catalog.parameters()[name].families
@@ -201,7 +202,7 @@ def _prepare_plot(args: argparse.Namespace):
     def job():
         ax = plot_schedules(labelled, steps, title=args.title)
         try:
-            ax.figure.savefig(output, dpi=120)
+            save_figure(ax, output, dpi=120)
         except OSError as error:
             sys.exit(f"schedules plot: cannot write {output}: {error}")
         print(f"wrote {output}")
@@ -238,7 +239,7 @@ def _prepare(command: str, args: argparse.Namespace):
         rewind_step = getattr(args, "rewind_step", None)
         if rewind_step is not None:
             check_rewind_step(rewind_step, schedule, name="--rewind-step")
-        options = {
+        options: dict[str, Any] = {
             "allocation": getattr(args, "allocation", "uniform"),
             "final_sparsity": final,
             "dense_epochs": dense_epochs,

@@ -32,7 +32,7 @@ from schedules.callbacks import PruningRecorder
 from schedules.compression import compression_report
 from schedules.inspection import kernel_sparsity, pruned_layers, sparsity_report
 from schedules.models import build_cnn
-from schedules.plotting import plot_allocation, plot_record
+from schedules.plotting import plot_allocation, plot_record, save_figure
 from schedules.pruning import prune_model
 from schedules.rewinding import WeightRewinding
 
@@ -200,12 +200,12 @@ def run_demo(
     print_fn("\n[4/4] Writing the scheduled-against-achieved picture")
     ax = plot_record(recorder.record, title=f"{type(schedule).__name__}: scheduled vs achieved sparsity")
     picture = output / "sparsity.png"
-    ax.figure.savefig(picture, dpi=120)
+    save_figure(ax, picture, dpi=120)
     files = {"model": model_path, "record": output / "sparsity.csv", "picture": picture}
     if allocation != "uniform":
         ax = plot_allocation(shares, report, title=f"{allocation} allocation: allocated vs achieved sparsity")
         files["allocation"] = output / "allocation.png"
-        ax.figure.savefig(files["allocation"], dpi=120)
+        save_figure(ax, files["allocation"], dpi=120)
     for name, path in files.items():
         print_fn(f"  {name:<8} {path}")
     seconds = time.perf_counter() - start

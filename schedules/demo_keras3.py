@@ -22,7 +22,7 @@ import numpy as np
 from schedules.callbacks import PruningRecorder
 from schedules.demo import LEARNING_RATE, DemoResult, allocate_for, prepare, train_dense
 from schedules.keras3 import PruningCallback
-from schedules.plotting import plot_record
+from schedules.plotting import plot_record, save_figure
 
 __all__ = ["run_keras3_demo"]
 
@@ -81,7 +81,7 @@ def run_keras3_demo(
     print_fn("\n[4/4] Writing the scheduled-against-achieved picture")
     ax = plot_record(recorder.record, title=f"Keras 3, {type(schedule).__name__}: scheduled vs achieved sparsity")
     picture = output / "sparsity-keras3.png"
-    ax.figure.savefig(picture, dpi=120)
+    save_figure(ax, picture, dpi=120)
     files = {"model": model_path, "record": output / "sparsity.csv", "picture": picture}
     for name, path in files.items():
         print_fn(f"  {name:<8} {path}")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
 
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+from schedules._tfmot import PruningSchedule
 
 __all__ = ["EventLookup", "as_steps", "evaluate_schedule", "expected_kept", "expected_mask_sparsity"]
 
@@ -95,17 +95,16 @@ class EventLookup:
         self.chunk = int(chunk)
         if self.chunk < 1:
             raise ValueError(f"Argument `chunk` must be an integer >= 1. Received: chunk={chunk!r}")
-        self._first = None
+        self._first: int | None = None
 
     def __call__(self, step: int) -> tuple[bool, float]:
         if step < 0:
             raise ValueError(f"Argument `step` must be >= 0. Received: step={step}")
-        if self._first is None or not self._first <= step < self._first + self.chunk:
-            self._first = max(int(step), 0)
-            _, self._prune, self._sparsity = evaluate_schedule(
-                self.schedule, np.arange(self._first, self._first + self.chunk)
-            )
-        return bool(self._prune[step - self._first]), float(self._sparsity[step - self._first])
+        first = self._first
+        if first is None or not first <= step < first + self.chunk:
+            first = self._first = max(int(step), 0)
+            _, self._prune, self._sparsity = evaluate_schedule(self.schedule, np.arange(first, first + self.chunk))
+        return bool(self._prune[step - first]), float(self._sparsity[step - first])
 
 
 #: One traced step-by-step evaluator per schedule object (so repeated calls do not retrace).
@@ -115,16 +114,16 @@ _STEP_BY_STEP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _step_by_step(schedule, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     each = _STEP_BY_STEP.get(schedule)
     if each is None:
-        reference = weakref.ref(schedule)  # the cache must not keep the schedule alive
+        reference: Callable[[], Any] = weakref.ref(schedule)  # the cache must not keep the schedule alive
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
-        def each(all_steps):
+        def traced(all_steps):
             def one(step):
                 prune, value = reference()(step)
                 return tf.cast(prune, tf.bool), tf.cast(value, tf.float32)
 
             return tf.map_fn(one, all_steps, fn_output_signature=(tf.bool, tf.float32))
 
-        _STEP_BY_STEP[schedule] = each
+        each = _STEP_BY_STEP[schedule] = traced
     should_prune, sparsity = each(tf.constant(steps, tf.int64))
     return should_prune.numpy(), sparsity.numpy()

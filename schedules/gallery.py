@@ -14,7 +14,7 @@ from schedules.composition import ScaledSparsity, SequentialSparsity
 from schedules.cubic import CubicSparsity
 from schedules.cyclic import CyclicSparsity
 from schedules.models import build_cnn
-from schedules.plotting import plot_allocation, plot_schedule, plot_schedules
+from schedules.plotting import plot_allocation, plot_schedule, plot_schedules, save_figure
 
 __all__ = ["COMPARED", "PICTURES", "gallery"]
 
@@ -63,13 +63,14 @@ def gallery(directory: str | os.PathLike = "plots") -> list[Path]:
         ax = None
         for label, overrides in variants.items():
             overrides = dict(overrides)
-            style = {"linestyle": "--", "linewidth": 2.4} if overrides.pop("_dashed", False) else {}
+            style: dict[str, Any] = {"linestyle": "--", "linewidth": 2.4} if overrides.pop("_dashed", False) else {}
             schedule = catalog.build(overrides.pop("_family", family), overrides, shared=BASE)
             ax = plot_schedule(schedule, 1100, ax=ax, label=label, **style)
+        assert ax is not None, family  # every family has pictures
         ax.legend(loc="lower right")
         ax.set_title(f"{family}: sparsity per step, dots at pruning steps")
         path = directory / f"{family}.png"
-        ax.figure.savefig(path, dpi=110)
+        save_figure(ax, path, dpi=110)
         written.append(path)
     ax = plot_schedule(_composition_example(), 1100, label="cyclic (2 cycles) to 0.8, then cubic to 0.9")
     ax = plot_schedule(
@@ -78,18 +79,18 @@ def gallery(directory: str | os.PathLike = "plots") -> list[Path]:
     ax.legend(loc="lower right")
     ax.set_title("composition: SequentialSparsity and ScaledSparsity")
     path = directory / "composition.png"
-    ax.figure.savefig(path, dpi=110)
+    save_figure(ax, path, dpi=110)
     written.append(path)
     cnn = build_cnn(tf_keras)
     shares = [allocate(cnn, 0.98, method) for method in ("uniform", "erdos_renyi", "erk")]
     ax = plot_allocation(shares, title="the demo CNN at 0.98 overall: sparsity per layer by allocation")
     path = directory / "allocation.png"
-    ax.figure.savefig(path, dpi=110)
+    save_figure(ax, path, dpi=110)
     written.append(path)
     comparison = {name: catalog.build(name, shared=BASE) for name in COMPARED}
     ax = plot_schedules(comparison, 1100, title="0 -> 0.9 over steps 100..1000, every 50 steps")
     path = directory / "comparison.png"
-    ax.figure.savefig(path, dpi=110)
+    save_figure(ax, path, dpi=110)
     written.append(path)
     return written
 

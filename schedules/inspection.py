@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow_model_optimization as tfmot
@@ -187,7 +188,7 @@ class SparsityReport:
         return text_table(rows)
 
 
-def text_table(rows: list[tuple[str, ...]] | list[list[str]]) -> str:
+def text_table(rows: Sequence[Sequence[str]]) -> str:
     """Rows of cells as aligned text: the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(

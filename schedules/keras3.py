@@ -22,9 +22,9 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
 
 from schedules import _validation as v
+from schedules._tfmot import PruningSchedule
 from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
 from schedules.evaluation import EventLookup, expected_kept
@@ -36,7 +36,6 @@ from schedules.pruning import AllocationLike, layer_schedule, layer_sparsities
 
 __all__ = ["PruningCallback", "load_model", "pruning_of"]
 
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
 #: Allocation methods that read the trained weights (the others read only the shapes).
 WEIGHT_METHODS = ("global_magnitude", "lamp")
@@ -149,7 +148,7 @@ class PruningCallback(keras.callbacks.Callback):
         self._masks: dict[str, list[keras.Variable]] = {}
         self._constraints: list[tuple[keras.Variable, Any]] = []
         self._lookups: list[tuple[EventLookup, list[str]]] = []
-        self._updater: Callable[[dict[str, float]], None] | None = None
+        self._updater: Callable[[dict[str, float]], None] = lambda sparsities: None  # set when fit starts
         self._step = 1
         self._shares_of: weakref.ref | None = None
         self._sparsities: dict[str, float] = {}

@@ -24,7 +24,7 @@ import numpy as np
 try:  # Keras' base of what `model.save` walks; not public API (Keras 3.15 here), so guarded
     from keras.src.saving.keras_saveable import KerasSaveable
 except ImportError:  # pragma: no cover - another Keras: the masks are not saved, and a resumed run warns
-    KerasSaveable = object  # type: ignore[misc,assignment]
+    KerasSaveable = object
 
 __all__ = ["ATTRIBUTE", "PruningMasks", "load_model", "saved_masks"]
 

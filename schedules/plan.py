@@ -13,12 +13,10 @@ import numbers
 import warnings
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
 from schedules import _validation as v
+from schedules._tfmot import PruningSchedule
 from schedules.evaluation import evaluate_schedule
-
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
 __all__ = ["SPARSITY_TOLERANCE", "PlanWarning", "check_plan", "warn_about_plan"]
 
@@ -78,19 +76,20 @@ def warn_about_plan(schedule: PruningSchedule, total_steps: int, *, stacklevel: 
 def _check_plan(schedule: PruningSchedule, total_steps: int, *, warn: bool, stacklevel: int) -> list[str]:
     total_steps = v.check_int("total_steps", total_steps, minimum=1)
     name = type(schedule).__name__
-    last = applied = None
+    last, applied = 0, 0.0  # the last pruning step in training and its sparsity (last 0: none)
     for steps, sparsity in pruning_events(schedule, 1, total_steps):
         last, applied = int(steps[-1]), float(sparsity[-1])
     final = float(evaluate_schedule(schedule, [v.MAX_STEP])[2][0])
-    end = getattr(schedule, "end_step", None)
-    end = int(end) if isinstance(end, numbers.Real) and math.isfinite(end) and end >= 0 else None
-    cut_short = end is not None and end > total_steps and applied is not None
-    if cut_short and abs(applied - final) <= SPARSITY_TOLERANCE:
+    given = getattr(schedule, "end_step", None)
+    end_step = float(given) if isinstance(given, numbers.Real) else math.nan
+    end = int(end_step) if math.isfinite(end_step) and end_step >= 0 else None
+    cut_short = end is not None and end > total_steps and last > 0
+    if end is not None and cut_short and abs(applied - final) <= SPARSITY_TOLERANCE:
         # Cut short only if pruning after the run would still change something (cycles, phases).
         later = pruning_events(schedule, total_steps + 1, min(end, total_steps + _LOOK_AHEAD))
         cut_short = any(np.any(np.abs(sparsity - applied) > SPARSITY_TOLERANCE) for _, sparsity in later)
     problems = []
-    if last is None:
+    if last == 0:
         details = ", ".join(
             f"{key}={getattr(schedule, key)}" for key in ("begin_step", "frequency") if hasattr(schedule, key)
         )

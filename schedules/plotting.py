@@ -9,12 +9,13 @@ shown). Save with `ax.figure.savefig(path)`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
+from schedules._tfmot import PruningSchedule
 from schedules.allocation import Allocation
 from schedules.evaluation import evaluate_schedule
 from schedules.inspection import SparsityReport
@@ -29,12 +30,12 @@ __all__ = [
     "plot_schedule",
     "plot_schedules",
     "plot_sensitivity",
+    "save_figure",
 ]
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+    from matplotlib.lines import Line2D
 
 
 def new_axes(figsize: tuple[float, float] = (7.0, 3.6)) -> Axes:
@@ -43,6 +44,14 @@ def new_axes(figsize: tuple[float, float] = (7.0, 3.6)) -> Axes:
 
     figure = Figure(figsize=figsize, layout="constrained")
     return figure.add_subplot()
+
+
+def save_figure(ax: Axes, path: str | os.PathLike, **kwargs: Any) -> None:
+    """Saves the whole figure `ax` is drawn on (`**kwargs` to `Figure.savefig`, e.g. `dpi`)."""
+    figure = ax.get_figure(root=True)
+    if figure is None:
+        raise ValueError("Argument `ax` must be drawn on a figure. Received: an Axes on none")
+    figure.savefig(path, **kwargs)
 
 
 def plot_schedule(
@@ -83,7 +92,7 @@ def plot_schedule(
     [0, 1, 50, 100]
     """
     created = ax is None
-    if created:
+    if ax is None:
         ax = new_axes()
     steps, should_prune, sparsity = evaluate_schedule(schedule, steps)
     label = type(schedule).__name__ if label is None else label
@@ -120,13 +129,13 @@ def plot_schedules(
       The matplotlib `Axes` drawn on.
     """
     created = ax is None
-    if created:
+    if ax is None:
         ax = new_axes()
     for label, schedule in schedules.items():
         plot_schedule(schedule, steps, ax=ax, label=label, mark_pruning_steps=mark_pruning_steps)
     label_axes(ax, created)
     if schedules:
-        ax.legend(handles=[line for line in ax.lines if not line.get_label().startswith("_")], loc="lower right")
+        ax.legend(handles=[line for line in ax.lines if not str(line.get_label()).startswith("_")], loc="lower right")
     if title:
         ax.set_title(title)
     return ax
@@ -145,7 +154,7 @@ def plot_record(
       The matplotlib `Axes` drawn on.
     """
     created = ax is None
-    if created:
+    if ax is None:
         ax = new_axes()
     series = record.series()
     keys = list(series) if layers is None else [k for k in series if k.split("/")[0] in set(layers)]
@@ -166,9 +175,9 @@ def plot_record(
             markerfacecolor="none",
             label=f"achieved: {key.removeprefix('prune_low_magnitude_')}",
         )
-    handles = {}
+    handles: dict[str, Line2D] = {}
     for line in ax.lines:
-        handles.setdefault(line.get_label(), line)
+        handles.setdefault(str(line.get_label()), line)
     if handles:
         ax.legend(handles=list(handles.values()), loc="lower right", fontsize="small")
     label_axes(ax, created)
@@ -193,8 +202,7 @@ def plot_allocation(
     """
     if allocation is None and report is None:
         raise TypeError("plot_allocation needs an `allocation`, a `report`, or both")
-    created = ax is None
-    if created:
+    if ax is None:
         ax = new_axes()
     series = []
     allocations = [] if allocation is None else [allocation] if isinstance(allocation, Allocation) else allocation
@@ -225,8 +233,7 @@ def plot_sensitivity(sweep: SensitivitySweep, *, ax: Axes | None = None, title: 
     Returns:
       The matplotlib `Axes` drawn on.
     """
-    created = ax is None
-    if created:
+    if ax is None:
         ax = new_axes()
     for name, scores in sweep.scores.items():
         ax.plot(sweep.sparsities, scores, marker="o", markersize=3, label=name)

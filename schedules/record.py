@@ -31,7 +31,7 @@ class RecordRow:
     @property
     def expected(self) -> float:
         """The mask sparsity tfmot gives `scheduled` on `size` weights."""
-        return expected_mask_sparsity(self.scheduled, self.size)
+        return float(expected_mask_sparsity(self.scheduled, self.size))
 
 
 _FIELDS = [field.name for field in dataclasses.fields(RecordRow)]

@@ -20,9 +20,9 @@ from collections.abc import Callable
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
-__all__ = ["Family", "add", "families", "family", "schedule_classes"]
+from schedules._tfmot import PruningSchedule
 
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
+__all__ = ["Family", "add", "families", "family", "schedule_classes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Family:
     """
 
     name: str
-    cls: type
+    cls: type[PruningSchedule]
     forms: tuple[Callable[..., PruningSchedule], ...]
     command_line: bool = True
 
@@ -85,8 +85,7 @@ def _form_name(form: Callable) -> str:
 
 def form_signature(form: Callable) -> dict[str, inspect.Parameter]:
     """The parameters of a constructor or classmethod by name, without `self`/`cls`."""
-    target = form.__init__ if isinstance(form, type) else form
-    return {name: p for name, p in inspect.signature(target).parameters.items() if name not in ("self", "cls")}
+    return {name: p for name, p in inspect.signature(form).parameters.items() if name not in ("self", "cls")}
 
 
 def form_parameters(form: Callable) -> list[str]:

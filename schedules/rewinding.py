@@ -222,6 +222,7 @@ class WeightRewinding(tf_keras.callbacks.Callback):
 
     def _rewind(self, step: int, masks: list[np.ndarray]) -> None:
         """Every recorded weight back, a pruned one times `masks` (the values of `self._masks`, in order)."""
+        assert self.recorded is not None, "rewinding after rewind_step: recorded then, or loaded at the start of fit"
         mask_values = iter(masks)
         values = []
         for (variable, mask), recorded in zip(self._variables, self.recorded, strict=True):

@@ -13,12 +13,9 @@ import numbers
 from fractions import Fraction
 from typing import Any
 
-import tensorflow_model_optimization as tfmot
-
 from schedules import _validation as v
+from schedules._tfmot import PruningSchedule
 from schedules.plan import warn_about_plan
-
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
 __all__ = ["build_from_epochs", "epoch_name", "steps_from_epochs"]
 

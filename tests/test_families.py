@@ -22,9 +22,9 @@ from schedules import (
     ScaledSparsity,
     SequentialSparsity,
     StepSparsity,
-    peak_sparsity,
 )
 from schedules._validation import MAX_SPARSITY
+from schedules.composition import peak_sparsity
 
 STEPS = np.arange(0, 1201, dtype=np.int64)
 #: Steps far from any window, and around 2**24 (the last float32 integer, where Bucketize's

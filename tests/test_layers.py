@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "schedules"
 LAYERS = {
     "core": {
         "_validation",
+        "_tfmot",
         "_ops",
         "registry",
         "base",
@@ -48,6 +49,7 @@ LAYERS = {
         "callbacks",
         "rewinding",
         "compression",
+        "keras3_masks",
         "keras3",
         "plotting",
         "saving",

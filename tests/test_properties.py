@@ -23,10 +23,10 @@ from schedules import (
     ScaledSparsity,
     SequentialSparsity,
     StepSparsity,
-    peak_sparsity,
     registry,
 )
 from schedules._validation import MAX_SPARSITY, MAX_STEP
+from schedules.composition import peak_sparsity
 
 settings.register_profile(
     "schedules",

@@ -102,3 +102,9 @@ def test_register_adds_a_family_that_the_catalog_builds():
 def test_unknown_family_names_every_known_one():
     with pytest.raises(ValueError, match=r"Unknown schedule family 'cubical'\. Choose one of: alternating, cosine"):
         registry.family("cubical")
+
+
+def test_the_typed_pruning_schedule_is_tfmots():
+    from schedules._tfmot import PruningSchedule
+
+    assert PruningSchedule is tfmot.sparsity.keras.PruningSchedule

@@ -26,9 +26,9 @@ from schedules import (
     ScaledSparsity,
     SequentialSparsity,
     StepSparsity,
-    peak_sparsity,
     registry,
 )
+from schedules.composition import peak_sparsity
 
 #: Our families (tfmot's two validate their arguments their own way).
 OURS = [family for family in registry.families() if family.cls.__module__.startswith("schedules")]
