@@ -378,18 +378,39 @@ def _update_masks(kernels: list[keras.Variable], masks: list[keras.Variable], sp
 
     tfmot's mask: 1 where `|w|` is at least the `k`-th largest magnitude, else 0, with
     `k = max(1, round(n * (1 - s)))` of the `n` weights computed in float32 (halves to even), as in
-    `pruning_impl.py`; every weight tied with the k-th largest is kept. Traced inside a compiled
-    function (an eager version would pay a dozen op dispatches per kernel at every pruning step).
+    `pruning_impl.py`; every weight tied with the k-th largest is kept (`kth_largest`). Traced inside a
+    compiled function (an eager version would pay a dozen op dispatches per kernel at every pruning step).
     """
     for kernel, mask in zip(kernels, masks, strict=True):
         value = tf.convert_to_tensor(kernel.value)
         magnitudes = tf.abs(value)
-        flat = tf.reshape(magnitudes, [-1])
-        kept = tf.cast(tf.maximum(tf.round(float(flat.shape[0]) * (1.0 - sparsity)), 1.0), tf.int32)
-        threshold = tf.math.top_k(flat, kept, sorted=True).values[kept - 1]
-        new = tf.cast(magnitudes >= threshold, value.dtype)
+        size = int(np.prod(value.shape))
+        kept = tf.cast(tf.maximum(tf.round(float(size) * (1.0 - sparsity)), 1.0), tf.int32)
+        new = tf.cast(magnitudes >= kth_largest(magnitudes, kept), value.dtype)
         mask.assign(new)
         kernel.assign(value * new)
+
+
+def kth_largest(magnitudes: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """The `k`-th largest of non-negative `magnitudes` (any shape; `1 <= k <= size`), without a sort.
+
+    Non-negative floats order as their bit patterns do as integers, so the answer is the largest
+    pattern `t` that at least `k` magnitudes reach: found bit by bit from the top, one compare and
+    count over the magnitudes per bit (31 for float32, 15 for float16 and bfloat16, 63 for float64).
+    tfmot sorts every kernel instead (`top_k` of all its weights): 5 to 10 times the time on kernels
+    of 0.6 M to 2.4 M weights here, for the same value.
+
+    >>> float(kth_largest(tf.constant([0.5, 2.0, 0.0, 2.0, 1.0]), tf.constant(3)))
+    1.0
+    """
+    integer = {2: tf.int16, 4: tf.int32, 8: tf.int64}[magnitudes.dtype.size]
+    bits = tf.bitcast(magnitudes, integer)
+    found = tf.zeros([], integer)
+    for bit in reversed(range(8 * magnitudes.dtype.size - 1)):  # the sign bit is 0
+        candidate = found | tf.constant(1 << bit, integer)
+        enough = tf.reduce_sum(tf.cast(bits >= candidate, tf.int32)) >= tf.cast(k, tf.int32)
+        found = tf.where(enough, candidate, found)
+    return tf.bitcast(found, magnitudes.dtype)
 
 
 class _Masked:

@@ -20,9 +20,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import schedules
-from schedules.keras3 import PruningCallback, pruning_of
+from schedules.keras3 import PruningCallback, kth_largest, pruning_of
 
 STEPS_PER_EPOCH, EPOCHS = 16, 4
 BEGIN, END, FREQUENCY, FINAL = 1, 50, 7, 0.8
@@ -324,6 +326,20 @@ def test_bad_input_is_refused_with_a_message_naming_it():
     model = compile_(build(), steps_per_execution=2)
     with pytest.raises(ValueError, match="Argument `steps_per_execution` must be 1 with PruningCallback"):
         model.fit(x, y, verbose=0, callbacks=[PruningCallback(cubic_schedule)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(["float16", "bfloat16", "float32", "float64"]),
+    values=st.lists(st.sampled_from([0.0, 1e-30, 0.25, 0.5, 1.0, 3.0, 65000.0]) | st.floats(0, 1e4), min_size=1),
+    share=st.floats(0, 1),
+)
+def test_kth_largest_is_the_sorted_magnitudes_kth(dtype, values, share):
+    """Against a sort (NumPy, float64), with ties, zeros and tiny values; bfloat16 and float16 round first."""
+    magnitudes = tf.cast(tf.constant(values, tf.float64), dtype)
+    k = max(1, min(len(values), round(share * len(values))))
+    expected = np.sort(tf.cast(magnitudes, tf.float64).numpy())[::-1][k - 1]
+    assert float(kth_largest(magnitudes, tf.constant(k))) == expected
 
 
 def test_the_jax_backend_is_refused_with_a_message():
