@@ -149,6 +149,8 @@ class PruningCallback(keras.callbacks.Callback):
         self._constraints: list[tuple[keras.Variable, Any]] = []
         self._lookups: list[tuple[EventLookup, list[str]]] = []
         self._updater: Callable[[dict[str, float]], None] = lambda sparsities: None  # set when fit starts
+        #: The masked training function of the last `fit`, and what it was traced for (`_compiled`).
+        self._traced: tuple[tuple[Any, ...], Any] | None = None
         self._step = 1
         self._shares_of: weakref.ref | None = None
         self._sparsities: dict[str, float] = {}
@@ -179,6 +181,8 @@ class PruningCallback(keras.callbacks.Callback):
         model = self.model
         self._check_model(model)
         self.events = []
+        saved = saved_masks(model)  # read before this callback's own masks (perhaps the same) are reset
+        saved_values = {} if saved is None else {name: _numpy(masks) for name, masks in saved.masks.items()}
         kernels = self._chosen(model)
         for kernel in (kernel for ks in kernels.values() for kernel in ks):
             while isinstance(kernel.constraint, _Masked):  # left by a fit that stopped with an exception
@@ -188,20 +192,26 @@ class PruningCallback(keras.callbacks.Callback):
         self.schedules = {
             name: layer_schedule(self.schedule, self._peak, shares[name]) for name in kernels if shares[name] > 0.0
         }
+        same = _ids(self._kernels) == _ids({name: kernels[name] for name in self.schedules})
         self._kernels = {name: kernels[name] for name in self.schedules}
         by_schedule: dict[int, tuple[PruningSchedule, list[str]]] = {}
         for name, schedule in self.schedules.items():
             by_schedule.setdefault(id(schedule), (schedule, []))[1].append(name)
         self._lookups = [(EventLookup(schedule), names) for schedule, names in by_schedule.values()]
 
-        scope = model.distribute_strategy.scope() if hasattr(model, "distribute_strategy") else contextlib.nullcontext()
-        with scope:
-            self._masks = {
-                name: [keras.Variable(keras.ops.ones(k.shape, k.dtype), trainable=False, name="mask") for k in ks]
-                for name, ks in self._kernels.items()
-            }
-        self._updater = _layers_updater({name: (self._kernels[name], self._masks[name]) for name in self._kernels})
-        self._resume(model, done)
+        if same:  # the same kernels as in the last fit: its masks and compiled functions serve again
+            for mask in (mask for masks in self._masks.values() for mask in masks):
+                mask.assign(keras.ops.ones(mask.shape, mask.dtype))
+        else:
+            strategy = getattr(model, "distribute_strategy", None)
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                self._masks = {
+                    name: [keras.Variable(keras.ops.ones(k.shape, k.dtype), trainable=False, name="mask") for k in ks]
+                    for name, ks in self._kernels.items()
+                }
+            self._updater = _layers_updater({name: (self._kernels[name], self._masks[name]) for name in self._kernels})
+            self._traced = None
+        self._resume(saved_values, done)
         self._constraints = []
         for name, ks in self._kernels.items():
             for kernel, mask in zip(ks, self._masks[name], strict=True):
@@ -209,7 +219,10 @@ class PruningCallback(keras.callbacks.Callback):
                 kernel.constraint = _Masked(mask, kernel.constraint)
         setattr(model, ATTRIBUTE, PruningMasks(dict(self._masks)))  # saved with the model from now on
         _PRUNING[model] = self
-        model.make_train_function(force=True)  # a training function traced before would miss the constraints
+        if self._traced is not None and all(a is b for a, b in zip(self._traced[0], _compiled(model), strict=True)):
+            model.train_function = self._traced[1]  # no new trace: 3.4 s a fit on MobileNetV2 (issue 30)
+        else:
+            model.make_train_function(force=True)  # a training function traced before would miss the constraints
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         # Counted again at each epoch: a loss-scaling optimizer does not count the steps it skips. (Reading
@@ -237,9 +250,10 @@ class PruningCallback(keras.callbacks.Callback):
             kernel.constraint = constraint
         self._constraints = []
         _PRUNING.pop(self.model, None)
-        self.model.train_function = None  # the next fit traces without the masks
+        self._traced = (_compiled(self.model), self.model.train_function)  # for the next fit with this callback
+        self.model.train_function = None  # the next fit without it traces without the masks
 
-    def _resume(self, model: keras.Model, done: int) -> None:
+    def _resume(self, saved: dict[str, list[np.ndarray]], done: int) -> None:
         """The masks of a run that starts after pruning steps: those the model carries, saved by the run before.
 
         A model reloaded with `keras3_masks.load_model` (or pruned before in this process) carries the masks the
@@ -250,7 +264,6 @@ class PruningCallback(keras.callbacks.Callback):
         layers. (After a step that lowered the sparsity, every exact zero ties and is kept, and the weights grow
         back: no zeros is then what the earlier run left.)
         """
-        saved = saved_masks(model)
         guessed, unpruned = [], []
         for name, schedule in self.schedules.items():
             passed = None  # the pruning steps of the steps already trained: (last step, its sparsity, the most before)
@@ -261,10 +274,10 @@ class PruningCallback(keras.callbacks.Callback):
                 passed = int(steps[-1]), float(sparsity[-1]), before
             if passed is None:
                 continue
-            kept = saved.masks.get(name) if saved is not None else None
-            if kept is not None and [tuple(m.shape) for m in kept] == [tuple(k.shape) for k in self._kernels[name]]:
+            kept = saved.get(name)
+            if kept is not None and [m.shape for m in kept] == [tuple(k.shape) for k in self._kernels[name]]:
                 for mask, value in zip(self._masks[name], kept, strict=True):
-                    mask.assign(np.asarray(keras.ops.convert_to_numpy(value)).astype(mask.dtype))
+                    mask.assign(value.astype(mask.dtype))
                 continue
             _, sparsity, before = passed
             values = [keras.ops.convert_to_numpy(kernel) for kernel in self._kernels[name]]
@@ -344,6 +357,25 @@ class PruningCallback(keras.callbacks.Callback):
                 kind = type(every[name]).__name__
                 raise v.invalid("layers", f"layers with a kernel to prune ({kind} {name!r} has none)", name)
         return {name: kernels[name] for name in self.layers}
+
+
+def _numpy(values: list[Any]) -> list[np.ndarray]:
+    return [np.asarray(keras.ops.convert_to_numpy(value)) for value in values]
+
+
+def _ids(kernels: dict[str, list[keras.Variable]]) -> dict[str, list[int]]:
+    return {name: [id(kernel) for kernel in ks] for name, ks in kernels.items()}
+
+
+def _compiled(model: keras.Model) -> tuple[Any, ...]:
+    """What a traced training function depends on besides the masks (`compile` makes them anew), compared by `is`."""
+    return (
+        model.optimizer,
+        getattr(model, "_compile_loss", None),
+        getattr(model, "_compile_metrics", None),
+        bool(model.jit_compile),
+        bool(model.run_eagerly),
+    )
 
 
 def _layers_updater(layers: dict[str, tuple[list[keras.Variable], list[keras.Variable]]]) -> Callable[[dict], None]:

@@ -276,6 +276,24 @@ def test_under_mirrored_strategy_with_a_recorder_and_tensorboard(tmp_path):
     assert model.get_layer("hidden").kernel.constraint is None and model.train_function is None
 
 
+def test_a_second_fit_with_the_same_callback_reuses_its_masks_and_its_traced_step():
+    """Two fits of two epochs with one callback are one fit of four, bit for bit, with one training function."""
+    x, y = data()
+    schedule = schedules.CyclicSparsity(0.3, FINAL, 1, 60, num_cycles=2, frequency=4)
+    whole, parts = compile_(build()), compile_(build())
+    whole.fit(x, y, batch_size=16, epochs=EPOCHS, shuffle=False, verbose=0, callbacks=[PruningCallback(schedule)])
+    pruning = PruningCallback(schedule)
+    parts.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[pruning])
+    traced = pruning._traced[1]
+    parts.fit(x, y, batch_size=16, epochs=EPOCHS, initial_epoch=2, shuffle=False, verbose=0, callbacks=[pruning])
+    assert pruning._traced[1] is traced  # the function fit 1 traced ran fit 2: no new trace
+    for a, b in zip(whole.weights, parts.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    compile_(parts)  # a new optimizer: the step it traced before no longer applies
+    parts.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[pruning])
+    assert pruning._traced[1] is not traced
+
+
 def test_a_model_trained_before_is_pruned_at_once_with_a_warning():
     x, y = data(128)
     model = compile_(build())
