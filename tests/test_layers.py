@@ -59,15 +59,19 @@ LAYERS = {
     "application": {"catalog", "cli", "demo", "demo_keras3", "quickstart", "gallery", "models", "__main__"},
 }
 RANK = {module: rank for rank, layer in enumerate(LAYERS.values()) for module in layer}
-MODULES = sorted(path.stem for path in PACKAGE.glob("*.py"))
+#: The modules and subpackages of `schedules/` (a subpackage, such as `testing/`, has one layer for all its files).
+MODULES = sorted(
+    [path.stem for path in PACKAGE.glob("*.py")] + [path.parent.name for path in PACKAGE.glob("*/__init__.py")]
+)
 
 
 def imports(module: str) -> list[tuple[str, bool]]:
-    """`(imported module, inside a function)` for every import statement of `schedules/<module>.py`.
+    """`(imported module, inside a function)` for every import statement of `schedules/<module>.py`, or of
+    every file of the subpackage `schedules/<module>/`.
 
     `from schedules import x` counts as importing `schedules.x` when `x` is a module (else the package).
     """
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    files = sorted((PACKAGE / module).glob("*.py")) if (PACKAGE / module).is_dir() else [PACKAGE / f"{module}.py"]
     found = []
 
     def visit(node: ast.AST, in_function: bool) -> None:
@@ -84,7 +88,8 @@ def imports(module: str) -> list[tuple[str, bool]]:
                     found.append((child.module, in_function))
             visit(child, nested)
 
-    visit(tree, False)
+    for path in files:
+        visit(ast.parse(path.read_text()), False)
     return found
 
 

@@ -7,8 +7,9 @@ write them; each broken one breaks exactly one part of the contract.
 from __future__ import annotations
 
 import ast
-import inspect
+import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -338,10 +339,20 @@ def test_reload_in_a_fresh_process():
     check_schedule(stairs(), skip=ALL_BUT["reload"], reload=("keras",))
 
 
-def test_the_module_imports_only_tensorflow_tf_keras_tfmot_numpy_and_the_standard_library():
+def test_the_package_imports_only_tensorflow_tf_keras_tfmot_numpy_and_the_standard_library():
+    """Every module of `schedules.testing`, the fresh process's program too, imports only these and its
+    own package's modules: nothing else of `schedules`."""
     allowed = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "numpy", "__future__"}
-    tree = ast.parse(inspect.getsource(testing))
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    roots = {name.split(".")[0] for name in imported}
-    assert roots - allowed <= set(sys.stdlib_module_names), roots - allowed
+    modules = sorted(Path(testing.__file__).parent.glob("*.py"))
+    assert {path.stem for path in modules} >= {"__init__", "_reload_child"}
+    for path in modules:
+        tree = ast.parse(path.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {
+            importlib.util.resolve_name("." * node.level + (node.module or ""), testing.__name__)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+        }
+        own = {name for name in imported if f"{name}.".startswith(f"{testing.__name__}.")}
+        roots = {name.split(".")[0] for name in imported - own}
+        assert roots - allowed <= set(sys.stdlib_module_names), (path.name, roots - allowed)
