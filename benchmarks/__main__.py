@@ -11,6 +11,7 @@ import sys
 import time
 
 SECTIONS = ("overhead", "cost", "curve", "quality", "allocation", "lottery", "keras3")
+ON_DIGITS = ("quality", "allocation", "lottery")  # train on the demo's digits (scikit-learn), over seeds
 
 TITLES = {
     "overhead": "Training overhead (median ratio of step time to PolynomialDecay, interleaved rounds)",
@@ -58,6 +59,12 @@ def main(argv=None) -> int:
         "or benchmarks/results/quick.json with --quick)",
     )
     args = parser.parse_args(argv)
+    on_digits = [section for section in args.only if section in ON_DIGITS]
+    if on_digits:
+        from schedules.demo import NEEDS_SCIKIT_LEARN, has_scikit_learn
+
+        if not has_scikit_learn():  # one line saying what to install, exit status 1
+            sys.exit(f"python -m benchmarks ({on_digits[0]}) {NEEDS_SCIKIT_LEARN}")
     if args.json is None:
         results_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
         os.makedirs(results_dir, exist_ok=True)
@@ -83,11 +90,7 @@ def main(argv=None) -> int:
     for section in args.only:
         start = time.perf_counter()
         module = importlib.import_module(f"benchmarks.{section}")
-        options = (
-            {"seeds": tuple(range(args.seeds))}
-            if args.seeds and section in ("quality", "allocation", "lottery")
-            else {}
-        )
+        options = {"seeds": tuple(range(args.seeds))} if args.seeds and section in ON_DIGITS else {}
         rows = module.run(quick=args.quick, **options)
         print(f"\n## {TITLES[section]}")
         print(module.format_rows(rows))

@@ -211,7 +211,7 @@ def _prepare_plot(args: argparse.Namespace):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (2 for bad options)."""
+    """Runs the command line; returns the exit status (2 for bad options, 1 for the demo without scikit-learn)."""
     parser = _parser()
     args = parser.parse_args(argv)
     command = args.command or "demo"
@@ -226,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _prepare(command: str, args: argparse.Namespace):
     """Checks the options of `command` and returns the job to run (errors raise here)."""
     if command == "demo":
+        if not demo.has_scikit_learn():  # one line saying what to install, exit status 1
+            sys.exit(f"schedules demo {demo.NEEDS_SCIKIT_LEARN}")
         final = v.check_sparsity("--final-sparsity", getattr(args, "final_sparsity", 0.9))
         dense_epochs, prune_epochs = (
             v.check_int(option, getattr(args, name, default), minimum=1, maximum=10_000)

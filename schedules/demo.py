@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from collections.abc import Callable
@@ -39,6 +40,11 @@ from schedules.rewinding import WeightRewinding
 __all__ = ["DemoResult", "load_digits", "run_demo"]
 
 
+#: What the demo's entry points say, after their name, when scikit-learn (the `demo` extra) is not installed.
+NEEDS_SCIKIT_LEARN = (
+    "needs scikit-learn (the demo's data are its digits), which is not installed: "
+    'pip install "tfmot-schedules[demo]" (or pip install scikit-learn)'
+)
 #: Training images in the demo's 80/20 split of scikit-learn's 1797 digits.
 DIGITS_TRAIN_SIZE = int(0.8 * 1797)
 #: Adam's learning rate in both phases: a lower fine-tuning rate in the pruned phase costs accuracy
@@ -46,8 +52,19 @@ DIGITS_TRAIN_SIZE = int(0.8 * 1797)
 LEARNING_RATE = 2e-3
 
 
+def has_scikit_learn() -> bool:
+    """Whether scikit-learn, the demo's data, is installed (the `demo` extra)."""
+    return importlib.util.find_spec("sklearn") is not None
+
+
 def load_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's 1797 handwritten digits as 8x8x1 images in [0, 1], 80/20 split."""
+    """scikit-learn's 1797 handwritten digits as 8x8x1 images in [0, 1], 80/20 split.
+
+    Raises:
+      ImportError: scikit-learn is not installed; the message says what to install.
+    """
+    if not has_scikit_learn():
+        raise ImportError(f"schedules.demo.load_digits {NEEDS_SCIKIT_LEARN}")
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import runpy
+import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
@@ -14,6 +16,7 @@ import tf_keras as keras
 
 from schedules import catalog, gallery, quickstart, registry
 from schedules.cli import main
+from schedules.demo import NEEDS_SCIKIT_LEARN
 from schedules.models import build_cnn
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -329,6 +332,22 @@ def test_python_dash_m_and_console_script_entry_point(monkeypatch, capsys):
     assert exited.value.code == 0 and "demo" in capsys.readouterr().out
     (script,) = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "schedules"]
     assert script.load() is main
+
+
+def test_the_demo_without_scikit_learn_says_in_one_line_what_to_install(tmp_path):
+    """`python -m schedules` in a fresh process that cannot import scikit-learn (an extra, `demo`): exit
+    status 1, nothing on stdout, no traceback, and the last line of stderr, after TensorFlow's start-up
+    lines, says what to install."""
+    (tmp_path / "sitecustomize.py").write_text("import sys\n\nsys.modules['sklearn'] = None  # as if not installed\n")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *filter(None, [env.get("PYTHONPATH")])])
+    command = [sys.executable, "-m", "schedules"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (1, ""), done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == f"schedules demo {NEEDS_SCIKIT_LEARN}"
+    assert 'pip install "tfmot-schedules[demo]"' in NEEDS_SCIKIT_LEARN and "\n" not in NEEDS_SCIKIT_LEARN
+    assert not (tmp_path / "demo-output").exists()
 
 
 def test_a_spec_chooses_the_form_and_shared_values_fill_only_what_it_takes():
