@@ -1,4 +1,5 @@
-"""Imports point one way: core <- tools <- application, checked on the source of every module.
+"""Imports point one way: core <- tools <- application, checked on the source of every module of the
+package as imported (in .ci/run, the installed wheel: a module missing from it fails here).
 
 The core (the schedules, validation, the registry, evaluation, epochs as units,
 the plan check) never imports the tools (callbacks, records, plotting, saving,
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "schedules"
+import schedules
+
+PACKAGE = Path(schedules.__file__).parent
 
 LAYERS = {
     "core": {
@@ -95,6 +98,11 @@ def imports(module: str) -> list[tuple[str, bool]]:
 
 def test_every_module_has_a_layer():
     assert set(MODULES) == set(RANK), "place the new module in LAYERS"
+
+
+def test_the_package_carries_its_type_marker():
+    """`py.typed` (PEP 561; setup.cfg's package_data): type checkers read the package's annotations."""
+    assert (PACKAGE / "py.typed").is_file()
 
 
 @pytest.mark.parametrize("module", MODULES)
