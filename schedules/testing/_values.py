@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,10 @@ def _check_types(check: str, where: str, should_prune: Any, sparsity: Any) -> No
             raise failure(check, f"{where}, {name} has dtype {found}, expected tf.{expected}")
 
 
+def _call(schedule: Any, make: Any, step: int) -> Any:
+    return schedule(make(step))
+
+
 def check_dtypes(schedule: Any, sample: np.ndarray, atol: float) -> None:
     check = "dtypes"
     what = f"an int64 vector of {sample.size} steps"
@@ -64,7 +69,7 @@ def check_dtypes(schedule: Any, sample: np.ndarray, atol: float) -> None:
             if kind.startswith("an int32") and step >= 2**31:
                 continue
             where = f"for {kind} step {show_step(step)}"
-            result = attempt(check, f"calling the schedule {where}", lambda make=make, step=step: schedule(make(step)))
+            result = attempt(check, f"calling the schedule {where}", functools.partial(_call, schedule, make, step))
             p, s = pair(check, f"the schedule {where}", result)
             _check_types(check, where, p, s)
             for name, value in (("should_prune", p), ("sparsity", s)):
