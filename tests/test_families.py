@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from schedules import (
     ScaledSparsity,
     SequentialSparsity,
     StepSparsity,
+    registry,
 )
 from schedules._validation import MAX_SPARSITY
 from schedules.composition import peak_sparsity
@@ -806,3 +809,31 @@ def test_peak_sparsity_of_compositions():
     assert peak_sparsity(ScaledSparsity(stairs, factor=0.5)) == pytest.approx(0.35)
     assert peak_sparsity(tfmot.sparsity.keras.ConstantSparsity(0.4, 0)) == pytest.approx(0.4)
     assert peak_sparsity(tfmot.sparsity.keras.PolynomialDecay(0.5, 0.2, 0, 10)) == pytest.approx(0.5)
+
+
+# --- saved values ------------------------------------------------------------------
+
+#: Every family's events and sparsities as commit 8a9e893 computed them (`fixtures/make_values.py`):
+#: the cases of `_registry.py` at giant offsets, the cyclic windows of the tests and benchmarks, every
+#: ramp's powers and shapes, at steps from -2**63 to 2**63 - 1.
+SAVED_VALUES = Path(__file__).parent / "fixtures" / "values_8a9e893.npz"
+
+
+def test_values_are_those_of_8a9e893_bit_for_bit():
+    """Models saved before keep their curves: rebuilt from its config, each schedule gives the saved
+    events and float32 bits (one vectorized eager call, as the values were recorded)."""
+    saved = np.load(SAVED_VALUES)
+    configs, ends = json.loads(str(saved["configs"])), np.cumsum(saved["counts"])
+    moved = []
+    for config, begin, end in zip(configs, ends - saved["counts"], ends, strict=True):
+        schedule = tf_keras.utils.deserialize_keras_object(config, module_objects=registry.schedule_classes())
+        steps = saved["steps"][begin:end]
+        should_prune, sparsity = schedule(tf.constant(steps))
+        should_prune = np.broadcast_to(should_prune.numpy(), steps.shape)
+        sparsity = np.broadcast_to(sparsity.numpy(), steps.shape)
+        different = (should_prune != saved["events"][begin:end]) | (
+            sparsity.view(np.uint32) != saved["sparsity"][begin:end].view(np.uint32)
+        )
+        if different.any():
+            moved.append((config, steps[different][:5].tolist()))
+    assert not moved, f"{len(moved)} of {len(configs)} schedules moved; the first: {moved[:3]}"
