@@ -76,8 +76,7 @@ class MinimalSchedule(tfmot.sparsity.keras.PruningSchedule):
 
 
 #: The cyclic over a long window with many events (10**6 steps in three cycles of two lengths, an
-#: event every `frequency` steps: far more runs than its tables of runs hold), which takes its tables
-#: of cycles: its call costs about what `PolynomialDecay`'s does, its events less (the cost table).
+#: event every `frequency` steps), as in the cost table.
 LONG_CYCLIC = "CyclicSparsity (10**6 steps, 3 cycles)"
 
 #: The variants the quick mode times: the harness on a sliver.
@@ -92,9 +91,8 @@ def variants(frequency: int, steps_per_round: int, rounds: int) -> dict[str, Cas
     steps), the staircase has a stair every `frequency` steps, and AC/DC's phases
     are `frequency` steps long. The cyclic's three cycles span the run (a whole
     number of `frequency` steps each, so every cycle starts on the grid), as a
-    user's cycles of thousands of steps: it takes its tables of runs, as in the
-    cost benchmark, and prunes at each cycle's last step too. `LONG_CYCLIC`'s first
-    cycle spans the run.
+    user's cycles of thousands of steps, and prunes at each cycle's last step too.
+    `LONG_CYCLIC`'s first cycle spans the run.
     """
     horizon = steps_per_round * (rounds + 2)
     boundaries = list(range(0, horizon + frequency, frequency))

@@ -30,7 +30,7 @@ FULL_LISTS = {
 @pytest.mark.parametrize("benchmark", sorted(FULL_LISTS))
 def test_timing_benchmarks_time_one_schedule_of_every_family(benchmark):
     built = FULL_LISTS[benchmark]()
-    families = [case.family for label, case in built.items() if label not in cost.CYCLIC_PATHS]
+    families = [case.family for label, case in built.items() if label != cost.LONG_CYCLIC]
     assert sorted(families) == FAMILIES, f"{benchmark}: one schedule per family of schedules.registry.families()"
     for case in built.values():
         assert isinstance(case.schedule, registry.family(case.family).cls)
@@ -46,29 +46,15 @@ def test_the_models_are_the_demo_cnn():
 
 
 @pytest.mark.parametrize("steps", [100, 200])
-def test_the_overhead_cyclics_take_the_paths_they_stand_for_and_the_copy_is_the_baseline(steps):
+def test_the_overhead_cyclics_span_the_run_and_the_copy_is_the_baseline(steps):
     cases = overhead.variants(10, steps, overhead.ROUNDS)
     cyclic, long_cyclic = cases["CyclicSparsity"].schedule, cases[overhead.LONG_CYCLIC].schedule
-    assert cyclic._segments is not None  # as a user's cycles of thousands of steps
-    assert long_cyclic._segments is None and long_cyclic._buckets is not None  # tables of cycles
     assert long_cyclic.cycle_bounds(0)[1] >= (overhead.ROUNDS + 1) * steps  # its first cycle spans the run
     last_step = (overhead.ROUNDS + 1) * steps  # the warm-up and the rounds
     (staircase,) = [case.schedule for label, case in cases.items() if label.startswith("StepSparsity")]
     assert cyclic.end_step >= last_step and staircase.boundaries[-1] >= last_step  # a stair every 10 steps to the end
     baseline, copy = cases[overhead.BASELINE].schedule, cases[overhead.COPY].schedule
     assert copy is not baseline and copy.get_config() == baseline.get_config()
-
-
-def test_the_cost_tables_cyclic_rows_take_the_paths_they_stand_for():
-    paths = {label: case.schedule for label, case in cost.schedules_under_test().items() if "Cyclic" in label}
-    taken = {label: (s._segments is not None, s._buckets is not None, s._even) for label, s in paths.items()}
-    assert taken == {
-        "CyclicSparsity": (True, False, False),  # tables of runs
-        "CyclicSparsity (10**6 steps, 3 cycles)": (False, True, False),  # tables of cycles
-        "CyclicSparsity (10**6 steps, 4 cycles)": (False, True, True),  # tables of cycles of one length
-        "CyclicSparsity (2**25 steps, 4 cycles)": (False, False, True),  # a modulo
-        "CyclicSparsity (2**25 steps, 3 cycles)": (False, False, False),  # integer arithmetic
-    }
 
 
 def test_interleaved_shuffles_each_round_the_same_way_for_a_seed_and_prepares_each_call():
@@ -110,7 +96,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     ):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
-    assert sorted(row["family"] for row in results["cost"] if row["schedule"] not in cost.CYCLIC_PATHS) == FAMILIES
+    assert sorted(row["family"] for row in results["cost"] if row["schedule"] != cost.LONG_CYCLIC) == FAMILIES
     events = {"events_us_per_call", "events_ratio_to_polynomial_decay"}  # the events alone, as tfmot's step
     assert all(events <= set(row) for row in results["cost"])
     assert sorted(row["family"] for row in results["curve"]) == FAMILIES
