@@ -6,9 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ops import select
+from schedules._ops import clip, select
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import widen
 
 __all__ = ["AlternatingSparsity"]
 
@@ -92,9 +91,9 @@ class AlternatingSparsity(SparsitySchedule):
         begin, end = self.begin_step, self.end_step
         sparse_steps, dense_steps = self.sparse_steps, self.dense_steps
         period = sparse_steps + dense_steps
-        # One clip (`widen`): every step before the window stands at `begin_step - 1`, the last
-        # step of a dense phase (as the warm-up is); every step after it at `end_step + 1`.
-        widened = widen(step, begin, end)
+        # One clip: every step before the window stands at `begin_step - 1`, the last step of a
+        # dense phase (as the warm-up is); every step after it at `end_step + 1`.
+        widened = clip(step, begin - 1, end + 1)
         # The position in the period is counted from the start of the longer phase, so
         # that the two phase starts are the multiples of its length (the only ones below
         # the period, which is at most twice as long): one modulo tells a phase start.

@@ -72,16 +72,9 @@ class CosineSparsity(RampSchedule):
         super().__init__(initial_sparsity, final_sparsity, begin_step, end_step, frequency=frequency)
         self.shape = v.check_choice("shape", shape, COSINE_SHAPES)
 
-    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
+    def ramp(self, gone: tf.Tensor, length: int) -> tf.Tensor:
         function, angle, at_start, at_end = _WAVES[self.shape]
-        return between(function(angle * progress), at_start, at_end, self.initial_sparsity, self.final_sparsity)
-
-    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        # The same curve in fewer ops: the angle straight from the steps gone.
-        function, angle, at_start, at_end = _WAVES[self.shape]
-        length = self.end_step - self.begin_step
-        gone = self.steps_gone(clipped)
-        wave = function(gone * (angle / length))
+        wave = function(tf.cast(gone, tf.float64) * (angle / length))  # the angle at p = gone / length
         return between(wave, at_start, at_end, self.initial_sparsity, self.final_sparsity)
 
 

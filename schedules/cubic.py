@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from schedules.base import register
-from schedules.ramp import RampSchedule, between, polynomial_ramp, power_of_distance
+from schedules.ramp import RampSchedule, between
 
 __all__ = ["CubicSparsity"]
 
@@ -50,14 +50,8 @@ class CubicSparsity(RampSchedule):
     """
 
     compiles_eagerly = True
-    extends_past_window = True  # the cube keeps falling past the end and rising before the start
 
-    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
-        return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, 3.0)
-
-    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        # The cube of the steps left, (end - step) ** 3, from length ** 3 down to 0, mapped
-        # onto [initial, final]: the same curve as `ramp`, in fewer ops.
-        cube = power_of_distance(self.end_step - clipped, 3)
-        length = float(self.end_step - self.begin_step)
-        return between(cube, length**3, 0.0, self.initial_sparsity, self.final_sparsity)
+    def ramp(self, gone: tf.Tensor, length: int) -> tf.Tensor:
+        # (1 - p) ** 3 is the cube of the steps left over length ** 3: map that cube onto [initial, final].
+        left = tf.cast(length - gone, tf.float64)
+        return between(left * left * left, float(length) ** 3, 0.0, self.initial_sparsity, self.final_sparsity)

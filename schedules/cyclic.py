@@ -5,9 +5,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ops import select
+from schedules._ops import clip, select
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import PRODUCT_POWERS, between, clip_values, polynomial_ramp_of_remaining, power_of_fraction
+from schedules.ramp import _PRODUCT_POWERS, _power_ramp, between, power_of_fraction
 
 __all__ = ["CyclicSparsity"]
 
@@ -98,7 +98,7 @@ class CyclicSparsity(SparsitySchedule):
         last position of the last cycle.
         """
         n, cycles, begin = self._length, self.num_cycles, self.begin_step
-        clipped = clip_values(step, begin, self.end_step)
+        clipped = clip(step, begin, self.end_step)
         # With t = clipped - begin_step in cycle c and r = ((t + 1) * cycles - 1) % n, the cycle's
         # first step floor(c * n / cycles) is t - r // cycles and its last step is t + (n - 1 - r) //
         # cycles (write c * n = (t + 1) * cycles - 1 - r): no cycle index needed.
@@ -129,12 +129,12 @@ class CyclicSparsity(SparsitySchedule):
         initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
         if self._length == 1:  # a one-step window: a one-shot prune
             return events, select(step >= self.begin_step, tf.constant(final, tf.float64), initial)
-        if self._even and power in PRODUCT_POWERS:  # (1 - p) ** power as the power of the steps left
+        if self._even and power in _PRODUCT_POWERS:  # (1 - p) ** power as the power of the steps left
             # over its value at a cycle's start: PolynomialSparsity's form, bit for bit
             wave = power_of_fraction(tf.cast(remaining, tf.float64), power)
             return events, between(wave, float(self._length // self.num_cycles - 1) ** power, 0.0, initial, final)
         # 1 - p, the share of the cycle still ahead: exactly 1 at its start and 0 at its end.
         share = tf.cast(remaining, tf.float64) / tf.cast(position + remaining, tf.float64)
-        if power in PRODUCT_POWERS:
+        if power in _PRODUCT_POWERS:
             return events, between(power_of_fraction(share, power), 1.0, 0.0, initial, final)
-        return events, polynomial_ramp_of_remaining(share, initial, final, power, at_start=tf.equal(position, 0))
+        return events, _power_ramp(share, power, final, initial, at_end=tf.equal(position, 0))

@@ -11,8 +11,9 @@ import tensorflow as tf
 import tf_keras
 
 from schedules import _validation as v
+from schedules._ops import clip
 from schedules.base import SparsitySchedule, register
-from schedules.ramp import RampSchedule, between, clip_values, interpolate_from_zero
+from schedules.ramp import RampSchedule, between
 
 __all__ = ["ExponentialRateSparsity", "ExponentialSparsity"]
 
@@ -132,28 +133,14 @@ class ExponentialSparsity(RampSchedule):
             initial_sparsity=legacy["initial_sparsity"],
         )
 
-    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
+    def ramp(self, gone: tf.Tensor, length: int) -> tf.Tensor:
         # With r = (1 - final) / (1 - initial), 1 - sparsity = (1 - initial) * r ** p is
-        # sparsity = initial + (final - initial) * (1 - r ** p) / (1 - r): the share of the way
-        # is expm1(p log r) / expm1(log r), exactly 0 at p = 0 and within [0, 1]
-        # (log1p/expm1 keep small sparsities exact).
+        # sparsity = initial + (final - initial) * (1 - r ** p) / (1 - r): expm1(p log r), from 0
+        # to expm1(log r), mapped onto [initial, final] (log1p/expm1 keep small sparsities exact).
         log_ratio = math.log1p(-self.final_sparsity) - math.log1p(-self.initial_sparsity)
         if log_ratio == 0.0:  # initial == final
-            return tf.zeros_like(progress) + self.initial_sparsity
-        fraction = tf.math.expm1(progress * log_ratio) / math.expm1(log_ratio)
-        return interpolate_from_zero(progress, fraction, self.initial_sparsity, self.final_sparsity)
-
-    extends_past_window = True  # expm1 keeps moving past both ends
-
-    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        # The same curve in fewer ops: expm1(steps gone * log_ratio / length), from 0 to
-        # expm1(log_ratio), mapped onto [initial, final].
-        log_ratio = math.log1p(-self.final_sparsity) - math.log1p(-self.initial_sparsity)
-        if log_ratio == 0.0:  # initial == final
-            return tf.zeros_like(clipped, tf.float64) + self.initial_sparsity
-        length = self.end_step - self.begin_step
-        gone = self.steps_gone(clipped)
-        wave = tf.math.expm1(gone * (log_ratio / length))
+            return tf.zeros_like(gone, tf.float64) + self.initial_sparsity
+        wave = tf.math.expm1(tf.cast(gone, tf.float64) * (log_ratio / length))
         return between(wave, 0.0, math.expm1(log_ratio), self.initial_sparsity, self.final_sparsity)
 
 
@@ -238,7 +225,7 @@ class ExponentialRateSparsity(SparsitySchedule):
             raised = tf.maximum(step, begin - 1)
             events = tf.equal(tf.math.floormod(raised, frequency), begin % frequency)
         last = min(begin + self._cap_offset, 2**63 - 1)
-        offset = clip_values(step, begin, last)
+        offset = clip(step, begin, last)
         offset = offset - begin if begin else offset
         # 1 - sparsity = (1 - initial) * exp(offset * log_decay), exactly initial at offset 0.
         decayed = tf.math.expm1(tf.cast(offset, tf.float64) * self._log_decay)

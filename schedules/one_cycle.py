@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules.base import register
-from schedules.ramp import RampSchedule, between, interpolate
+from schedules.ramp import RampSchedule, between
 
 __all__ = ["OneCycleSparsity"]
 
@@ -82,20 +82,10 @@ class OneCycleSparsity(RampSchedule):
                 v.received(alpha=self.alpha, beta=self.beta),
             )
 
-    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
-        logistic = tf.sigmoid(self.alpha * progress - self.beta)
-        fraction = (logistic - self._start) / self._rise
-        return interpolate(progress, fraction, self.initial_sparsity, self.final_sparsity)
-
-    extends_past_window = True  # the logistic keeps moving past both ends
-
-    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        # The same curve in fewer ops: the logistic of the steps gone, from L(0) to L(1),
-        # mapped onto [initial, final] (`between` keeps both ends exact whatever the
-        # sigmoid's last bits: TensorFlow's and XLA's differ from Python's).
-        length = self.end_step - self.begin_step
-        gone = self.steps_gone(clipped)
-        logistic = tf.sigmoid(gone * (self.alpha / length) - self.beta)
+    def ramp(self, gone: tf.Tensor, length: int) -> tf.Tensor:
+        # L(p) from L(0) to L(1), mapped onto [initial, final] (`between` keeps both ends exact
+        # whatever the sigmoid's last bits: TensorFlow's and XLA's differ from Python's).
+        logistic = tf.sigmoid(tf.cast(gone, tf.float64) * (self.alpha / length) - self.beta)
         start, end = self._start, self._start + self._rise
         return between(logistic, start, end, self.initial_sparsity, self.final_sparsity)
 

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from schedules import _validation as v
+from schedules._ops import select
 from schedules.base import register
-from schedules.ramp import (
-    PRODUCT_POWERS,
-    RampSchedule,
-    between,
-    interpolate_from_zero,
-    polynomial_ramp,
-    polynomial_ramp_of_remaining,
-    power_of_distance,
-    power_of_fraction,
-    remaining_of_window,
-)
+from schedules.ramp import _PRODUCT_POWERS, RampSchedule, _power_ramp, between, power_of_fraction
 
 __all__ = ["ORIENTATIONS", "PolynomialSparsity"]
 
@@ -95,34 +88,38 @@ class PolynomialSparsity(RampSchedule):
         self.power = v.check_power(power)
         self.orientation = v.check_choice("orientation", orientation, ORIENTATIONS)
 
-    def _falls_from_initial(self) -> bool:
-        """Whether the shape is g = 1 - (1 - p) ** power (CubicSparsity's form) rather than g = p ** power."""
-        return (self.orientation == "fast_early") == (self.power >= 1)
+    def ramp(self, gone: tf.Tensor, length: int) -> tf.Tensor:
+        power, initial, final = float(self.power), self.initial_sparsity, self.final_sparsity
+        falls = (self.orientation == "fast_early") == (power >= 1)  # g = 1 - (1 - p) ** power, else p ** power
+        if power in _PRODUCT_POWERS:  # the power of the steps left (CubicSparsity's form) or gone
+            top = float(length) ** power
+            if falls:
+                return between(power_of_fraction(tf.cast(length - gone, tf.float64), power), top, 0.0, initial, final)
+            return between(power_of_fraction(tf.cast(gone, tf.float64), power), 0.0, top, initial, final)
+        # Otherwise the power of 1 - p (from `final`, exactly `initial` at p = 0) or of p, where
+        # p = gone / length is a product by a float64 s with length * s == 1 exactly, if there is one.
+        scale = _unit_scale(length)
+        if scale is None:
+            p = select(tf.equal(gone, length), 1.0, tf.cast(gone, tf.float64) * (1.0 / length))
+            left = 1.0 - p
+        else:
+            p, left = tf.cast(gone, tf.float64) * scale, tf.cast(length - gone, tf.float64) * scale
+        if falls:
+            return _power_ramp(left, power, final, initial, at_end=tf.equal(gone, 0))
+        return _power_ramp(p, power, initial, final, at_end=tf.equal(gone, length))
 
-    def ramp(self, progress: tf.Tensor) -> tf.Tensor:
-        if self._falls_from_initial():
-            return polynomial_ramp(progress, self.initial_sparsity, self.final_sparsity, float(self.power))
-        fraction = power_of_fraction(progress, float(self.power))  # g = p ** power: exactly 0 and 1 at the ends
-        initial, final = self.initial_sparsity, self.final_sparsity
-        return interpolate_from_zero(progress, fraction, initial, final)
 
-    @property
-    def extends_past_window(self) -> bool:
-        return float(self.power) in (1.0, 3.0)  # odd whole powers keep moving past both ends
+def _unit_scale(length: int) -> float | None:
+    """A float64 `s` close to `1 / length` with `length * s == 1.0` exactly (a product reaches
+    1 exactly at the end), or None if none exists (for about 6% of lengths).
 
-    def ramp_of_window(self, clipped: tf.Tensor) -> tf.Tensor:
-        power = float(self.power)
-        if power not in PRODUCT_POWERS:
-            if self._falls_from_initial():
-                remaining = remaining_of_window(clipped, self.begin_step, self.end_step)
-                at_start = tf.equal(clipped, self.begin_step)
-                initial, final = self.initial_sparsity, self.final_sparsity
-                return polynomial_ramp_of_remaining(remaining, initial, final, power, at_start=at_start)
-            return super().ramp_of_window(clipped)
-        # Whole powers: the power of the steps left (g = 1 - (1 - p) ** power, CubicSparsity's
-        # form, bit for bit) or of the steps gone (g = p ** power), mapped onto [initial, final].
-        length = float(self.end_step - self.begin_step) ** power
-        initial, final = self.initial_sparsity, self.final_sparsity
-        if self._falls_from_initial():
-            return between(power_of_distance(self.end_step - clipped, int(power)), length, 0.0, initial, final)
-        return between(power_of_distance(clipped - self.begin_step, int(power)), 0.0, length, initial, final)
+    >>> 49 * (1 / 49), 49 * _unit_scale(49), _unit_scale(237)
+    (0.9999999999999999, 1.0, None)
+    """
+    scale = 1.0 / length
+    for _ in range(4):
+        landed = length * scale
+        if landed == 1.0:
+            return scale
+        scale = math.nextafter(scale, math.inf if landed < 1.0 else -math.inf)
+    return None

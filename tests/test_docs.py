@@ -83,7 +83,7 @@ def test_your_own_schedule_is_the_formula_and_about_twenty_lines():
         registry._FAMILIES.pop("sine", None)
     (_, code), *_ = programs(page)
     lines = [line for line in code.splitlines() if line.strip()]
-    assert len(lines) <= 20 and "def ramp(self, progress)" in code and "@schedules.register" in code
+    assert len(lines) <= 20 and "def ramp(self, gone, length)" in code and "@schedules.register" in code
 
 
 def test_every_python_block_is_run_or_says_why_not():

@@ -173,6 +173,18 @@ def test_ramps_are_exact_at_both_ends_eagerly_in_a_graph_and_under_xla(build, le
             assert function(step)[1].numpy() == value, int(step)
 
 
+def test_a_subclass_ramp_is_the_curve_of_every_window():
+    """Overriding `ramp` changes every window, a one-shot window as a longer one."""
+
+    class HalfCubic(CubicSparsity):
+        def ramp(self, gone, length):
+            return 0.5 * super().ramp(gone, length)
+
+    for begin, end in [(20, 120), (50, 50)]:
+        cubic, half = (cls(0.1, 0.8, begin, end, frequency=10) for cls in (CubicSparsity, HalfCubic))
+        np.testing.assert_array_equal(evaluate(half)[1], np.float32(0.5) * evaluate(cubic)[1])
+
+
 def test_cubic_applies_the_final_sparsity_where_tfmot_does_not():
     """tfmot's PolynomialDecay(0, 0.8, 0, 1000, frequency=300) last prunes at 900 (0.7992)."""
     theirs = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.8, 0, 1000, frequency=300)

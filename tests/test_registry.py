@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 from _registry import CASES, FRESH_PROCESS_CASES, SLOW_SUBSET
 
@@ -74,7 +75,8 @@ def test_the_slow_cases_are_cases_once_each():
 def test_register_adds_a_family_that_the_catalog_builds():
     @schedules.register(name="test_only_linear")
     class LinearTestSparsity(schedules.RampSchedule):
-        def ramp(self, progress):
+        def ramp(self, gone, length):
+            progress = tf.cast(gone, tf.float64) / length
             return self.initial_sparsity + (self.final_sparsity - self.initial_sparsity) * progress
 
     try:
@@ -91,8 +93,8 @@ def test_register_adds_a_family_that_the_catalog_builds():
 
         @schedules.register(name="test_only_linear")
         class LinearTestSparsity(schedules.RampSchedule):  # defined again, as a notebook cell run twice
-            def ramp(self, progress):
-                return self.final_sparsity * progress
+            def ramp(self, gone, length):
+                return self.final_sparsity * tf.cast(gone, tf.float64) / length
 
         assert registry.family("test_only_linear").cls is LinearTestSparsity
     finally:
