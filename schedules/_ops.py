@@ -18,11 +18,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["FLOAT32_EXACT", "clip", "select"]
-
-#: Every integer up to this is a float32: `Bucketize`, which holds its boundaries in float32,
-#: compares steps with boundaries up to it exactly (a larger step rounds to at least it).
-FLOAT32_EXACT = 2**24
+__all__ = ["clip", "select"]
 
 
 def select(condition: tf.Tensor, x: tf.Tensor | float, y: tf.Tensor | float) -> tf.Tensor:

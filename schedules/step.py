@@ -8,7 +8,6 @@ import numpy as np
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules._ops import FLOAT32_EXACT
 from schedules.base import SparsitySchedule, register
 
 __all__ = ["StepSparsity"]
@@ -133,32 +132,15 @@ class StepSparsity(SparsitySchedule):
         values[-1] = final
         return cls(boundaries, [float(s) for s in values])
 
-    #: Boundaries past 2**24 (not all float32 integers): up to this many stairs, compare
-    #: the step with every boundary (fewest ops); beyond it, binary search (O(log n) per step).
-    _LINEAR_SEARCH_MAX = 16
-
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        # Index 0 is the dense start (0.0), index i the stair of boundaries[i - 1].
-        values = tf.constant([0.0, *self.sparsities], tf.float64)
-        searched = step
-        if self.boundaries[-1] <= FLOAT32_EXACT:
-            # One search op: Bucketize compares in float32, exact here (every boundary is a
-            # float32 integer, and a step past 2**24 rounds to at least 2**24, at or past them all).
-            passed = tf.raw_ops.Bucketize(input=step, boundaries=[float(b) for b in self.boundaries])
-        elif len(self.boundaries) <= self._LINEAR_SEARCH_MAX:
-            boundaries = tf.constant(self.boundaries, tf.int64)
-            column = step[..., tf.newaxis]
-            events = tf.reduce_any(tf.equal(column, boundaries), axis=-1)
-            passed = tf.reduce_sum(tf.cast(column >= boundaries, tf.int32), axis=-1)
-            return events, tf.gather(values, passed)
-        else:  # binary search, of a flat vector: the boundaries <= step
-            searched = tf.reshape(step, [-1])
-            passed = tf.searchsorted(tf.constant(self.boundaries, tf.int64), searched, side="right", out_type=tf.int32)
+        # i + 1, the boundaries <= step: a binary search in int64 (exact at any step) of the steps
+        # as one row, reshaped back. Index 0 is the dense start (0.0), index i the stair of
+        # boundaries[i - 1].
+        passed = tf.raw_ops.UpperBound(
+            sorted_inputs=tf.constant([self.boundaries], tf.int64), values=tf.reshape(step, [1, -1]), out_type=tf.int32
+        )
+        passed = tf.reshape(passed, tf.shape(step))
         # The latest boundary passed is the step at an event; before the first, the first
         # boundary stands in (above every such step).
         latest = tf.gather(tf.constant([self.boundaries[0], *self.boundaries], tf.int64), passed)
-        events, sparsity = tf.equal(latest, searched), tf.gather(values, passed)
-        if searched is step:  # not flattened
-            return events, sparsity
-        shape = tf.shape(step)
-        return tf.reshape(events, shape), tf.reshape(sparsity, shape)
+        return tf.equal(latest, step), tf.gather(tf.constant([0.0, *self.sparsities], tf.float64), passed)

@@ -30,8 +30,7 @@ from schedules._validation import MAX_SPARSITY
 from schedules.composition import peak_sparsity
 
 STEPS = np.arange(0, 1201, dtype=np.int64)
-#: Steps far from any window, and around 2**24 (the last float32 integer, where Bucketize's
-#: float32 compare of a step stops being exact).
+#: Steps far from any window, and around 2**24 (the last float32 integer).
 EXTREME_STEPS = [2**24 - 1, 2**24, 2**24 + 1, 2**62, 2**63 - 1, -1, -2, -(2**63)]
 
 
@@ -297,8 +296,8 @@ def staircase_reference(steps, boundaries, sparsities):
         ([0, 1, 2, 3], [0.1, 0.2, 0.3, 0.4]),
         ([500], [0.8]),
         ([0, 300], [0.9, 0.2]),
-        ([2**24 - 1, 2**24], [0.3, 0.6]),  # Bucketize's float32 boundaries: the last exact one
-        ([2**24 - 1, 2**24 + 1], [0.3, 0.6]),  # past it: compared in int64
+        ([2**24 - 1, 2**24], [0.3, 0.6]),  # the last float32 integer
+        ([2**24 - 1, 2**24 + 1], [0.3, 0.6]),  # past it
     ],
 )
 def test_step_matches_the_staircase(boundaries, sparsities):
@@ -311,9 +310,9 @@ def test_step_matches_the_staircase(boundaries, sparsities):
     np.testing.assert_array_equal(should_prune, expected_events)
 
 
-@pytest.mark.parametrize("count", [16, 17, 300])
+@pytest.mark.parametrize("count", [5, 300])
 def test_step_with_many_stairs_matches_the_staircase(count):
-    """Short lists compare with every boundary, long ones search: both give the staircase."""
+    """Random staircases of a few to many stairs, up to step 1,200."""
     rng = np.random.default_rng(count)
     boundaries = sorted(rng.choice(np.arange(1, 1200), size=count, replace=False).tolist())
     sparsities = rng.uniform(0.0, 0.99, size=count).tolist()
