@@ -91,20 +91,18 @@ class CyclicSparsity(SparsitySchedule):
         # Cycles of one length: the power of the steps left, as PolynomialSparsity's form.
         self._even = self._length % self.num_cycles == 0
 
-    def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """`(clipped, position, remaining)` (int64): the step clipped to the window (so nothing
-        overflows), which its cycle starts `position` steps before and ends `remaining` steps
-        after. Steps before the window are position 0 of the first cycle, steps after it the
-        last position of the last cycle.
+    def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(clipped, r)` (int64): the step clipped to the window (so nothing overflows) and
+        `r = ((t + 1) * num_cycles - 1) % n`, with `t = clipped - begin_step`. Its cycle starts
+        `r // num_cycles` steps before `clipped` and ends `(n - 1 - r) // num_cycles` steps after
+        it (write `c * n = (t + 1) * num_cycles - 1 - r` for its cycle `c`, whose first step is
+        `floor(c * n / num_cycles)`). Steps before the window are the first cycle's first step,
+        steps after it the last cycle's last step.
         """
-        n, cycles, begin = self._length, self.num_cycles, self.begin_step
+        begin = self.begin_step
         clipped = clip(step, begin, self.end_step)
-        # With t = clipped - begin_step in cycle c and r = ((t + 1) * cycles - 1) % n, the cycle's
-        # first step floor(c * n / cycles) is t - r // cycles and its last step is t + (n - 1 - r) //
-        # cycles (write c * n = (t + 1) * cycles - 1 - r): no cycle index needed.
         t = clipped - begin if begin else clipped
-        r = tf.math.floormod(t * cycles + (cycles - 1), n)
-        return clipped, r // cycles, (n - 1 - r) // cycles
+        return clipped, tf.math.floormod(t * self.num_cycles + (self.num_cycles - 1), self._length)
 
     def cycle_bounds(self, step) -> tuple[tf.Tensor, tf.Tensor]:
         """The first and last step (int64) of the cycle that `step` falls in.
@@ -116,23 +114,26 @@ class CyclicSparsity(SparsitySchedule):
         >>> [int(x) for x in schedule.cycle_bounds(50)]
         [43, 75]
         """
-        clipped, position, remaining = self._cycle(tf.cast(step, tf.int64))
-        return clipped - position, clipped + remaining
+        clipped, r = self._cycle(tf.cast(step, tf.int64))
+        return clipped - r // self.num_cycles, clipped + (self._length - 1 - r) // self.num_cycles
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        clipped, position, remaining = self._cycle(step)
-        # An event at a multiple of `frequency` from its cycle's start or at its last step, where
-        # the offset is 0, inside the window: outside it `clipped` is begin_step or end_step, an
-        # event but not the step.
-        offset = tf.minimum(tf.math.floormod(position, self.frequency), remaining)
-        events = tf.equal(step, clipped - offset)
+        clipped, r = self._cycle(step)
+        n, cycles = self._length, self.num_cycles
+        # An event where position % frequency == 0, that is where r % (cycles * frequency) < cycles
+        # (position = r // cycles; a frequency past n is n), or at the cycle's last step, where
+        # n - 1 - r < cycles; and inside the window: outside it, `clipped` is an event but not the step.
+        frequency = min(self.frequency, n)
+        missed = tf.minimum(tf.math.floormod(r, cycles * frequency), n - 1 - r) // cycles  # 0 at an event
+        events = tf.equal(step, clipped - missed)
+        position, remaining = r // cycles, (n - 1 - r) // cycles
         initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
-        if self._length == 1:  # a one-step window: a one-shot prune
+        if n == 1:  # a one-step window: a one-shot prune
             return events, select(step >= self.begin_step, tf.constant(final, tf.float64), initial)
         if self._even and power in _PRODUCT_POWERS:  # (1 - p) ** power as the power of the steps left
             # over its value at a cycle's start: PolynomialSparsity's form, bit for bit
             wave = power_of_fraction(tf.cast(remaining, tf.float64), power)
-            return events, between(wave, float(self._length // self.num_cycles - 1) ** power, 0.0, initial, final)
+            return events, between(wave, float(n // cycles - 1) ** power, 0.0, initial, final)
         # 1 - p, the share of the cycle still ahead: exactly 1 at its start and 0 at its end.
         share = tf.cast(remaining, tf.float64) / tf.cast(position + remaining, tf.float64)
         if power in _PRODUCT_POWERS:
