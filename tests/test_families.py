@@ -819,18 +819,18 @@ SAVED_VALUES = Path(__file__).parent / "fixtures" / "values_8a9e893.npz"
 def test_values_are_those_of_8a9e893_bit_for_bit():
     """Models saved before keep their curves: rebuilt from its config, each schedule gives the saved
     events and float32 bits (one vectorized eager call, as the values were recorded)."""
-    saved = np.load(SAVED_VALUES)
-    configs, ends = json.loads(str(saved["configs"])), np.cumsum(saved["counts"])
+    with np.load(SAVED_VALUES) as saved:  # each array read once (every read decompresses it)
+        configs, counts = json.loads(str(saved["configs"])), saved["counts"]
+        all_steps, all_events, all_bits = saved["steps"], saved["events"], saved["sparsity"].view(np.uint32)
+    ends = np.cumsum(counts)
     moved = []
-    for config, begin, end in zip(configs, ends - saved["counts"], ends, strict=True):
+    for config, begin, end in zip(configs, ends - counts, ends, strict=True):
         schedule = tf_keras.utils.deserialize_keras_object(config, module_objects=registry.schedule_classes())
-        steps = saved["steps"][begin:end]
+        steps = all_steps[begin:end]
         should_prune, sparsity = schedule(tf.constant(steps))
         should_prune = np.broadcast_to(should_prune.numpy(), steps.shape)
         sparsity = np.broadcast_to(sparsity.numpy(), steps.shape)
-        different = (should_prune != saved["events"][begin:end]) | (
-            sparsity.view(np.uint32) != saved["sparsity"][begin:end].view(np.uint32)
-        )
+        different = (should_prune != all_events[begin:end]) | (sparsity.view(np.uint32) != all_bits[begin:end])
         if different.any():
             moved.append((config, steps[different][:5].tolist()))
     assert not moved, f"{len(moved)} of {len(configs)} schedules moved; the first: {moved[:3]}"
