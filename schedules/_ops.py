@@ -16,12 +16,14 @@ project's machine), `Select` on scalars about 1.1 us. `clip` is one op where
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
 __all__ = ["clip", "select"]
 
 
-def select(condition: tf.Tensor, x: tf.Tensor | float, y: tf.Tensor | float) -> tf.Tensor:
+def select(condition: tf.Tensor, x: Any, y: Any) -> tf.Tensor:
     """`tf.where(condition, x, y)`: `Select` where everything is a scalar, `SelectV2` otherwise.
 
     `x` or `y` may be a Python number, made a constant of the other's dtype.

@@ -38,7 +38,7 @@ from __future__ import annotations
 import abc
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import tensorflow as tf
@@ -52,6 +52,28 @@ from schedules.units import build_from_epochs
 __all__ = ["SparsitySchedule", "register"]
 
 _S = TypeVar("_S", bound="SparsitySchedule")
+
+
+@overload
+def register(
+    cls: type[_S],
+    *,
+    name: str | None = None,
+    package: str | None = None,
+    forms: tuple[str, ...] = ("__init__",),
+    command_line: bool = True,
+) -> type[_S]: ...
+
+
+@overload
+def register(
+    cls: None = None,
+    *,
+    name: str | None = None,
+    package: str | None = None,
+    forms: tuple[str, ...] = ("__init__",),
+    command_line: bool = True,
+) -> Callable[[type[_S]], type[_S]]: ...
 
 
 def register(
@@ -306,7 +328,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
 
 
 def _constructor_arguments(cls: type) -> list[str]:
-    return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    return list(inspect.signature(cls).parameters)
 
 
 _STEP_REQUIREMENT = "an integer or integer tensor in the int64 range"

@@ -16,11 +16,10 @@ import tf_keras
 from schedules import _validation as v
 from schedules import registry
 from schedules._ops import select
+from schedules._tfmot import PruningSchedule
 from schedules.base import SparsitySchedule, register
 
 __all__ = ["ScaledSparsity", "SequentialSparsity", "peak_sparsity"]
-
-PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 
 
 def peak_sparsity(schedule: PruningSchedule) -> float | None:
@@ -36,15 +35,16 @@ def peak_sparsity(schedule: PruningSchedule) -> float | None:
     """
     if isinstance(schedule, SequentialSparsity):
         peaks = [peak_sparsity(child) for child in schedule.schedules]
-        return None if None in peaks else max(peaks)
+        known = [peak for peak in peaks if peak is not None]
+        return max(known) if len(known) == len(peaks) else None
     if isinstance(schedule, ScaledSparsity):
         peak = peak_sparsity(schedule.schedule)
         return None if peak is None else schedule.factor * peak
     if isinstance(schedule, tfmot.sparsity.keras.ConstantSparsity):
         return float(schedule.target_sparsity)
-    values = [getattr(schedule, name, None) for name in ("initial_sparsity", "final_sparsity", "max_sparsity")]
-    values += list(getattr(schedule, "sparsities", None) or [])
-    values = [float(x) for x in values if isinstance(x, numbers.Real) and not isinstance(x, bool)]
+    found = [getattr(schedule, name, None) for name in ("initial_sparsity", "final_sparsity", "max_sparsity")]
+    found += list(getattr(schedule, "sparsities", None) or [])
+    values = [float(x) for x in found if isinstance(x, numbers.Real) and not isinstance(x, bool)]
     return max(values) if values else None
 
 
@@ -127,8 +127,8 @@ def _step_attribute(name: str, schedule: PruningSchedule, attribute: str) -> int
     value = getattr(schedule, attribute, 0 if attribute == "begin_step" else -1)
     if not isinstance(value, bool) and isinstance(value, numbers.Integral):
         return int(value)
-    if not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) and value == int(value):
-        return int(value)
+    if not isinstance(value, bool) and isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(float(value))
     raise v.invalid(f"{name}.{attribute}", "an integer step", value, TypeError)
 
 
