@@ -16,7 +16,16 @@ weights. tfmot keeps `max(1, round(n * (1 - s)))` weights, computed in float32,
 which gives back exactly `k_l` for a layer under about a million weights (above
 it, within a few weights): so the trained model reaches the target to one
 weight in `N`. `"uniform"` gives every layer the same sparsity, as tfmot does,
-and tfmot's rounding leaves the model within half a weight per layer of it.
+and tfmot's rounding leaves the model within half a weight per pruned weight of it.
+
+A layer with several pruned weights (a `MultiHeadAttention`'s four projection
+kernels, an RNN's kernel and recurrent kernel) gets one sparsity, and tfmot
+rounds each of its weights on its own: it keeps `sum_i max(1, round(n_i * (1 -
+s)))`, so only some totals are reachable (multiples of 4 for attention whose
+projections are the same size). Such a layer gets the reachable total nearest
+its share, at a sparsity in the middle of the range that gives it, and the
+difference goes to the layers with one pruned weight, so the total still
+meets the target when the model has any.
 """
 
 from __future__ import annotations
@@ -46,6 +55,8 @@ class Allocation(dict):
       method: the method that made it.
       target_sparsity: the overall sparsity asked for.
       weights: how many prunable weights each layer has, by name.
+      parts: the sizes of each layer's pruned weights (one for a Dense or
+        Conv kernel, four for attention), by name; they add up to `weights`.
       sweep: the `SensitivitySweep` behind a `"sensitivity"` allocation, else None.
     """
 
@@ -57,17 +68,20 @@ class Allocation(dict):
         target_sparsity: float,
         weights: Mapping[str, int],
         sweep: SensitivitySweep | None = None,
+        parts: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         super().__init__(sparsities)
         self.method = method
         self.target_sparsity = target_sparsity
         self.weights = dict(weights)
         self.sweep = sweep
+        self.parts = {name: tuple(parts[name]) if parts else (n,) for name, n in self.weights.items()}
 
     @property
     def kept(self) -> dict[str, int]:
-        """Weights each layer keeps: tfmot's `max(1, round(n * (1 - s)))` (`expected_kept`)."""
-        return {name: int(expected_kept(s, self.weights[name])) for name, s in self.items()}
+        """Weights each layer keeps: tfmot's `max(1, round(n * (1 - s)))` (`expected_kept`) for each of its
+        pruned weights, summed."""
+        return {name: _kept(self.parts[name], s) for name, s in self.items()}
 
     @property
     def sparsity(self) -> float:
@@ -176,11 +190,13 @@ def allocate(
             TypeError,
         )
 
-    sizes = {name: sum(int(np.prod(w.shape)) for w in ws) for name, ws in weights.items()}
+    parts = {name: [int(np.prod(w.shape)) for w in ws] for name, ws in weights.items()}
+    sizes = {name: sum(p) for name, p in parts.items()}
     free = [name for name in weights if name not in dense]
     n = np.array([sizes[name] for name in free], dtype=np.int64)
     most = 1.0 if max_sparsity is None else max_sparsity
-    floor = np.minimum(n, np.maximum(min_weights, np.ceil(n * (1.0 - most) - 1e-9))).astype(np.int64)
+    fewest = np.array([max(min_weights, len(parts[name])) for name in free], dtype=np.int64)  # tfmot keeps 1 of each
+    floor = np.minimum(n, np.maximum(fewest, np.ceil(n * (1.0 - most) - 1e-9))).astype(np.int64)
     total = sum(sizes.values())
     budget = round(total * (1.0 - target_sparsity)) - sum(sizes[name] for name in dense)
     if budget < floor.sum():
@@ -224,8 +240,70 @@ def allocate(
             }
         )
     else:
-        result.update({name: 1.0 - int(k) / int(size) for name, k, size in zip(free, kept, n, strict=True)})
-    return Allocation(result, method=method, target_sparsity=target_sparsity, weights=sizes, sweep=sweep)
+        result.update(_reachable([parts[name] for name in free], free, kept, floor, n))
+    return Allocation(result, method=method, target_sparsity=target_sparsity, weights=sizes, sweep=sweep, parts=parts)
+
+
+def _kept(parts: Sequence[int], sparsity: float) -> int:
+    """What tfmot keeps of a layer whose pruned weights have `parts` sizes, at `sparsity`."""
+    return sum(int(expected_kept(sparsity, size)) for size in parts)
+
+
+def _reachable(
+    parts: Sequence[Sequence[int]], names: Sequence[str], kept: np.ndarray, floor: np.ndarray, n: np.ndarray
+) -> dict[str, float]:
+    """Sparsities that make tfmot keep `kept` weights of each layer, by name.
+
+    A layer with one pruned weight gets `1 - k / n`. One with several gets the count nearest `k`
+    it can keep (`_steps`); the difference goes to the layers with one pruned weight, the largest
+    first, within their `[floor, n]`.
+    """
+    kept = kept.astype(np.int64)
+    density = kept / n
+    missing = 0  # weights the several-weight layers keep fewer than asked
+    for i, p in enumerate(parts):
+        if len(p) > 1:
+            options = [o for o in _steps(p, int(kept[i])) if floor[i] <= o[0] <= n[i]]
+            count, density[i] = min(options, key=lambda o: (abs(o[0] - kept[i]), o[0]))
+            missing += int(kept[i]) - count
+            kept[i] = count
+    for i in sorted((i for i, p in enumerate(parts) if len(p) == 1), key=lambda i: -n[i]):
+        change = min(missing, n[i] - kept[i]) if missing > 0 else max(missing, floor[i] - kept[i])
+        kept[i] += change
+        missing -= change
+        density[i] = kept[i] / n[i]
+    return {name: float(1.0 - d) for name, d in zip(names, density, strict=True)}
+
+
+def _steps(parts: Sequence[int], k: int) -> list[tuple[int, float]]:
+    """The kept counts nearest `k`, at most and at least `k`, that a layer whose pruned weights have
+    `parts` sizes can keep, each with the density in the middle of the densities that give it.
+
+    At density `d` tfmot keeps `sum_i max(1, round(n_i * d))`: a step function of `d`, stepping
+    where some `n_i * d` is a half-integer. The middle of a step is the furthest from rounding
+    otherwise (for equal sizes, `k_i / n_i` exactly, as for a layer with one weight).
+    """
+    sizes = np.asarray(parts, dtype=np.float64)
+
+    def step(d: float) -> tuple[int, float, float]:
+        """The count on the step holding density `d`, and the step's ends."""
+        count = int(np.sum(np.maximum(1.0, np.floor(sizes * d + 0.5))))
+        below = np.floor(sizes * d - 0.5) + 0.5  # the half-integers around each n_i * d
+        return count, float(np.max(below / sizes)), float(np.min((below + 1.0) / sizes))
+
+    def found(count: int, low: float, high: float) -> tuple[int, float]:
+        return count, 1.0 if count == sizes.sum() else (max(low, 0.0) + min(high, 1.0)) / 2
+
+    count, low, high = step(k / sizes.sum())
+    while count > k and low > 0.0:  # down to a step at most k
+        count, low, high = step(low - 1e-9 / sizes.max())
+    below = found(count, low, high) if count <= k else None
+    while count < k and high < 1.0:  # up, step by step, to the lowest step at least k
+        count, low, high = step(high + 1e-9 / sizes.max())
+        if count <= k:
+            below = found(count, low, high)
+    above = found(count, low, high) if count >= k else None
+    return [option for option in (below, above) if option is not None]
 
 
 def _check_keep_dense(keep_dense: Iterable[str], weights: Mapping[str, Any]) -> set[str]:

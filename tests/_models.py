@@ -263,3 +263,40 @@ def fit(
         callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), recorder, *callbacks],
     )
     return recorder
+
+
+# --- a transformer encoder ----------------------------------------------------------
+
+VOCAB = 200
+SEQUENCE = 8
+WIDTH = 16
+HEADS = 2
+
+
+def build_encoder(blocks: int = 2, seed: int = 0) -> keras.Model:
+    """Tokens -> Embedding(VOCAB, WIDTH) -> `blocks` encoder blocks -> mean over positions -> Dense(2).
+
+    A block is `MultiHeadAttention(HEADS, WIDTH // HEADS)` self-attention `mha{i}`, added to its input
+    and normalized (`ln{i}a`), then a feed-forward `Dense(4 * WIDTH, relu)` `ff{i}a` and `Dense(WIDTH)`
+    `ff{i}b`, added and normalized (`ln{i}b`). tfmot prunes the embeddings, the four projection
+    kernels of each attention layer (query, key, value: `(16, 2, 8)`; output: `(2, 8, 16)`), the
+    feed-forward kernels and the head.
+    """
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    tokens = keras.Input((SEQUENCE,), dtype="int32")
+    x = layers.Embedding(VOCAB, WIDTH, name="embedding")(tokens)
+    for i in range(blocks):
+        attended = layers.MultiHeadAttention(HEADS, WIDTH // HEADS, name=f"mha{i}")(x, x)
+        x = layers.LayerNormalization(name=f"ln{i}a")(x + attended)
+        hidden = layers.Dense(4 * WIDTH, activation="relu", name=f"ff{i}a")(x)
+        x = layers.LayerNormalization(name=f"ln{i}b")(x + layers.Dense(WIDTH, name=f"ff{i}b")(hidden))
+    pooled = layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(tokens, layers.Dense(2, name="head")(pooled), name="encoder")
+
+
+def make_tokens(num_samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic random token sequences and regression targets for `build_encoder`."""
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, VOCAB, size=(num_samples, SEQUENCE), dtype=np.int32)
+    return tokens, rng.normal(size=(num_samples, 2)).astype(np.float32)

@@ -63,22 +63,26 @@ def kernel_shapes(model) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def rigl_sparsities(shapes: dict[str, tuple[int, ...]], target: float, include_kernel: bool, dense=()) -> dict:
-    """RigL's `get_sparsities_erdos_renyi` loop, with `dense` layers counted as RigL counts its dense ones."""
+def rigl_sparsities(shapes: dict[str, tuple | list[tuple]], target: float, include_kernel: bool, dense=()) -> dict:
+    """RigL's `get_sparsities_erdos_renyi` loop, with `dense` layers counted as RigL counts its dense ones.
+
+    A layer given a list of shapes (attention's four kernels) counts as one, its sums and products
+    added over them (as `allocate` documents; RigL has no such layer).
+    """
     dense_layers = set(dense)
     while True:
         divisor, rhs, raw = 0.0, 0.0, {}
         for name, shape in shapes.items():
-            n_param = float(np.prod(shape))
+            kernels = shape if isinstance(shape, list) else [shape]
+            n_param = float(sum(np.prod(k) for k in kernels))
             if name in dense_layers:
                 rhs -= n_param * target
             else:
                 rhs += n_param * (1.0 - target)
                 if include_kernel:
-                    raw[name] = np.sum(shape) / np.prod(shape)
+                    raw[name] = sum(np.sum(k) for k in kernels) / n_param
                 else:
-                    n_in, n_out = shape[-2:]
-                    raw[name] = (n_in + n_out) / (n_in * n_out)
+                    raw[name] = sum(sum(k[-2:]) for k in kernels) / sum(np.prod(k[-2:]) for k in kernels)
                 divisor += raw[name] * n_param
         if not raw:  # every layer dense (a target of 0)
             return {name: 0.0 for name in shapes}
@@ -424,3 +428,81 @@ def test_allocate_command_prints_the_allocation_of_a_saved_model(trained_erk, tm
     with pytest.raises(SystemExit):
         main(["allocate", str(tmp_path / "missing.keras")])
     assert "Argument `model` must be a saved model" in capsys.readouterr().err
+
+
+# --- transformers: attention and feed-forward layers -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoder() -> tf_keras.Model:
+    return _models.build_encoder(blocks=2)
+
+
+def encoder_kernels(model) -> dict[str, list[tuple[int, ...]]]:
+    """The shapes of the weights tfmot prunes in each layer of `_models.build_encoder`, read from the layers:
+    an attention layer's four projection kernels (its `EinsumDense` sublayers), the others' kernel or
+    embeddings."""
+    shapes = {}
+    for layer in model.layers:
+        if isinstance(layer, tf_keras.layers.MultiHeadAttention):
+            projections = (layer._query_dense, layer._key_dense, layer._value_dense, layer._output_dense)
+            shapes[layer.name] = [tuple(p.kernel.shape) for p in projections]
+        elif isinstance(layer, tf_keras.layers.Embedding):
+            shapes[layer.name] = [tuple(layer.embeddings.shape)]
+        elif hasattr(layer, "kernel"):
+            shapes[layer.name] = [tuple(layer.kernel.shape)]
+    return shapes
+
+
+ENCODER_METHODS = ["uniform", "erk", "lamp", "global_magnitude", "erk_attention_dense"]
+
+
+def encoder_allocation(encoder, method: str):
+    if method == "erk_attention_dense":
+        return allocate(encoder, 0.8, "erk", keep_dense=["mha1"])
+    return allocate(encoder, 0.8, method)
+
+
+@pytest.mark.parametrize("method", ENCODER_METHODS)
+def test_allocate_counts_attention_kernels_as_tfmot_rounds_them(encoder, method):
+    """tfmot prunes an attention layer's four kernels each at the layer's sparsity, rounding each on its
+    own: the kept weights `allocate` reports are those, and they meet the target to the weight (an
+    attention layer keeps a multiple of 4 here, the embedding takes the difference)."""
+    shapes = encoder_kernels(encoder)
+    assert list(shapes) == ["embedding", "mha0", "ff0a", "ff0b", "mha1", "ff1a", "ff1b", "head"]
+    assert shapes["mha0"] == [(16, 2, 8), (16, 2, 8), (16, 2, 8), (2, 8, 16)]
+    allocation = encoder_allocation(encoder, method)
+    total = sum(math.prod(s) for ss in shapes.values() for s in ss)
+    kept = {name: sum(_models.expected_kept(allocation[name], math.prod(s)) for s in ss) for name, ss in shapes.items()}
+    assert allocation.kept == kept
+    if method == "uniform":
+        assert set(allocation.values()) == {0.8}
+    else:
+        assert sum(kept.values()) == round(total * 0.2)
+        assert kept["mha0"] % 4 == 0 and kept["mha1"] % 4 == 0
+    if method == "erk":
+        # Within the rounding: each attention layer moves up to 2 weights to the others (the embedding).
+        expected = rigl_sparsities(shapes, 0.8, include_kernel=True)
+        assert expected["head"] == 0.0 and allocation["head"] == 0.0
+        for name, ss in shapes.items():
+            assert abs(allocation[name] - expected[name]) <= 5 / sum(map(math.prod, ss)), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.integers(1, 5000), min_size=2, max_size=5), share=st.floats(0.0, 1.0))
+def test_a_several_weight_layer_gets_the_reachable_counts_around_its_share(parts, share):
+    """For any kernel sizes and asked count k: the counts offered are the nearest tfmot can keep at or
+    below and at or above k, and each offered sparsity makes tfmot keep exactly that count."""
+    from schedules.allocation import _steps
+
+    k = len(parts) + round(share * (sum(parts) - len(parts)))
+    options = _steps(parts, k)
+    assert options
+    for count, density in options:
+        assert sum(_models.expected_kept(1.0 - density, n) for n in parts) == count
+    counts = [count for count, _ in options]
+    assert min(counts) <= k <= max(counts) or counts == [k]
+    # Nothing reachable strictly between them: a fine scan of the densities (off the half-integers).
+    grid = (np.arange(100_000) + 0.318) / 100_000
+    reachable = np.maximum(1, np.round(np.outer(grid, parts))).sum(axis=1)
+    assert not np.any((reachable > min(counts)) & (reachable < max(counts)))
