@@ -9,6 +9,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from schedules import _validation as v
+from schedules._attention import build_attention_projections
 from schedules.allocation import allocate
 from schedules.composition import ScaledSparsity, peak_sparsity
 from schedules.inspection import check_tf_keras_model, flat_layers, prunable_weights, pruned_layers, unwrapped_name
@@ -33,7 +34,13 @@ def prune_model(
     `s_l == 0`. The copy starts from `model`'s weights: before the first
     pruning step it predicts what `model` does. Compile it and train it with
     `UpdatePruningStep` as any pruned model; it saves and reloads
-    (`schedules.load_model`) in every format, each layer with its own schedule.
+    (`schedules.load_model`) in every format, each layer with its own schedule
+    (except `.h5` when a `MultiHeadAttention` is pruned: tfmot names its four
+    masks alike, and `.h5` stores weights by name).
+
+    Transformers work too: tfmot prunes a `MultiHeadAttention`'s four projection
+    kernels (query, key, value, output), and `Dense` feed-forward layers and
+    `Embedding`s like any other layer.
 
     >>> from schedules import CubicSparsity, allocate
     >>> from schedules.models import build_cnn
@@ -115,7 +122,7 @@ def _clone(model: tf_keras.Model, per_layer: Mapping[str, Any], kwargs: Mapping[
     def clone_layer(layer):
         if isinstance(layer, tf_keras.Model):
             return _clone(layer, per_layer, kwargs)
-        fresh = layer.__class__.from_config(layer.get_config())
+        fresh = build_attention_projections(layer.__class__.from_config(layer.get_config()))
         if layer.name not in per_layer:
             return fresh
         return tfmot.sparsity.keras.prune_low_magnitude(fresh, pruning_schedule=per_layer[layer.name], **kwargs)

@@ -8,6 +8,7 @@ from typing import Any
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
+from schedules._attention import PruneLowMagnitudeLoader
 from schedules.inspection import pruned_layers
 
 __all__ = ["check_pruned_model", "load_model"]
@@ -23,7 +24,9 @@ def load_model(path: str | os.PathLike, **kwargs: Any) -> tf_keras.Model:
     `class_name` it cannot resolve and keeps the *string* as the schedule, so
     training fails later with an obscure error; this raises at load time.
     Loading runs no code from the file: schedules are rebuilt only from
-    registered classes and validated arguments.
+    registered classes and validated arguments. A pruned `MultiHeadAttention`
+    loads only through this function: plain `prune_scope()` loading fails in
+    tfmot (`schedules/_attention.py` says why and what is done about it).
 
     Args:
       path: the saved model.
@@ -33,7 +36,11 @@ def load_model(path: str | os.PathLike, **kwargs: Any) -> tf_keras.Model:
       ValueError: a pruned layer's schedule is not a `PruningSchedule`, or a
         schedule's saved arguments are invalid (unknown, missing or out of range).
     """
-    with tfmot.sparsity.keras.prune_scope():
+    # tfmot's prune_scope, with its wrapper's MultiHeadAttention built (see schedules/_attention.py).
+    with (
+        tfmot.sparsity.keras.prune_scope(),
+        tf_keras.utils.custom_object_scope({"PruneLowMagnitude": PruneLowMagnitudeLoader}),
+    ):
         model = tf_keras.models.load_model(path, **kwargs)
         if os.path.isdir(path) and getattr(model, "optimizer", None) is not None:
             # A SavedModel: tf-keras' load_model restores no optimizer state from it

@@ -42,6 +42,7 @@ LAYERS = {
         "plan",
     },
     "tools": {
+        "_attention",
         "keras3_layers",
         "inspection",
         "sensitivity",
