@@ -35,8 +35,8 @@ def prune_model(
     pruning step it predicts what `model` does. Compile it and train it with
     `UpdatePruningStep` as any pruned model; it saves and reloads
     (`schedules.load_model`) in every format, each layer with its own schedule
-    (except `.h5` when a `MultiHeadAttention` is pruned: tfmot names its four
-    masks alike, and `.h5` stores weights by name).
+    (except `.h5` when a pruned layer has several pruned weights, attention or
+    RNN: tfmot names their masks alike, and `.h5` stores weights by name).
 
     Transformers work too: tfmot prunes a `MultiHeadAttention`'s four projection
     kernels (query, key, value, output), and `Dense` feed-forward layers and

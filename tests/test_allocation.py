@@ -672,6 +672,18 @@ def test_a_pruned_encoder_cannot_be_saved_as_h5(trained_encoder, tmp_path):
             trained_encoder.pruned.save(tmp_path / "model.h5")
 
 
+def test_a_pruned_rnn_cannot_be_saved_as_h5_either(tmp_path):
+    """The same limit for a recurrent layer: its kernel's and recurrent kernel's masks share a name."""
+    inputs = tf_keras.Input((4, 3))
+    model = tf_keras.Model(inputs, tf_keras.layers.LSTM(2, name="lstm")(inputs))
+    pruned = prune_model(model, CubicSparsity(0.0, 0.5, 0, 10))
+    assert [mask.name for _, mask, _ in pruned.layers[1].pruning_vars] == ["prune_low_magnitude_lstm/mask:0"] * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match="name already exists"):
+            pruned.save(tmp_path / "model.h5")
+
+
 def test_a_pruned_encoder_strips_and_reports(trained_encoder, tmp_path):
     """`strip_pruning` gives plain layers holding the zeros, which save as `.h5` too (no masks left)."""
     run = trained_encoder
