@@ -10,7 +10,7 @@ import platform
 import sys
 import time
 
-SECTIONS = ("overhead", "cost", "curve", "quality", "allocation", "lottery", "keras3")
+SECTIONS = ("overhead", "cost", "curve", "quality", "allocation", "lottery", "keras3", "zoo")
 ON_DIGITS = ("quality", "allocation", "lottery")  # train on the demo's digits (scikit-learn), over seeds
 
 TITLES = {
@@ -21,6 +21,7 @@ TITLES = {
     "allocation": "Allocation: test accuracy at overall sparsity by per-layer allocation (mean ± std; overall reached)",
     "lottery": "Lottery tickets: IMP with and without weight rewinding, global_magnitude allocation (mean ± std)",
     "keras3": "Keras 3: PruningCallback's step time against unpruned Keras 3 and tfmot on the tf-keras twin",
+    "zoo": "Real architectures: a pruning event and a fit, Keras 3 PruningCallback against tfmot",
 }
 
 
