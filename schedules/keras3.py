@@ -181,8 +181,6 @@ class PruningCallback(keras.callbacks.Callback):
         model = self.model
         self._check_model(model)
         self.events = []
-        saved = saved_masks(model)  # read before this callback's own masks (perhaps the same) are reset
-        saved_values = {} if saved is None else {name: _numpy(masks) for name, masks in saved.masks.items()}
         kernels = self._chosen(model)
         for kernel in (kernel for ks in kernels.values() for kernel in ks):
             while isinstance(kernel.constraint, _Masked):  # left by a fit that stopped with an exception
@@ -199,10 +197,7 @@ class PruningCallback(keras.callbacks.Callback):
             by_schedule.setdefault(id(schedule), (schedule, []))[1].append(name)
         self._lookups = [(EventLookup(schedule), names) for schedule, names in by_schedule.values()]
 
-        if same:  # the same kernels as in the last fit: its masks and compiled functions serve again
-            for mask in (mask for masks in self._masks.values() for mask in masks):
-                mask.assign(keras.ops.ones(mask.shape, mask.dtype))
-        else:
+        if not same:  # else the last fit's masks and compiled functions serve again (`_resume` sets the masks)
             strategy = getattr(model, "distribute_strategy", None)
             with strategy.scope() if strategy is not None else contextlib.nullcontext():
                 self._masks = {
@@ -211,7 +206,7 @@ class PruningCallback(keras.callbacks.Callback):
                 }
             self._updater = _layers_updater({name: (self._kernels[name], self._masks[name]) for name in self._kernels})
             self._traced = None
-        self._resume(saved_values, done)
+        self._resume(saved_masks(model), done)
         self._constraints = []
         for name, ks in self._kernels.items():
             for kernel, mask in zip(ks, self._masks[name], strict=True):
@@ -253,8 +248,9 @@ class PruningCallback(keras.callbacks.Callback):
         self._traced = (_compiled(self.model), self.model.train_function)  # for the next fit with this callback
         self.model.train_function = None  # the next fit without it traces without the masks
 
-    def _resume(self, saved: dict[str, list[np.ndarray]], done: int) -> None:
-        """The masks of a run that starts after pruning steps: those the model carries, saved by the run before.
+    def _resume(self, saved: PruningMasks | None, done: int) -> None:
+        """Sets every mask: all ones for a layer the schedule has not pruned in the `done` steps trained; for
+        one it has, those the model carries, saved by the run before (perhaps these very variables).
 
         A model reloaded with `keras3_masks.load_model` (or pruned before in this process) carries the masks the
         earlier run ended with. Without them, one warning, and each mask is the kernel's non-zeros (a kept weight
@@ -273,11 +269,13 @@ class PruningCallback(keras.callbacks.Callback):
                 )
                 passed = int(steps[-1]), float(sparsity[-1]), before
             if passed is None:
+                for mask in self._masks[name]:
+                    mask.assign(keras.ops.ones(mask.shape, mask.dtype))
                 continue
-            kept = saved.get(name)
-            if kept is not None and [m.shape for m in kept] == [tuple(k.shape) for k in self._kernels[name]]:
+            kept = saved.masks.get(name) if saved is not None else None
+            if kept is not None and [tuple(m.shape) for m in kept] == [tuple(k.shape) for k in self._kernels[name]]:
                 for mask, value in zip(self._masks[name], kept, strict=True):
-                    mask.assign(value.astype(mask.dtype))
+                    mask.assign(np.asarray(keras.ops.convert_to_numpy(value)).astype(mask.dtype))
                 continue
             _, sparsity, before = passed
             values = [keras.ops.convert_to_numpy(kernel) for kernel in self._kernels[name]]
@@ -357,10 +355,6 @@ class PruningCallback(keras.callbacks.Callback):
                 kind = type(every[name]).__name__
                 raise v.invalid("layers", f"layers with a kernel to prune ({kind} {name!r} has none)", name)
         return {name: kernels[name] for name in self.layers}
-
-
-def _numpy(values: list[Any]) -> list[np.ndarray]:
-    return [np.asarray(keras.ops.convert_to_numpy(value)) for value in values]
 
 
 def _ids(kernels: dict[str, list[keras.Variable]]) -> dict[str, list[int]]:
