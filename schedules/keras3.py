@@ -29,7 +29,7 @@ from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
 from schedules.evaluation import EventLookup, expected_kept
 from schedules.inspection import LayerSparsity, SparsityReport
-from schedules.keras3_layers import is_keras3_model, prunable_kernels
+from schedules.keras3_layers import is_keras3_model, prunable_kernels, skipped_layers
 from schedules.keras3_masks import ATTRIBUTE, PruningMasks, load_model, saved_masks
 from schedules.plan import PlanWarning, pruning_events
 from schedules.pruning import AllocationLike, layer_schedule, layer_sparsities
@@ -346,6 +346,14 @@ class PruningCallback(keras.callbacks.Callback):
         if not kernels:
             raise v.invalid("model", "a model with at least one layer to prune (Dense, Conv, ...)", model.name)
         if self.layers is None:
+            skipped = skipped_layers(model)
+            if skipped:
+                warnings.warn(
+                    f"PruningCallback prunes no weight of {len(skipped)} layer(s) with weights: "
+                    f"{', '.join(skipped)}. To prune a layer of your own, give it a get_prunable_weights() "
+                    "method returning the variables to prune; to silence this, pass `layers`.",
+                    stacklevel=3,
+                )
             return kernels
         every = {layer.name: layer for layer in _all_layers(model)}
         for name in self.layers:

@@ -4,7 +4,13 @@ tfmot's registry (`prune_registry.py`) names, for each tf-keras layer class, the
 weights `prune_low_magnitude` prunes; `KERNELS` is the same table for the Keras 3
 classes of the same name: convolution and dense kernels, embeddings, the
 kernels of recurrent cells and of attention's projections. Depthwise kernels
-and biases are not pruned, as in tfmot.
+and biases are not pruned, as in tfmot. Beyond tfmot's table: `EinsumDense`
+(alone; inside `MultiHeadAttention` it is part of that layer) and, in a
+`Bidirectional`, what its two recurrent layers prune.
+
+A layer of your own says what it prunes as tfmot's `PrunableLayer` does: a
+`get_prunable_weights()` method returning the variables to prune (the layer's
+own or its sublayers'). It comes before the table.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import keras
 
 from schedules import _validation as v
 
-__all__ = ["KERNELS", "is_keras3_model", "layer_kernels", "prunable_kernels"]
+__all__ = ["KERNELS", "NOTHING_TO_PRUNE", "is_keras3_model", "layer_kernels", "prunable_kernels", "skipped_layers"]
 
 _CONV = ("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
 _RNN = ("LSTM", "GRU", "SimpleRNN")
@@ -25,6 +31,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "SeparableConv2D": ("pointwise_kernel",),
     "Embedding": ("embeddings",),
     **{name: ("cell.kernel", "cell.recurrent_kernel") for name in _RNN},
+    "EinsumDense": ("kernel",),
     "MultiHeadAttention": (
         "_query_dense.kernel",
         "_key_dense.kernel",
@@ -33,6 +40,18 @@ KERNELS: dict[str, tuple[str, ...]] = {
     ),
 }
 _CLASSES = tuple((getattr(keras.layers, name), paths) for name, paths in KERNELS.items())
+#: Layers with weights that tfmot's table also leaves whole (normalizations, depthwise kernels): not
+#: listed by `skipped_layers`.
+NOTHING_TO_PRUNE: tuple[str, ...] = (
+    "BatchNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "RMSNormalization",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "Normalization",
+)
+_WHOLE = tuple(getattr(keras.layers, name) for name in NOTHING_TO_PRUNE if hasattr(keras.layers, name))
 
 
 def is_keras3_model(model: object) -> bool:
@@ -44,6 +63,15 @@ def layer_kernels(layer: keras.layers.Layer) -> list[keras.Variable]:
     """The weights pruned in `layer` (empty for a layer with none, or not built); the most derived class wins."""
     if not layer.built:
         return []
+    own = getattr(layer, "get_prunable_weights", None)
+    if callable(own):
+        weights = list(own())
+        for weight in weights:
+            if not isinstance(weight, keras.Variable):
+                raise v.invalid(f"{layer.name!r}.get_prunable_weights()", "a list of keras.Variable", weight, TypeError)
+        return weights
+    if isinstance(layer, keras.layers.Bidirectional):
+        return layer_kernels(layer.forward_layer) + layer_kernels(layer.backward_layer)
     for cls, paths in _CLASSES:
         if type(layer) is cls:
             return [_attribute(layer, path) for path in paths]
@@ -73,6 +101,24 @@ def prunable_kernels(model: keras.Model) -> dict[str, list[keras.Variable]]:
                 raise v.invalid("model", "a model whose prunable layers have distinct names", layer.name)
             found[layer.name] = kernels
     return found
+
+
+def skipped_layers(model: keras.Model) -> list[str]:
+    """Layers of a built model that have weights but nothing to prune, as `"name (Class)"`, in layer order.
+
+    Layers of `NOTHING_TO_PRUNE` (normalizations, depthwise convolutions) are not listed: tfmot
+    leaves them whole too. What is listed is usually a layer of your own: give it a
+    `get_prunable_weights()` method to prune it.
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.PReLU(name="act")])
+    >>> skipped_layers(model)
+    ['act (PReLU)']
+    """
+    return [
+        f"{layer.name} ({type(layer).__name__})"
+        for layer in _flat_layers(model)
+        if layer.weights and not layer_kernels(layer) and not isinstance(layer, _WHOLE)
+    ]
 
 
 def _flat_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -319,6 +319,64 @@ def test_tfmot_own_schedules_work_too():
         assert np.count_nonzero(kernel) == kept(0.5, kernel.size), name
 
 
+class Scale(keras.layers.Layer):
+    """A layer of one's own with a kernel and a way to say it is prunable."""
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], 4), initializer="glorot_uniform", name="kernel")
+
+    def call(self, x):
+        return keras.ops.matmul(x, self.kernel)
+
+    def get_prunable_weights(self):
+        return [self.kernel]
+
+
+class Shift(keras.layers.Layer):
+    """A layer of one's own with a weight and no word on pruning it."""
+
+    def build(self, input_shape):
+        self.shift = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="shift")
+
+    def call(self, x):
+        return x + self.shift
+
+
+def test_layers_beyond_tfmots_table_are_pruned_and_skipped_ones_named_once():
+    """EinsumDense, Bidirectional and a layer with `get_prunable_weights` are pruned to the schedule's
+    share (each kernel alone); a layer with weights and nothing to prune is named in one warning, a
+    BatchNormalization (which tfmot leaves whole too) is not."""
+    inputs = keras.Input((5, 3))
+    x = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True), name="both_ways")(inputs)
+    x = keras.layers.EinsumDense("abc,cd->abd", output_shape=(5, 6), name="einsum")(x)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    x = Shift(name="shift")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = Scale(name="scale")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 5, 3)).astype("float32"), rng.normal(size=(64, 4)).astype("float32")
+    pruning = PruningCallback(tfmot.sparsity.keras.ConstantSparsity(0.6, begin_step=1, frequency=2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[pruning])  # steps 1..4: events at 1, 3
+    ours = [str(w.message) for w in caught if "PruningCallback prunes no weight" in str(w.message)]
+    assert len(ours) == 1 and "shift (Shift)" in ours[0] and "norm" not in ours[0], ours
+    assert sorted(pruning.schedules) == ["both_ways", "einsum", "scale"]
+    kernels = {
+        "both_ways": [w for w in model.get_layer("both_ways").weights if "bias" not in w.path],
+        "einsum": [model.get_layer("einsum").kernel],
+        "scale": [model.get_layer("scale").kernel],
+    }
+    assert [len(ks) for ks in kernels.values()] == [4, 1, 1]
+    for name, ks in kernels.items():
+        for kernel in ks:
+            value = keras.ops.convert_to_numpy(kernel)
+            assert value.size - np.count_nonzero(value) == value.size - kept(0.6, value.size), (name, kernel.path)
+    assert set(schedules.allocate(model, 0.6, "erk")) == {"both_ways", "einsum", "scale"}
+
+
 def test_bad_input_is_refused_with_a_message_naming_it():
     cubic_schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END)
     with pytest.raises(TypeError, match="Argument `schedule` must be a tfmot PruningSchedule"):
