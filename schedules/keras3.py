@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from schedules import _validation as v
+from schedules import keras3_jax
 from schedules._tfmot import PruningSchedule
 from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
@@ -42,6 +43,8 @@ WEIGHT_METHODS = ("global_magnitude", "lamp")
 
 #: The callback pruning each model in its current `fit` (what `PruningRecorder` reads).
 _PRUNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: The Keras backends the callback prunes with.
+BACKENDS = ("tensorflow", "jax")
 
 
 def pruning_of(model: keras.Model) -> PruningCallback | None:
@@ -94,14 +97,14 @@ class PruningCallback(keras.callbacks.Callback):
     model that has trained since (a reloaded one) is refused: pass it the
     allocation computed before the first `fit` (`schedules.allocate`), a dict.
 
-    Only the TensorFlow backend of Keras 3 is supported: the mask updates are
-    TensorFlow functions of the variables (under JAX they fail inside `fit`),
-    so the callback refuses to be built with another backend.
+    The TensorFlow and JAX backends of Keras 3 are supported (`BACKENDS`); under
+    JAX the masks ride in `fit`'s state with the optimizer's variables and are
+    updated with NumPy (`schedules.keras3_jax`). Another backend is refused.
 
     Raises:
       TypeError: `schedule` is not a `PruningSchedule`, `allocation` or `layers`
         is of the wrong type; the model is not a Keras 3 model.
-      ValueError: a Keras backend other than TensorFlow, the schedule's peak
+      ValueError: a Keras backend other than TensorFlow or JAX, the schedule's peak
         sparsity is unknown or 0, an unknown allocation method; at the start of
         `fit`: a weight-reading allocation method on a resumed run, a layer name the model does
         not have, a layer with no kernel to prune, a model with nothing to prune,
@@ -116,11 +119,11 @@ class PruningCallback(keras.callbacks.Callback):
         layers: Iterable[str] | None = None,
     ) -> None:
         super().__init__()
-        if keras.backend.backend() != "tensorflow":
+        if keras.backend.backend() not in BACKENDS:
             raise v.invalid(
                 "keras.backend.backend()",
-                "'tensorflow' for PruningCallback (its mask updates are TensorFlow functions of the variables, "
-                "which a JAX or PyTorch training step does not run; set KERAS_BACKEND=tensorflow)",
+                "'tensorflow' or 'jax' for PruningCallback (PyTorch's CPU wheel is not tested here: see "
+                "docs/keras3.md; set KERAS_BACKEND=tensorflow or jax)",
                 keras.backend.backend(),
             )
         if not isinstance(schedule, PruningSchedule):
@@ -204,8 +207,11 @@ class PruningCallback(keras.callbacks.Callback):
                     name: [keras.Variable(keras.ops.ones(k.shape, k.dtype), trainable=False, name="mask") for k in ks]
                     for name, ks in self._kernels.items()
                 }
-            self._updater = _layers_updater({name: (self._kernels[name], self._masks[name]) for name in self._kernels})
+            layers = {name: (self._kernels[name], self._masks[name]) for name in self._kernels}
+            self._updater = keras3_jax.updater(model, layers) if _jax() else _layers_updater(layers)
             self._traced = None
+        if _jax():  # the masks become part of the state the compiled step is passed
+            keras3_jax.attach(model, [mask for ms in self._masks.values() for mask in ms])
         self._resume(saved_masks(model), done)
         self._constraints = []
         for name, ks in self._kernels.items():
@@ -244,6 +250,8 @@ class PruningCallback(keras.callbacks.Callback):
         for kernel, constraint in self._constraints:
             kernel.constraint = constraint
         self._constraints = []
+        if _jax():
+            keras3_jax.detach(self.model, [mask for ms in self._masks.values() for mask in ms])
         _PRUNING.pop(self.model, None)
         self._traced = (_compiled(self.model), self.model.train_function)  # for the next fit with this callback
         self.model.train_function = None  # the next fit without it traces without the masks
@@ -363,6 +371,10 @@ class PruningCallback(keras.callbacks.Callback):
                 kind = type(every[name]).__name__
                 raise v.invalid("layers", f"layers with a kernel to prune ({kind} {name!r} has none)", name)
         return {name: kernels[name] for name in self.layers}
+
+
+def _jax() -> bool:
+    return keras.backend.backend() == "jax"
 
 
 def _ids(kernels: dict[str, list[keras.Variable]]) -> dict[str, list[int]]:

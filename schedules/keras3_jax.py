@@ -1,0 +1,76 @@
+"""What `PruningCallback` does differently under the JAX backend of Keras 3.
+
+Under JAX, `fit` runs a compiled, stateless training step on a copy of the
+variables' values (the trainer's state) and writes them back to the variables
+only at the end of an epoch, or when a callback asks (`model.jax_state_sync()`).
+Two consequences:
+
+* The masks must be part of that state, or the compiled step would see the values
+  they had when it was traced. They ride with the optimizer's variables, which the
+  trainer passes into the step and the optimizer's constraints read: added at the
+  start of `fit` (`attach`), removed at its end (`detach`), so a saved model and
+  its optimizer are what they would be without pruning.
+* A mask update first syncs the state into the variables, sets masks and kernels,
+  then tells the trainer to read the state back (`update`).
+
+The update itself is the TensorFlow one's rule in NumPy on the host: each mask
+keeps the magnitudes at least the k-th largest, `k = max(1, round(n * (1 - s)))`
+in float32 with halves to even, as tfmot computes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+__all__ = ["attach", "detach", "mask_of", "updater"]
+
+
+def attach(model: keras.Model, masks: list[keras.Variable]) -> None:
+    """Makes `masks` part of the state `fit` passes into the compiled step (as optimizer variables)."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    known = {id(variable) for variable in optimizer._variables}
+    optimizer._variables.extend(mask for mask in masks if id(mask) not in known)
+
+
+def detach(model: keras.Model, masks: list[keras.Variable]) -> None:
+    """Takes `masks` out of the optimizer's variables again (`attach` undone)."""
+    gone = {id(mask) for mask in masks}
+    optimizer = model.optimizer
+    optimizer._variables[:] = [variable for variable in optimizer._variables if id(variable) not in gone]
+
+
+def mask_of(kernel: np.ndarray, sparsity: float) -> np.ndarray:
+    """tfmot's mask of `kernel` at `sparsity`: 1 where `|w|` is at least the k-th largest magnitude.
+
+    >>> mask_of(np.array([0.5, -2.0, 0.0, 2.0, 1.0], np.float32), 0.4).tolist()
+    [0.0, 1.0, 0.0, 1.0, 1.0]
+    """
+    magnitudes = np.abs(kernel).ravel()
+    size = magnitudes.size
+    kept = int(max(np.round(np.float32(size) * (np.float32(1.0) - np.float32(sparsity))), np.float32(1.0)))
+    threshold = np.partition(magnitudes, size - kept)[size - kept]
+    return (np.abs(kernel) >= threshold).astype(kernel.dtype)
+
+
+def updater(
+    model: keras.Model, layers: dict[str, tuple[list[keras.Variable], list[keras.Variable]]]
+) -> Callable[[dict[str, float]], None]:
+    """The mask update of the layers pruned at a step, `{layer name: sparsity}`, between two steps of `fit`."""
+
+    def update(sparsities: dict[str, float]) -> None:
+        model.jax_state_sync()  # the trainer's state into the variables (nothing to do at an epoch's start)
+        for name, sparsity in sparsities.items():
+            kernels, masks = layers[name]
+            for kernel, mask in zip(kernels, masks, strict=True):
+                value = np.asarray(keras.ops.convert_to_numpy(kernel))
+                new = mask_of(value, sparsity)
+                mask.assign(new)
+                kernel.assign(value * new)
+        model._jax_state_synced = True  # the trainer reads the state back from the variables before the next step
+
+    return update

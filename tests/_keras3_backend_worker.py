@@ -1,0 +1,80 @@
+"""One pruned `fit` under the Keras backend of this process (`KERAS_BACKEND`), for `test_keras3.py`.
+
+    KERAS_BACKEND=jax python _keras3_backend_worker.py OUT.npz
+
+A small CNN whose weights are set from a seeded NumPy generator (the same on every backend), SGD,
+the same batches (`shuffle=False`), `CubicSparsity(0.0, 0.8, 1, 50, frequency=7)`: eight pruning
+events in 64 steps. A probe before the callback keeps each kernel as the step starts; a probe after
+it keeps the masks after the step. `OUT.npz` holds, per event `i` and layer, `before_<i>_<layer>`
+and `mask_<i>_<layer>`, the event's `steps` and `sparsities`, and the final kernels.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+
+import schedules
+from schedules.keras3 import PruningCallback
+
+LAYERS = ("conv", "hidden", "logits")
+
+
+class Before(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernels: dict[int, dict[str, np.ndarray]] = {}
+        self.step = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step += 1
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()  # the trainer's state into the variables
+        self.kernels[self.step] = {n: keras.ops.convert_to_numpy(self.model.get_layer(n).kernel) for n in LAYERS}
+
+
+class After(keras.callbacks.Callback):
+    def __init__(self, pruning: PruningCallback) -> None:
+        super().__init__()
+        self.pruning, self.masks, self.step = pruning, {}, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()  # fit holds the values in its state (the variables are emptied)
+        self.masks[self.step] = {n: keras.ops.convert_to_numpy(self.pruning._masks[n][0]) for n in LAYERS}
+
+
+def main(out: str) -> None:
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(4, 3, name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(8, activation="relu", name="hidden"),
+            keras.layers.Dense(3, name="logits"),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.3)
+    model.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = rng.normal(size=(256, 6, 6, 1)).astype("float32"), rng.integers(0, 3, size=256)
+    pruning = PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 50, frequency=7))
+    before, after = Before(), After(pruning)
+    model.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[before, pruning, after])
+    events = sorted({(step, sparsity) for step, _, sparsity in pruning.events})
+    arrays = {"steps": np.array([s for s, _ in events]), "sparsities": np.array([s for _, s in events])}
+    for i, (step, _) in enumerate(events):
+        for name in LAYERS:
+            arrays[f"before_{i}_{name}"] = before.kernels[step][name]
+            arrays[f"mask_{i}_{name}"] = after.masks[step][name]
+    for name in LAYERS:
+        arrays[f"final_{name}"] = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+    np.savez(out, **arrays)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
