@@ -107,8 +107,7 @@ class PruningCallback(keras.callbacks.Callback):
       ValueError: a Keras backend other than TensorFlow or JAX, the schedule's peak
         sparsity is unknown or 0, an unknown allocation method; at the start of
         `fit`: a weight-reading allocation method on a resumed run, a layer name the model does
-        not have, a layer with no kernel to prune, a model with nothing to prune,
-        `steps_per_execution > 1`.
+        not have, a layer with no kernel to prune, a model with nothing to prune.
     """
 
     def __init__(
@@ -155,6 +154,7 @@ class PruningCallback(keras.callbacks.Callback):
         #: The masked training function of the last `fit`, and what it was traced for (`_compiled`).
         self._traced: tuple[tuple[Any, ...], Any] | None = None
         self._step = 1
+        self._per_execution = 1
         self._shares_of: weakref.ref | None = None
         self._sparsities: dict[str, float] = {}
         #: `(step, layer, sparsity)` of every mask update in the current `fit`, in order.
@@ -231,16 +231,19 @@ class PruningCallback(keras.callbacks.Callback):
         self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) + 1
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        step = self._step
-        self._step += 1
+        # The pruning steps of the execution about to run (one step, unless `steps_per_execution` > 1):
+        # applied now, before its first step, each layer at the sparsity of its last pruning step in it.
+        first = self._step
+        self._step += self._per_execution
         pruned: dict[str, float] = {}
-        for lookup, names in self._lookups:
-            should_prune, sparsity = lookup(step)
-            if should_prune:
-                for name in names:
-                    pruned[name] = sparsity
-                    self.events.append((step, name, sparsity))
-        if pruned:  # every layer pruned at this step in one compiled call
+        for step in range(first, self._step):
+            for lookup, names in self._lookups:
+                should_prune, sparsity = lookup(step)
+                if should_prune:
+                    for name in names:
+                        pruned[name] = sparsity
+                        self.events.append((step, name, sparsity))
+        if pruned:  # every layer pruned in this execution in one compiled call
             self._updater(pruned)
 
     def on_train_end(self, logs: dict | None = None) -> None:
@@ -341,13 +344,8 @@ class PruningCallback(keras.callbacks.Callback):
         super().set_model(model)
 
     def _check_model(self, model: Any) -> None:
-        steps = int(getattr(model, "steps_per_execution", 1) or 1)
-        if steps != 1:
-            raise v.invalid(
-                "steps_per_execution",
-                "1 with PruningCallback (it prunes between batches, and sees one batch in each execution)",
-                steps,
-            )
+        # Keras calls the batch hooks once per execution of `steps_per_execution` steps.
+        self._per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
 
     def _chosen(self, model: keras.Model) -> dict[str, list[keras.Variable]]:
         kernels = prunable_kernels(model)

@@ -377,6 +377,33 @@ def test_layers_beyond_tfmots_table_are_pruned_and_skipped_ones_named_once():
     assert set(schedules.allocate(model, 0.6, "erk")) == {"both_ways", "einsum", "scale"}
 
 
+def test_steps_per_execution_applies_an_executions_pruning_steps_before_it():
+    """With 4 steps per execution, Keras calls the callback before each execution: the masks there are the
+    ones of the last pruning step among its 4 steps (tfmot's k at the cubic's sparsity, computed here), and
+    the run ends at the final sparsity."""
+    x, y = data()
+    model = compile_(build(), steps_per_execution=4)
+    pruning = PruningCallback(schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY))
+    seen = {}
+
+    class Masks(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))  # the execution's last
+            seen[step] = int(np.sum(keras.ops.convert_to_numpy(pruning._masks["hidden"][0])))
+
+    model.fit(x, y, batch_size=16, epochs=EPOCHS, shuffle=False, verbose=0, callbacks=[pruning, Masks()])
+    assert sorted(seen) == list(range(4, STEPS_PER_EPOCH * EPOCHS + 1, 4))
+    assert sorted({step for step, _, _ in pruning.events}) == EVENTS
+    size = int(np.prod(model.get_layer("hidden").kernel.shape))
+    expected = size
+    for last in sorted(seen):
+        in_it = [step for step in EVENTS if last - 4 < step <= last]
+        if in_it:
+            expected = kept(cubic(in_it[-1]), size)
+        assert seen[last] == expected, last
+    assert np.count_nonzero(keras.ops.convert_to_numpy(model.get_layer("hidden").kernel)) == kept(FINAL, size)
+
+
 def test_bad_input_is_refused_with_a_message_naming_it():
     cubic_schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END)
     with pytest.raises(TypeError, match="Argument `schedule` must be a tfmot PruningSchedule"):
@@ -399,9 +426,6 @@ def test_bad_input_is_refused_with_a_message_naming_it():
         compile_(model)
         with pytest.raises(error, match=message):
             model.fit(x, y, verbose=0, callbacks=[PruningCallback(cubic_schedule, **kwargs)])
-    model = compile_(build(), steps_per_execution=2)
-    with pytest.raises(ValueError, match="Argument `steps_per_execution` must be 1 with PruningCallback"):
-        model.fit(x, y, verbose=0, callbacks=[PruningCallback(cubic_schedule)])
 
 
 @settings(max_examples=60, deadline=None)
