@@ -276,6 +276,41 @@ def test_under_mirrored_strategy_with_a_recorder_and_tensorboard(tmp_path):
     assert model.get_layer("hidden").kernel.constraint is None and model.train_function is None
 
 
+@pytest.mark.parametrize("mode", ["mirrored", "jax"])
+def test_every_replica_of_two_devices_holds_the_same_masks(mode, tmp_path):
+    """Two devices of this host in a fresh process: MirroredStrategy over two logical CPUs (TensorFlow), and
+    DataParallel over two host devices (JAX). After each of 48 steps, every replica's mask is the same bytes,
+    keeping tfmot's k at the cubic's sparsity of the last pruning step (computed here)."""
+    if mode == "jax":
+        pytest.importorskip("jax")
+    out = tmp_path / "report.json"
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow" if mode == "mirrored" else "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if mode == "jax":
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    worker = os.path.join(os.path.dirname(__file__), "_keras3_devices_worker.py")
+    done = subprocess.run(
+        [sys.executable, worker, mode, str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert len(report["devices"]) == 2 and len(report["steps"]) == 48
+    events = [*range(1, 27, 5), 30]  # every 5 steps from 1, and the end step
+
+    def scheduled(step):
+        p = np.clip(step - 1, 0, 29) / 29
+        return 0.8 * (1.0 - (1.0 - p) ** 3)
+
+    for step, row in enumerate(report["steps"], start=1):
+        last = max(e for e in events if e <= step)
+        for name, masks in row.items():
+            size = report["final"][name]["size"]
+            assert len(set(masks["digests"])) == 1 and len(masks["digests"]) == 2, (step, name)
+            assert masks["kept"] == [kept(scheduled(last), size)] * 2, (step, name)
+    assert report["events"] == events
+    for name, final in report["final"].items():
+        assert final["nonzero"] == kept(0.8, final["size"]), name
+
+
 def test_a_second_fit_with_the_same_callback_reuses_its_masks_and_its_traced_step():
     """Two fits of two epochs with one callback are one fit of four, bit for bit, with one training function."""
     x, y = data()
