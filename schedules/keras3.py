@@ -168,10 +168,12 @@ class PruningCallback(keras.callbacks.Callback):
     @property
     def masks(self) -> dict[str, list[np.ndarray]]:
         """Each pruned layer's masks (1 kept, 0 pruned), one per pruned kernel, as NumPy arrays."""
+        self._sync()
         return {name: [keras.ops.convert_to_numpy(mask) for mask in masks] for name, masks in self._masks.items()}
 
     def sparsity_report(self) -> SparsityReport:
         """Weights, target (the layer's peak sparsity), zeros and kept weights of each prunable layer."""
+        self._sync()
         rows = []
         for name, kernels in prunable_kernels(self.model).items():
             schedule = self.schedules.get(name)
@@ -179,6 +181,12 @@ class PruningCallback(keras.callbacks.Callback):
             size = sum(int(np.prod(kernel.shape)) for kernel in kernels)
             rows.append(LayerSparsity(name, size, None if schedule is None else peak_sparsity(schedule), zeros))
         return SparsityReport(tuple(rows))
+
+    def _sync(self) -> None:
+        """Under JAX, in the middle of `fit`: the trainer's state into the variables, for reading them."""
+        model = getattr(self, "_model", None)
+        if _jax() and model is not None:
+            model.jax_state_sync()
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         model = self.model

@@ -6,7 +6,8 @@ A small CNN whose weights are set from a seeded NumPy generator (the same on eve
 the same batches (`shuffle=False`), `CubicSparsity(0.0, 0.8, 1, 50, frequency=7)`: eight pruning
 events in 64 steps. A probe before the callback keeps each kernel as the step starts; a probe after
 it keeps the masks after the step. `OUT.npz` holds, per event `i` and layer, `before_<i>_<layer>`
-and `mask_<i>_<layer>`, the event's `steps` and `sparsities`, and the final kernels.
+and `mask_<i>_<layer>`, the event's `steps` and `sparsities`, the final kernels, and what a
+`PruningRecorder` recorded (`recorded`: step, layer index, achieved sparsity per row).
 """
 
 from __future__ import annotations
@@ -64,13 +65,17 @@ def main(out: str) -> None:
     x, y = rng.normal(size=(256, 6, 6, 1)).astype("float32"), rng.integers(0, 3, size=256)
     pruning = PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 50, frequency=7))
     before, after = Before(), After(pruning)
-    model.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[before, pruning, after])
+    recorder = schedules.PruningRecorder()
+    callbacks = [before, pruning, recorder, after]  # the recorder reads the masks before `after` syncs
+    model.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=callbacks)
     events = sorted({(step, sparsity) for step, _, sparsity in pruning.events})
     arrays = {"steps": np.array([s for s, _ in events]), "sparsities": np.array([s for _, s in events])}
     for i, (step, _) in enumerate(events):
         for name in LAYERS:
             arrays[f"before_{i}_{name}"] = before.kernels[step][name]
             arrays[f"mask_{i}_{name}"] = after.masks[step][name]
+    rows = recorder.record.rows
+    arrays["recorded"] = np.array([(row.step, LAYERS.index(row.layer), row.achieved) for row in rows])
     for name in LAYERS:
         arrays[f"final_{name}"] = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
     np.savez(out, **arrays)

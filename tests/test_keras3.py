@@ -508,6 +508,14 @@ def test_each_backend_prunes_by_tfmots_rule_at_every_event(backend_runs, backend
     for name in ("conv", "hidden", "logits"):
         final = run[f"final_{name}"]
         assert np.count_nonzero(final) == kept(float(run["sparsities"][-1]), final.size), name
+    # A PruningRecorder in the same fit (under JAX it reads the masks in the middle of an epoch):
+    # one row per layer and event, at the achieved sparsity of the mask.
+    expected = [
+        (step, index, 1.0 - kept(float(sparsity), run[f"final_{name}"].size) / run[f"final_{name}"].size)
+        for step, sparsity in zip(run["steps"], run["sparsities"], strict=True)
+        for index, name in enumerate(("conv", "hidden", "logits"))
+    ]
+    np.testing.assert_allclose(run["recorded"], expected)
 
 
 def test_tensorflow_and_jax_give_the_same_masks_from_the_same_weights(backend_runs):
