@@ -169,23 +169,46 @@ class CheckPlan(tf_keras.callbacks.Callback):
     ```python
     model.fit(x, y, epochs=10, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), schedules.CheckPlan()])
     ```
+
+    On a Keras 3 model it checks the schedules of the `schedules.keras3.PruningCallback`
+    of the same `fit`, before the first batch (once that callback has chosen each layer's
+    schedule).
     """
 
     def on_train_begin(self, logs=None) -> None:
+        self._pending = is_keras3_model(self.model)  # a Keras 3 model: its PruningCallback is known at the first batch
+        if not self._pending:
+            self._check({layer.name: layer.pruning_schedule for layer in pruned_layers(self.model)})
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        if getattr(self, "_pending", False):
+            self._pending = False
+            pruning = pruning_of(self.model)
+            if pruning is None:
+                warnings.warn(
+                    "CheckPlan found no schedules.keras3.PruningCallback in this fit of a Keras 3 model: nothing to "
+                    "check (pass the PruningCallback to fit, with CheckPlan)",
+                    PlanWarning,
+                    stacklevel=2,
+                )
+                return
+            self._check(pruning.schedules)
+
+    def _check(self, schedules: dict[str, Any]) -> None:
+        """Warns once per schedule object of `{layer name: schedule}` about what it fails to do in this fit."""
         epochs, steps = self.params.get("epochs"), self.params.get("steps")
         if not epochs or not steps:
             warnings.warn(
                 "CheckPlan cannot check the schedules: fit does not know the number of steps per epoch "
                 "(pass steps_per_epoch to fit)",
                 PlanWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             return
         by_schedule: dict[int, tuple[PruningSchedule, list[str]]] = {}
-        for layer in pruned_layers(self.model):
-            schedule = layer.pruning_schedule
+        for name, schedule in schedules.items():
             if isinstance(schedule, PruningSchedule):  # (a schedule that did not reload is a string)
-                by_schedule.setdefault(id(schedule), (schedule, []))[1].append(layer.name)
+                by_schedule.setdefault(id(schedule), (schedule, []))[1].append(name)
         for schedule, layers in by_schedule.values():
             for problem in check_plan(schedule, int(epochs) * int(steps), warn=False):
-                warnings.warn(f"layers {', '.join(sorted(layers))}: {problem}", PlanWarning, stacklevel=2)
+                warnings.warn(f"layers {', '.join(sorted(layers))}: {problem}", PlanWarning, stacklevel=3)

@@ -439,6 +439,24 @@ def test_steps_per_execution_applies_an_executions_pruning_steps_before_it():
     assert np.count_nonzero(keras.ops.convert_to_numpy(model.get_layer("hidden").kernel)) == kept(FINAL, size)
 
 
+def test_check_plan_reads_the_keras3_callbacks_schedules():
+    """CheckPlan on a Keras 3 fit: one PlanWarning per schedule, naming the layers; without a PruningCallback, one
+    warning saying there is nothing to check."""
+    x, y = data(128)  # 8 steps an epoch, 2 epochs: 16 steps; the window runs to step 100
+    model = compile_(build())
+    pruning = PruningCallback(schedules.CubicSparsity(0.0, FINAL, 1, 100, frequency=5))
+    for callbacks, expected in (
+        ([pruning, schedules.CheckPlan()], "layers conv, hidden, logits: CubicSparsity is cut short"),
+        ([schedules.CheckPlan()], "CheckPlan found no schedules.keras3.PruningCallback"),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=callbacks)
+        messages = [str(w.message) for w in caught if issubclass(w.category, schedules.PlanWarning)]
+        assert len(messages) == 1 and messages[0].startswith(expected), messages
+        assert pruning not in callbacks or "after the planned 16 training steps" in messages[0]
+
+
 def test_bad_input_is_refused_with_a_message_naming_it():
     cubic_schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END)
     with pytest.raises(TypeError, match="Argument `schedule` must be a tfmot PruningSchedule"):
