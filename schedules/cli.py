@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         "zipped as tfmot's pruning guide measures them (and .tflite, plain, sparse, int8 and int8 sparse, with "
         "--tflite), next to the dense model's with --dense. Progress goes to stderr.",
     )
-    report.add_argument("model", help="a saved pruned model (.keras, .h5, SavedModel directory)")
+    report.add_argument("model", help="a saved pruned model (.keras, .h5, SavedModel directory; Keras 3 .keras too)")
     report.add_argument("--dense", default=None, metavar="MODEL", help="the dense model, for comparison")
     report.add_argument("--tflite", action="store_true", help="also convert to TFLite (a few seconds each form)")
 

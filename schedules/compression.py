@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -21,12 +22,15 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from schedules import _validation as v
 from schedules.inspection import SparsityReport, pruned_layers, sparsity_report, text_table
+from schedules.keras3_layers import is_keras3_model
+from schedules.keras3_masks import load_model as load_keras3_model
 from schedules.saving import load_model
 
 __all__ = ["CompressionReport", "FileSize", "compression_report", "file_sizes"]
@@ -106,9 +110,16 @@ def file_sizes(model: tf_keras.Model, *, tflite: bool = False, progress: Progres
                 warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
                 model.save(path)
             sizes.append(_measure(form, path.read_bytes()))
+        if tflite and is_keras3_model(model):  # Keras 3 converts through the SavedModel `export` writes
+            say(f"  {model.name}: exporting a SavedModel")
+            exported = os.path.join(directory, "exported")
+            model.export(exported, verbose=False)
         for form, optimizations in TFLITE_FORMS.items() if tflite else ():
             say(f"  {model.name}: converting to {form}")
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            if is_keras3_model(model):
+                converter = tf.lite.TFLiteConverter.from_saved_model(exported)
+            else:
+                converter = tf.lite.TFLiteConverter.from_keras_model(model)
             converter.optimizations = optimizations
             sizes.append(_measure(form, converter.convert()))
     return tuple(sizes)
@@ -173,7 +184,7 @@ def measure(
     """The report of a model `strip_checked` gave, with its `report`, next to `dense` if given."""
     result = CompressionReport(report, file_sizes(stripped, tflite=tflite, progress=progress))
     if dense is not None:
-        dense_model = tfmot.sparsity.keras.strip_pruning(dense)
+        dense_model = _bare(dense) if is_keras3_model(dense) else tfmot.sparsity.keras.strip_pruning(dense)
         dense_files = file_sizes(dense_model, tflite=tflite, progress=progress)
         result = dataclasses.replace(result, dense_sparsity=sparsity_report(dense_model), dense_files=dense_files)
     return result
@@ -182,27 +193,53 @@ def measure(
 def strip_checked(model: tf_keras.Model, name: str) -> tuple[tf_keras.Model, SparsityReport]:
     """`model` without its pruning wrappers and the sparsity of the weights it will save, or a
     `ValueError` naming `name` if nothing in it is pruned."""
-    stripped = tfmot.sparsity.keras.strip_pruning(model) if pruned_layers(model, built=True) else model
+    if is_keras3_model(model):  # no wrappers: its layers and weights, without optimizer state and saved masks
+        stripped = _bare(model)
+    else:
+        stripped = tfmot.sparsity.keras.strip_pruning(model) if pruned_layers(model, built=True) else model
     report = sparsity_report(stripped)
-    if stripped is model and report.zeros == 0:
+    if report.zeros == 0 and (stripped is model or is_keras3_model(model)):
         raise v.invalid(
             name, "a pruned model (it has no pruning wrapper and no zero in its prunable weights)", model.name
         )
     return stripped, report
 
 
-def as_model(value, name: str) -> tf_keras.Model:
-    """`value` if it is a tf-keras model, else the model saved at that path (`schedules.load_model`);
-    a one-line error naming `name` for a missing file or a file that is no model."""
-    if isinstance(value, tf_keras.Model):
+def as_model(value, name: str) -> tf_keras.Model | keras.Model:
+    """`value` if it is a tf-keras or Keras 3 model, else the model saved at that path (`schedules.load_model`,
+    or `schedules.keras3.load_model` for a `.keras` file Keras 3 wrote); a one-line error naming `name` for a
+    missing file or a file that is no model."""
+    if isinstance(value, (tf_keras.Model, keras.Model)):
         return value
     if not isinstance(value, (str, os.PathLike)):
-        raise v.invalid(name, "a tf-keras model or the path of a saved one", type(value).__name__, TypeError)
+        raise v.invalid(name, "a Keras model or the path of a saved one", type(value).__name__, TypeError)
     path = os.fspath(value)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Argument `{name}` must be a saved model. Received: {name}={path!r} (no such file)")
     try:
-        return load_model(path)
+        return load_keras3_model(path) if _written_by_keras3(path) else load_model(path)
     except Exception as error:  # h5py, zipfile and Keras each raise their own kind for a file that is no model
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise v.invalid(name, f"a saved tf-keras model ({first[:200]})", path) from error
+
+
+def _written_by_keras3(path: str) -> bool:
+    """Whether `path` is a `.keras` archive whose `metadata.json` names Keras 3 (tf-keras writes 2.x)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        if "metadata.json" not in archive.namelist():
+            return False
+        version = str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+    return version.split(".")[0] == "3"
+
+
+def _bare(model: keras.Model) -> keras.Model:
+    """A Keras 3 model's layers and weights alone, as `strip_pruning` leaves a tf-keras model: no optimizer
+    state and no masks in its files (a clone; a subclassed model, which cannot be cloned, as it is)."""
+    try:
+        bare = keras.models.clone_model(model)
+    except Exception:  # a subclassed model: Keras cannot rebuild it from its config
+        return model
+    bare.set_weights(model.get_weights())
+    return bare

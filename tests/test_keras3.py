@@ -457,6 +457,46 @@ def test_check_plan_reads_the_keras3_callbacks_schedules():
         assert pruning not in callbacks or "after the planned 16 training steps" in messages[0]
 
 
+def test_compression_report_and_the_report_command_take_a_keras3_model(tmp_path):
+    """compression_report on a Keras 3 model pruned by the callback, and on its `.keras` file (as `python -m
+    schedules report` reads it): each layer's zeros are the kernel's own, the files are measured, TFLite (through
+    `model.export`) included, and the zipped file is smaller than the dense model's."""
+    x, y = data(128)
+    model, dense = compile_(build()), compile_(build(seed=1))
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        callbacks=[PruningCallback(tfmot.sparsity.keras.ConstantSparsity(0.8, 1))],
+    )
+    path = tmp_path / "pruned.keras"
+    model.save(path)
+    report = schedules.compression_report(model, dense=dense, tflite=True)
+    for name in ("conv", "hidden", "logits"):
+        kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+        row = next(layer for layer in report.sparsity.layers if layer.name == name)
+        assert (row.weights, row.zeros) == (kernel.size, kernel.size - kept(0.8, kernel.size)), name
+    sizes = {size.form: size for size in report.files}
+    dense_sizes = {size.form: size for size in report.dense_files}
+    assert list(sizes) == [".keras", ".h5", ".tflite", ".tflite (sparse)", ".tflite (int8)", ".tflite (int8, sparse)"]
+    assert sizes[".keras"].zipped < dense_sizes[".keras"].zipped and report.dense_sparsity.zeros == 0
+    assert sizes[".tflite (sparse)"].raw < dense_sizes[".tflite (sparse)"].raw  # sparse tensors in the flatbuffer
+    from_file = schedules.compression_report(path)
+    assert from_file.sparsity == report.sparsity
+    done = subprocess.run(
+        [sys.executable, "-m", "schedules", "report", str(path)],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    overall = next(line for line in done.stdout.splitlines() if line.startswith("overall"))
+    assert overall.split()[1:5] == ["3216", "-", str(report.sparsity.zeros), str(3216 - report.sparsity.zeros)]
+
+
 def test_bad_input_is_refused_with_a_message_naming_it():
     cubic_schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END)
     with pytest.raises(TypeError, match="Argument `schedule` must be a tfmot PruningSchedule"):
