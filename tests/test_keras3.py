@@ -144,6 +144,16 @@ def test_report_and_allocation_match_the_tf_keras_twin(run):
     twin.set_weights([w.numpy() for w in model.weights])
     for method in ("erk", "global_magnitude", "lamp"):
         assert schedules.allocate(model, 0.9, method) == schedules.allocate(twin, 0.9, method), method
+    # The sensitivity sweep prunes each layer alone and measures the model: the same weights, the same scores.
+    x, y = data(64)
+    sweeps = [schedules.sensitivity_sweep(m, x, y, sparsities=(0.5, 0.9), verbose=0) for m in (model, twin)]
+    assert sweeps[0] == sweeps[1]
+    sensitive = [
+        schedules.allocate(m, 0.9, "sensitivity", x=x, y=y, sparsities=(0.5, 0.9), verbose=0) for m in (model, twin)
+    ]
+    assert sensitive[0] == sensitive[1]
+    for original, now in zip(model.weights, twin.weights, strict=True):  # the sweep put every weight back
+        np.testing.assert_array_equal(original.numpy(), now.numpy())
 
 
 def test_same_final_masks_as_tfmot_on_the_tf_keras_twin():
