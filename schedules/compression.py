@@ -220,7 +220,7 @@ def as_model(value, name: str) -> tf_keras.Model | keras.Model:
         return load_keras3_model(path) if _written_by_keras3(path) else load_model(path)
     except Exception as error:  # h5py, zipfile and Keras each raise their own kind for a file that is no model
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise v.invalid(name, f"a saved tf-keras model ({first[:200]})", path) from error
+        raise v.invalid(name, f"a saved Keras model ({first[:200]})", path) from error
 
 
 def _written_by_keras3(path: str) -> bool:

@@ -297,7 +297,7 @@ def test_report_refuses_a_file_that_is_no_pruned_model(tmp_path, capsys):
     (tmp_path / "notes.keras").write_text("not a model")
     build_cnn(keras).save(tmp_path / "dense.keras")
     for name, message in (
-        ("notes.keras", "Argument `MODEL` must be a saved tf-keras model ("),
+        ("notes.keras", "Argument `MODEL` must be a saved Keras model ("),
         ("dense.keras", "Argument `MODEL` must be a pruned model (it has no pruning wrapper and no zero"),
     ):
         with pytest.raises(SystemExit) as exit_info:
