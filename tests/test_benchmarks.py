@@ -94,6 +94,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
         "Lottery",
         "Keras 3",
         "Real architectures",
+        "Real architecture accuracy",
     ):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
@@ -130,3 +131,8 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert all(row["ms_per_step"] > 0 and row["fit_start_s"] > 0 for row in keras3_rows.values())
     (zoo_row,) = results["zoo"]
     assert zoo_row["pruned_layers"] == 4 and zoo_row["event_ms_ours"] > 0 and zoo_row["event_ms_tfmot"] > 0
+    accuracy_rows = {(row["allocation"], row["target_sparsity"]): row for row in results["zoo-accuracy"]}
+    assert sorted(accuracy_rows) == [("dense", 0.0), ("lamp", 0.9), ("uniform", 0.9)]
+    for row in accuracy_rows.values():  # each reaches its target, to a weight in a thousand
+        assert abs(row["achieved_sparsity"] - row["target_sparsity"]) <= 1e-3 and 0.0 <= row["mean_accuracy"] <= 1.0
+    assert accuracy_rows["dense", 0.0]["train_images"] + accuracy_rows["dense", 0.0]["validation_images"] <= 1437
