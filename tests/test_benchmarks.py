@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import cost, curve, lottery, overhead, quality
+from benchmarks import cost, curve, lottery, overhead, quality, zoo
 from benchmarks.__main__ import main
 from benchmarks._timing import interleaved
 from schedules import registry
@@ -131,6 +131,9 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert all(row["ms_per_step"] > 0 and row["fit_start_s"] > 0 for row in keras3_rows.values())
     (zoo_row,) = results["zoo"]
     assert zoo_row["pruned_layers"] == 4 and zoo_row["event_ms_ours"] > 0 and zoo_row["event_ms_tfmot"] > 0
+    assert sorted(zoo_row["allocate_s"]) == sorted(zoo.ALLOCATIONS) and zoo_row["tf_keras_step_ratio"] > 0
+    assert zoo_row["load_ours_s"] > 0 and zoo_row["report_s"] > 0
+    assert abs(zoo_row["report_sparsity"] - 0.8) <= 1e-3  # the saved model's masks, lamp at 0.8 overall
     accuracy_rows = {(row["allocation"], row["target_sparsity"]): row for row in results["zoo-accuracy"]}
     assert sorted(accuracy_rows) == [("dense", 0.0), ("lamp", 0.9), ("uniform", 0.9)]
     for row in accuracy_rows.values():  # each reaches its target, to a weight in a thousand
