@@ -20,20 +20,15 @@ import hashlib
 import json
 import sys
 
-MODE, OUT = sys.argv[1], sys.argv[2]
-if MODE == "mirrored":
-    import tensorflow as tf
+import keras
+import numpy as np
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-import schedules  # noqa: E402
-from schedules.keras3 import PruningCallback  # noqa: E402
+import schedules
+from schedules.keras3 import PruningCallback
 
 LAYERS = ("conv", "hidden", "logits")
+#: "mirrored" or "jax", set by `main` (pytest imports this module for nothing else: no side effects here).
+MODE = ""
 
 
 def replicas(variable) -> list[np.ndarray]:
@@ -76,9 +71,16 @@ def build() -> keras.Model:
     return model
 
 
-def main() -> None:
+def main(mode: str, out: str) -> None:
+    global MODE
+    MODE = mode
+    if mode == "mirrored":  # two logical CPUs, before TensorFlow starts its devices (no op has run yet)
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     keras.utils.set_random_seed(0)
-    if MODE == "mirrored":
+    if mode == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
         devices = list(strategy.extended.worker_devices)
         with strategy.scope():
@@ -104,9 +106,9 @@ def main() -> None:
         "events": sorted({step for step, _, _ in pruning.events}),
         "final": final,
     }
-    with open(OUT, "w", encoding="utf-8") as f:
+    with open(out, "w", encoding="utf-8") as f:
         json.dump(report, f)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1], sys.argv[2])
