@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow_model_optimization as tfmot
@@ -40,6 +43,7 @@ def load_model(path: str | os.PathLike, **kwargs: Any) -> tf_keras.Model:
     with (
         tfmot.sparsity.keras.prune_scope(),
         tf_keras.utils.custom_object_scope({"PruneLowMagnitude": PruneLowMagnitudeLoader}),
+        _weights_extracted(),
     ):
         model = tf_keras.models.load_model(path, **kwargs)
         if os.path.isdir(path) and getattr(model, "optimizer", None) is not None:
@@ -61,3 +65,46 @@ def check_pruned_model(model: tf_keras.Model) -> tf_keras.Model:
                 "Import the package that defines it (for ours: `import schedules`) or pass `custom_objects`."
             )
     return model
+
+
+@contextlib.contextmanager
+def _weights_extracted() -> Iterator[None]:
+    """While loading: tf-keras reads a `.keras` file's weights from a file extracted from the archive first.
+
+    tf-keras 2.21 hands h5py the weights inside the zip archive as a `zipfile` stream, and each backward
+    seek of h5py makes `zipfile` read the member again from its start: loading a pruned ResNet50 (a 472 MB
+    `.keras`) took 80 to 250 s here, nearly all of it seeking (`docs/benchmarks.md`, the zoo). Keras 3 fixed
+    its own loader the same way (keras-team/keras#19793). tf-keras' store class is private: where it is not
+    what this expects, loading goes on unchanged.
+    """
+    try:
+        from tf_keras.src.saving import saving_lib
+    except ImportError:  # another tf-keras layout: its own loader
+        yield
+        return
+    original = getattr(saving_lib, "H5IOStore", None)
+    if not isinstance(original, type):
+        yield
+        return
+
+    def extracted(root_path, archive=None, mode="r"):
+        if archive is None or mode != "r":
+            return original(root_path, archive=archive, mode=mode)
+        directory = tempfile.TemporaryDirectory(prefix="schedules-weights-")
+        store = original(archive.extract(root_path, directory.name), mode=mode)
+        close = store.close
+
+        def close_and_clean() -> None:
+            try:
+                close()
+            finally:
+                directory.cleanup()
+
+        store.close = close_and_clean
+        return store
+
+    saving_lib.H5IOStore = extracted
+    try:
+        yield
+    finally:
+        saving_lib.H5IOStore = original

@@ -17,8 +17,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,8 @@ import tensorflow as tf
 import tf_keras as keras
 from _registry import CASES, FRESH_PROCESS_CASES
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+import schedules
 
 #: Saved after this many steps; the next step, 160, is a pruning event for some layers
 #: (exponential, scaled, tfmot_polynomial) and not for the others.
@@ -284,6 +288,30 @@ def test_every_model_weight_restored(saved, reloaded, fmt):
     restored = [loaded[f"weights_{i}"] for i in range(len(saved.weights))]
     assert f"weights_{len(saved.weights)}" not in loaded
     assert all(np.array_equal(a, b) for a, b in zip(restored, saved.weights, strict=True))
+
+
+def test_a_keras_file_loads_from_its_extracted_weights_and_leaves_nothing_behind(saved, tmp_path, monkeypatch):
+    """`schedules.load_model` has tf-keras read a `.keras` file's weights from a copy extracted from the archive
+    (h5py's seeks in the zip stream cost minutes on large models): every weight restored, tf-keras' own store
+    class back in place afterwards, and the extracted copy deleted."""
+    from tf_keras.src.saving import saving_lib
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile reads TMPDIR again
+    extracted = []
+    extract = zipfile.ZipFile.extract
+
+    def spy(archive, member, path=None, pwd=None):
+        extracted.append(member)
+        return extract(archive, member, path, pwd)
+
+    monkeypatch.setattr(zipfile.ZipFile, "extract", spy)
+    store = saving_lib.H5IOStore
+    model = schedules.load_model(saved.directory / FORMATS["keras"])
+    assert extracted == ["model.weights.h5"]
+    assert saving_lib.H5IOStore is store
+    assert list(tmp_path.iterdir()) == []
+    assert all(np.array_equal(w.numpy(), s) for w, s in zip(model.weights, saved.weights, strict=True))
 
 
 # --- in process: the wrapper's own config round trip ---------------------------------------
