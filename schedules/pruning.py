@@ -66,11 +66,14 @@ def prune_model(
       TypeError: `model` is not a tf-keras model (a Keras 3 model, say: tfmot
         needs tf-keras), `schedule` is not a `PruningSchedule`, or
         `allocation` is none of the above.
-      ValueError: `model` is already pruned, the schedule's peak sparsity is
+      ValueError: `model` is or holds a subclassed model (`clone_model` cannot
+        rebuild it: the message names it and says what to do instead), is
+        already pruned, the schedule's peak sparsity is
         unknown or 0, or the allocation misses or invents a layer or gives a
         sparsity outside `[0, 1)`.
     """
     check_tf_keras_model(model)
+    _check_clonable(model)
     wrapped = pruned_layers(model)
     if wrapped:
         raise v.invalid("model", "a model that is not pruned yet", [layer.name for layer in wrapped])
@@ -116,6 +119,22 @@ def layer_schedule(schedule, peak: float, sparsity: float):
     if sparsity == peak:
         return schedule
     return ScaledSparsity(schedule, factor=sparsity / peak)
+
+
+def _check_clonable(model: tf_keras.Model) -> None:
+    """Refuses a subclassed model, or a model holding one: `clone_model` cannot rebuild its layers."""
+    for candidate in [model, *flat_layers(model)]:
+        functional = isinstance(candidate, tf_keras.Sequential) or getattr(candidate, "_is_graph_network", False)
+        if isinstance(candidate, tf_keras.Model) and not functional:
+            kind = type(candidate).__name__
+            raise v.invalid(
+                "model",
+                "a Sequential or functional model, nested models too: tfmot wraps layers through "
+                f"tf_keras.models.clone_model, which cannot rebuild the subclassed model {candidate.name!r} ({kind}); "
+                "build it with the functional API, or wrap its layers with tfmot.sparsity.keras.prune_low_magnitude "
+                "in its __init__, or prune it on Keras 3 with schedules.keras3.PruningCallback",
+                f"{candidate.name} ({kind})",
+            )
 
 
 def _clone(model: tf_keras.Model, per_layer: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tf_keras.Model:
