@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from schedules._attention import build_attention_projections
 from schedules.allocation import allocate
 from schedules.composition import ScaledSparsity, peak_sparsity
 from schedules.inspection import check_tf_keras_model, flat_layers, prunable_weights, pruned_layers, unwrapped_name
+from schedules.plan import PlanWarning
 
 __all__ = ["prune_model"]
 
@@ -37,6 +39,13 @@ def prune_model(
     (`schedules.load_model`) in every format, each layer with its own schedule
     (except `.h5` when a pruned layer has several pruned weights, attention or
     RNN: tfmot names their masks alike, and `.h5` stores weights by name).
+
+    A layer applied several times in a forward pass (a shared layer) gets one
+    wrapper, which counts calls: its `pruning_step` advances that many times a
+    training step, so its schedule runs that many times as fast as the other
+    layers'. `prune_model` warns (`PlanWarning`) naming such a layer; keep it
+    dense (`allocate(..., keep_dense=[name])`) or prune the model on Keras 3,
+    whose `PruningCallback` counts optimizer steps.
 
     Transformers work too: tfmot prunes a `MultiHeadAttention`'s four projection
     kernels (query, key, value, output), and `Dense` feed-forward layers and
@@ -84,6 +93,7 @@ def prune_model(
         raise v.invalid("schedule", "a schedule whose peak sparsity is known and above 0", schedule)
     sparsities = layer_sparsities(model, peak, allocation)
     per_layer = {name: layer_schedule(schedule, peak, s) for name, s in sparsities.items() if s > 0.0}
+    _warn_about_shared_layers(model, per_layer)
     pruned = _clone(model, per_layer, prune_low_magnitude_kwargs)
     _copy_weights(model, pruned)
     return pruned
@@ -119,6 +129,46 @@ def layer_schedule(schedule, peak: float, sparsity: float):
     if sparsity == peak:
         return schedule
     return ScaledSparsity(schedule, factor=sparsity / peak)
+
+
+def layer_calls(model: tf_keras.Model) -> dict[str, int]:
+    """How many times each layer of `model` runs in one forward pass, by name (nested models' layers too).
+
+    A functional model's own nodes are `model._network_nodes` (`"<layer>_ib-<i>"`, one per call of a
+    layer in this model; a layer may have more inbound nodes, from other models built on it).
+    """
+    counts: dict[str, int] = {}
+
+    def walk(network, times: int) -> None:
+        nodes = getattr(network, "_network_nodes", None)
+        for layer in network.layers:
+            if nodes is None or not getattr(network, "_is_graph_network", False):
+                calls = 1
+            else:
+                calls = sum(f"{layer.name}_ib-{i}" in nodes for i in range(len(layer._inbound_nodes))) or 1
+            if isinstance(layer, tf_keras.Model):
+                walk(layer, times * calls)
+            else:
+                counts[layer.name] = counts.get(layer.name, 0) + times * calls
+
+    walk(model, 1)
+    return counts
+
+
+def _warn_about_shared_layers(model: tf_keras.Model, per_layer: Mapping[str, Any]) -> None:
+    calls = layer_calls(model)
+    for name in per_layer:
+        if calls.get(name, 1) > 1:
+            c = calls[name]
+            warnings.warn(
+                f"Layer {name!r} runs {c} times in a forward pass, and tfmot's wrapper counts calls: its "
+                f"pruning_step advances {c} times a training step, so its schedule runs {c} times as fast as the "
+                "other layers' (PruningRecorder and WeightRewinding read that step too). Keep it dense "
+                f"(schedules.allocate(..., keep_dense=[{name!r}])) or prune the Keras 3 model with "
+                "schedules.keras3.PruningCallback, which counts optimizer steps.",
+                PlanWarning,
+                stacklevel=3,
+            )
 
 
 def _check_clonable(model: tf_keras.Model) -> None:

@@ -21,7 +21,8 @@ BatchNormalization into its convolutions, scaling the kernels and keeping their 
 A layer applied twice (the shared model) is pruned by one tfmot wrapper that counts calls: its
 `pruning_step` advances twice a training step, so its schedule runs twice as fast as the other layers'
 (it prunes at its steps 2 and 3, in training steps 1 and 2), and `PruningRecorder` sees only the events
-that end a step. The tests expect exactly that. The Keras 3 callback counts optimizer steps.
+that end a step. `prune_model` warns about it; the tests expect exactly that. The Keras 3 callback
+counts optimizer steps.
 """
 
 from __future__ import annotations
@@ -139,7 +140,9 @@ def tf_run(request, tmp_path_factory):
     name = request.param
     model = _zoo.build(name, tf_keras)
     shares = allocate(model, TARGET, "erk")
-    pruned = prune_model(model, schedule(), allocation=shares)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", schedules.PlanWarning)
+        pruned = prune_model(model, schedule(), allocation=shares)
     pruned.compile(tf_keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy", run_eagerly=name not in GRAPH)
     x, y = _zoo.inputs(name, STEPS * BATCH)
     probe, recorder, rewinding = TfKerasProbe(), PruningRecorder(), WeightRewinding(1)
@@ -165,6 +168,7 @@ def tf_run(request, tmp_path_factory):
         rewinding=rewinding,
         directory=directory,
         formats=formats,
+        warnings=[str(w.message) for w in caught if issubclass(w.category, schedules.PlanWarning)],
     )
 
 
@@ -209,6 +213,12 @@ def test_tf_keras_masks_are_tfmots_rule_at_every_event_and_hold_between(tf_run):
     run = tf_run
     pruned_names = {name for name, share in run.shares.items() if share > 0}
     assert set(run.probe.after[0]) == pruned_names
+    if run.name == "shared":  # prune_model says so, in one warning
+        (warning,) = run.warnings
+        assert warning.startswith("Layer 'shared' runs 2 times in a forward pass, and tfmot's wrapper counts calls")
+        assert "keep_dense=['shared']" in warning and "schedules.keras3.PruningCallback" in warning
+    else:
+        assert run.warnings == []
     for layer, steps in run.probe.steps[-1].items():
         assert steps == STEPS * (CALLS.get(run.name, 1) if layer == "shared" else 1), layer
     sizes = _zoo.sizes(run.model)
