@@ -55,7 +55,10 @@ KERAS3 = [name for name in _zoo.ZOO if name != "efficientnet_b0"]
 SEVERAL_MASKS = ("encoder", "gru")
 TFLITE = ("resnet", "nested", "shared")
 #: Saved as a SavedModel too (saving traces every layer: 2 to 5 s a model; the encoder's is in test_allocation).
-SAVEDMODEL = ("resnet", "gru")
+SAVEDMODEL = ("resnet",)
+#: Left out on EfficientNetB0, for time (about 5 s each): the resumed step and `compression_report` (MobileNetV2
+#: has both).
+LIGHT = ("efficientnet_b0",)
 #: The tf-keras models trained in graph mode (the others: eagerly).
 GRAPH = ("nested", "shared")
 #: tfmot's wrapper counts calls, not steps: a layer applied twice advances its `pruning_step` twice a step.
@@ -283,7 +286,7 @@ def test_tf_keras_reloads_in_every_format_and_resumes_at_the_saved_step(tf_run):
         for w in wrappers:
             for (_, mask, _), saved in zip(w.pruning_vars, masks[w.name], strict=True):
                 np.testing.assert_array_equal(mask.numpy(), saved, err_msg=f"{fmt} {w.name}")
-        if fmt == "model.keras":
+        if fmt == "model.keras" and run.name not in LIGHT:
             restored.run_eagerly = run.name not in GRAPH
             restored.fit(run.x[:BATCH], run.y[:BATCH], verbose=0, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
             resumed = {w.name: int(w.pruning_step.numpy()) for w in wrappers}
@@ -304,9 +307,10 @@ def test_tf_keras_strips_reports_and_converts_to_tflite_with_the_zeros(tf_run):
             for value, mask in zip(values, masks[name], strict=True):
                 np.testing.assert_array_equal(value == 0, mask == 0, err_msg=name)
         zeros[name] = dense_kernel_zeros(values)
-    report = schedules.compression_report(run.pruned)
-    assert {row.name: row.zeros for row in report.sparsity.layers} == zeros
-    assert [size.form for size in report.files] == [".keras", ".h5"] and all(size.raw > 0 for size in report.files)
+    if run.name not in LIGHT:
+        report = schedules.compression_report(run.pruned)
+        assert {row.name: row.zeros for row in report.sparsity.layers} == zeros
+        assert [size.form for size in report.files] == [".keras", ".h5"] and all(s.raw > 0 for s in report.files)
     np.testing.assert_allclose(stripped(run.x).numpy(), run.pruned(run.x, training=False).numpy(), rtol=1e-5, atol=1e-6)
     if run.name not in TFLITE:
         return
