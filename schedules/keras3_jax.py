@@ -14,8 +14,8 @@ Two consequences:
   then tells the trainer to read the state back (`update`).
 
 The update itself is the TensorFlow one's rule in NumPy on the host: each mask
-keeps the magnitudes at least the k-th largest, `k = max(1, round(n * (1 - s)))`
-in float32 with halves to even, as tfmot computes it.
+keeps the magnitudes at least the k-th largest, `k = expected_kept(s, n)` (tfmot's
+`max(1, round(n * (1 - s)))` in float32, halves to even).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
+
+from schedules.evaluation import expected_kept
 
 __all__ = ["attach", "detach", "mask_of", "updater"]
 
@@ -52,7 +54,7 @@ def mask_of(kernel: np.ndarray, sparsity: float) -> np.ndarray:
     """
     magnitudes = np.abs(kernel).ravel()
     size = magnitudes.size
-    kept = int(max(np.round(np.float32(size) * (np.float32(1.0) - np.float32(sparsity))), np.float32(1.0)))
+    kept = expected_kept(sparsity, size)
     threshold = np.partition(magnitudes, size - kept)[size - kept]
     return (np.abs(kernel) >= threshold).astype(kernel.dtype)
 
