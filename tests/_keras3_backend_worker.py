@@ -48,7 +48,8 @@ class After(keras.callbacks.Callback):
         self.masks[self.step] = {n: keras.ops.convert_to_numpy(self.pruning._masks[n][0]) for n in LAYERS}
 
 
-def main(out: str) -> None:
+def build() -> keras.Model:
+    """The small CNN of `LAYERS`, compiled with SGD (also `_keras3_devices_worker.py`'s model)."""
     model = keras.Sequential(
         [
             keras.Input((6, 6, 1)),
@@ -58,10 +59,15 @@ def main(out: str) -> None:
             keras.layers.Dense(3, name="logits"),
         ]
     )
+    model.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def main(out: str) -> None:
+    model = build()
     rng = np.random.default_rng(0)
     for weight in model.weights:
         weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.3)
-    model.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = rng.normal(size=(256, 6, 6, 1)).astype("float32"), rng.integers(0, 3, size=256)
     pruning = PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 50, frequency=7))
     before, after = Before(), After(pruning)

@@ -8,10 +8,10 @@
   starts its devices: hence a fresh process).
 * `jax`: `keras.distribution.DataParallel` over two host devices (`XLA_FLAGS`, read when JAX starts).
 
-A small CNN, `CubicSparsity(0.0, 0.8, 1, 30, frequency=5)`, 48 steps of global batches of 16. After
-every step a probe reads each pruned layer's mask on every replica (its bytes as SHA-1 digests, and
-its kept count). `OUT.json`: the devices, per step the masks' digests and counts per replica, the
-pruning steps, and each layer's final kernel size and count of non-zeros.
+The backend worker's small CNN (`build`), `CubicSparsity(0.0, 0.8, 1, 30, frequency=5)`, 48 steps of
+global batches of 16. After every step a probe reads each pruned layer's mask on every replica (its
+bytes as SHA-1 digests, and its kept count). `OUT.json`: the devices, per step the masks' digests and
+counts per replica, the pruning steps, and each layer's final kernel size and count of non-zeros.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import sys
 
 import keras
 import numpy as np
+from _keras3_backend_worker import LAYERS, build
 
 import schedules
 from schedules.keras3 import PruningCallback
 
-LAYERS = ("conv", "hidden", "logits")
 #: "mirrored" or "jax", set by `main` (pytest imports this module for nothing else: no side effects here).
 MODE = ""
 
@@ -55,20 +55,6 @@ class Probe(keras.callbacks.Callback):
                 "kept": [int(v.sum()) for v in values],
             }
         self.steps.append(row)
-
-
-def build() -> keras.Model:
-    model = keras.Sequential(
-        [
-            keras.Input((6, 6, 1)),
-            keras.layers.Conv2D(4, 3, name="conv"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(8, activation="relu", name="hidden"),
-            keras.layers.Dense(3, name="logits"),
-        ]
-    )
-    model.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
 
 
 def main(mode: str, out: str) -> None:

@@ -17,6 +17,7 @@ exactly `expected_kept(n, sparsity)` weights at every pruning step.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -271,6 +272,21 @@ VOCAB = 200
 SEQUENCE = 8
 WIDTH = 16
 HEADS = 2
+
+
+def tflite_constants(flatbuffer: bytes) -> list[np.ndarray]:
+    """The constant tensors (the weights) of a converted TFLite model, in the interpreter's order."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    constants = []
+    for detail in interpreter.get_tensor_details():
+        try:  # constants have data; activations have none until invoked
+            constants.append(interpreter.get_tensor(detail["index"]))
+        except ValueError:
+            pass
+    return constants
 
 
 def build_encoder(blocks: int = 2, seed: int = 0) -> keras.Model:

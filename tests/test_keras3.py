@@ -14,6 +14,7 @@ import subprocess
 import sys
 import warnings
 
+import _models
 import keras
 import numpy as np
 import pytest
@@ -206,16 +207,7 @@ def test_save_reload_and_resume_equals_an_uninterrupted_run_and_tflite_keeps_the
     # Exported for inference and converted to TFLite, the pruned kernels keep their zeros.
     whole.export(tmp_path / "exported", format="tf_saved_model", verbose=False)
     flatbuffer = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "exported")).convert()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
-        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-    interpreter.allocate_tensors()
-    constants = []
-    for detail in interpreter.get_tensor_details():
-        try:  # constants (the weights) have data; activations have none until invoked
-            constants.append(interpreter.get_tensor(detail["index"]))
-        except ValueError:
-            pass
+    constants = _models.tflite_constants(flatbuffer)
     for name in ("conv", "hidden"):
         kernel = whole.get_layer(name).kernel.numpy()
         same = [

@@ -315,16 +315,7 @@ def test_tf_keras_strips_reports_and_converts_to_tflite_with_the_zeros(tf_run):
     if run.name not in TFLITE:
         return
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(stripped).convert()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
-        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-    interpreter.allocate_tensors()
-    constants = []
-    for detail in interpreter.get_tensor_details():
-        try:  # constants (the weights) have data; activations have none until invoked
-            constants.append(interpreter.get_tensor(detail["index"]))
-        except ValueError:
-            pass
+    constants = _models.tflite_constants(flatbuffer)
     layout = {4: (3, 0, 1, 2), 2: (1, 0)}  # Conv2D HWIO -> OHWI, Dense [in, out] -> [out, in]
     for name, (kernel,) in kernels.items():
         if name not in masks:
