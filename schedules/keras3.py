@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules import keras3_jax
+from schedules import keras3_jax, keras3_patterns
 from schedules._tfmot import PruningSchedule
 from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
@@ -44,7 +44,7 @@ WEIGHT_METHODS = ("global_magnitude", "lamp")
 #: The callback pruning each model in its current `fit` (what `PruningRecorder` reads).
 _PRUNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: The Keras backends the callback prunes with.
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def pruning_of(model: keras.Model) -> PruningCallback | None:
@@ -91,23 +91,39 @@ class PruningCallback(keras.callbacks.Callback):
         weights tfmot would prune in the tf-keras twin, see
         `schedules.keras3_layers.KERNELS`). Each keeps the share the
         allocation gives it in the whole model.
+      sparsity_m_by_n: `(m, n)` for `m` zeros in every `n` consecutive weights
+        along the input channels, tfmot's argument and orientation (2:4 is what
+        sparse hardware runs). The schedule decides when and how far, and must
+        peak at `m / n`: at sparsity `s`, the smallest of each group's `m`
+        smallest weights are zero, `s` of the layer in all, and at `m / n` the
+        masks are exactly the pattern (`keras3_patterns`). Allocation does not
+        apply: `allocation` must be `"uniform"`.
+      block_size: `(rows, columns)` of the blocks a 2-D kernel (`Dense`) is pruned
+        in, as tfmot's argument: each block scored by `block_pooling_type`
+        (`"AVG"` or `"MAX"` of its magnitudes), the blocks kept by the
+        unstructured rule on their scores. Every pruned layer must have a 2-D
+        kernel: pass `layers` on a model with others.
 
     An allocation that reads the weights (`"global_magnitude"`, `"lamp"`) reads
     them at the start of the first `fit`, before pruning; a new callback on a
     model that has trained since (a reloaded one) is refused: pass it the
     allocation computed before the first `fit` (`schedules.allocate`), a dict.
 
-    The TensorFlow and JAX backends of Keras 3 are supported (`BACKENDS`); under
-    JAX the masks ride in `fit`'s state with the optimizer's variables and are
-    updated with NumPy (`schedules.keras3_jax`). Another backend is refused.
+    The TensorFlow, JAX and PyTorch backends of Keras 3 are supported
+    (`BACKENDS`); under JAX the masks ride in `fit`'s state with the optimizer's
+    variables (`schedules.keras3_jax`); under JAX and PyTorch the masks are
+    updated with NumPy. Another backend is refused.
 
     Raises:
       TypeError: `schedule` is not a `PruningSchedule`, `allocation` or `layers`
         is of the wrong type; the model is not a Keras 3 model.
-      ValueError: a Keras backend other than TensorFlow or JAX, the schedule's peak
-        sparsity is unknown or 0, an unknown allocation method; at the start of
+      ValueError: a Keras backend other than TensorFlow, JAX or PyTorch, the schedule's peak
+        sparsity is unknown or 0, an unknown allocation method, a pattern argument
+        out of range, both patterns, an N:M pattern with another allocation than
+        `"uniform"` or a schedule peaking elsewhere than `m / n`; at the start of
         `fit`: a weight-reading allocation method on a resumed run, a layer name the model does
-        not have, a layer with no kernel to prune, a model with nothing to prune.
+        not have, a layer with no kernel to prune, a model with nothing to prune, blocks for a
+        layer whose kernel is not 2-D.
     """
 
     def __init__(
@@ -116,13 +132,15 @@ class PruningCallback(keras.callbacks.Callback):
         *,
         allocation: AllocationLike = "uniform",
         layers: Iterable[str] | None = None,
+        sparsity_m_by_n: tuple[int, int] | None = None,
+        block_size: tuple[int, int] = (1, 1),
+        block_pooling_type: str = "AVG",
     ) -> None:
         super().__init__()
         if keras.backend.backend() not in BACKENDS:
             raise v.invalid(
                 "keras.backend.backend()",
-                "'tensorflow' or 'jax' for PruningCallback (PyTorch's CPU wheel is not tested here: see "
-                "docs/keras3.md; set KERAS_BACKEND=tensorflow or jax)",
+                "'tensorflow', 'jax' or 'torch' for PruningCallback (set KERAS_BACKEND to one of them)",
                 keras.backend.backend(),
             )
         if not isinstance(schedule, PruningSchedule):
@@ -140,6 +158,9 @@ class PruningCallback(keras.callbacks.Callback):
             if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
                 raise v.invalid("layers", "a list of layer names", layers, TypeError)
             layers = list(layers)
+        self._rule = _pattern_rule(schedule, peak, allocation, sparsity_m_by_n, block_size, block_pooling_type)
+        self.sparsity_m_by_n = sparsity_m_by_n
+        self.block_size = tuple(block_size)
         self.schedule = schedule
         self.allocation = allocation
         self.layers = layers
@@ -216,7 +237,12 @@ class PruningCallback(keras.callbacks.Callback):
                     for name, ks in self._kernels.items()
                 }
             layers = {name: (self._kernels[name], self._masks[name]) for name in self._kernels}
-            self._updater = keras3_jax.updater(model, layers) if _jax() else _layers_updater(layers)
+            if _jax():
+                self._updater = keras3_jax.updater(model, layers, self._rule)
+            elif keras.backend.backend() == "tensorflow" and self._rule is keras3_patterns.mask_of:
+                self._updater = _layers_updater(layers)
+            else:  # PyTorch (eager: the variables are the state), or a pattern: in NumPy (`keras3_patterns`)
+                self._updater = lambda sparsities: keras3_patterns.update(layers, sparsities, self._rule)
             self._traced = None
         if _jax():  # the masks become part of the state the compiled step is passed
             keras3_jax.attach(model, [mask for ms in self._masks.values() for mask in ms])
@@ -356,6 +382,19 @@ class PruningCallback(keras.callbacks.Callback):
         self._per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
 
     def _chosen(self, model: keras.Model) -> dict[str, list[keras.Variable]]:
+        chosen = self._named(model)
+        if self.block_size != (1, 1):
+            other = [name for name, ks in chosen.items() if any(len(k.shape) != 2 for k in ks)]
+            if other:  # as tfmot, which prunes blocks of 2-D kernels only
+                raise v.invalid(
+                    "layers",
+                    f"layers with 2-D kernels (Dense) with block_size={self.block_size}: pass the names of those "
+                    f"to prune in blocks; {other} have kernels of other ranks",
+                    self.layers,
+                )
+        return chosen
+
+    def _named(self, model: keras.Model) -> dict[str, list[keras.Variable]]:
         kernels = prunable_kernels(model)
         if not kernels:
             raise v.invalid("model", "a model with at least one layer to prune (Dense, Conv, ...)", model.name)
@@ -377,6 +416,51 @@ class PruningCallback(keras.callbacks.Callback):
                 kind = type(every[name]).__name__
                 raise v.invalid("layers", f"layers with a kernel to prune ({kind} {name!r} has none)", name)
         return {name: kernels[name] for name in self.layers}
+
+
+def _pattern_rule(
+    schedule: PruningSchedule,
+    peak: float,
+    allocation: AllocationLike,
+    sparsity_m_by_n: tuple[int, int] | None,
+    block_size: tuple[int, int],
+    block_pooling_type: str,
+) -> keras3_patterns.Rule:
+    """The mask rule of the pattern arguments, checked (tfmot's names, orientation and ranges)."""
+    if sparsity_m_by_n is not None:
+        if (
+            not isinstance(sparsity_m_by_n, (tuple, list))
+            or len(sparsity_m_by_n) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in sparsity_m_by_n)
+            or not 0 < sparsity_m_by_n[0] < sparsity_m_by_n[1]
+        ):
+            raise v.invalid(
+                "sparsity_m_by_n", "a pair of integers (m, n), 0 < m < n: m zeros in every n weights", sparsity_m_by_n
+            )
+        m, n = sparsity_m_by_n
+        if tuple(block_size) != (1, 1):
+            raise v.invalid("block_size", "(1, 1) with sparsity_m_by_n (one pattern at a time)", block_size)
+        if allocation != "uniform":
+            raise v.invalid(
+                "allocation",
+                f"'uniform' with sparsity_m_by_n: the pattern prunes every layer to m/n = {m / n:g}",
+                allocation,
+            )
+        if abs(peak - m / n) > 1e-6:
+            raise v.invalid(
+                "schedule",
+                f"a schedule whose peak sparsity is m/n = {m / n:g} for sparsity_m_by_n={tuple(sparsity_m_by_n)} "
+                f"(its final masks are then exactly the pattern); this one peaks at {peak:g}",
+                schedule,
+            )
+    if (
+        not isinstance(block_size, (tuple, list))
+        or len(block_size) != 2
+        or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in block_size)
+    ):
+        raise v.invalid("block_size", "a pair of integers (rows, columns), each >= 1", block_size)
+    v.check_choice("block_pooling_type", block_pooling_type, ("AVG", "MAX"))
+    return keras3_patterns.rule(sparsity_m_by_n, block_size, block_pooling_type)
 
 
 def _jax() -> bool:

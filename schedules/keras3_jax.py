@@ -13,9 +13,10 @@ Two consequences:
 * A mask update first syncs the state into the variables, sets masks and kernels,
   then tells the trainer to read the state back (`update`).
 
-The update itself is the TensorFlow one's rule in NumPy on the host: each mask
-keeps the magnitudes at least the k-th largest, `k = expected_kept(s, n)` (tfmot's
-`max(1, round(n * (1 - s)))` in float32, halves to even).
+The update itself is the TensorFlow one's rule in NumPy on the host
+(`keras3_patterns`): each mask keeps the magnitudes at least the k-th largest,
+`k = expected_kept(s, n)` (tfmot's `max(1, round(n * (1 - s)))` in float32, halves
+to even), or the pattern's rule.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
-import numpy as np
 
-from schedules.evaluation import expected_kept
+from schedules import keras3_patterns
 
-__all__ = ["attach", "detach", "mask_of", "updater"]
+__all__ = ["attach", "detach", "updater"]
 
 
 def attach(model: keras.Model, masks: list[keras.Variable]) -> None:
@@ -46,33 +46,16 @@ def detach(model: keras.Model, masks: list[keras.Variable]) -> None:
     optimizer._variables[:] = [variable for variable in optimizer._variables if id(variable) not in gone]
 
 
-def mask_of(kernel: np.ndarray, sparsity: float) -> np.ndarray:
-    """tfmot's mask of `kernel` at `sparsity`: 1 where `|w|` is at least the k-th largest magnitude.
-
-    >>> mask_of(np.array([0.5, -2.0, 0.0, 2.0, 1.0], np.float32), 0.4).tolist()
-    [0.0, 1.0, 0.0, 1.0, 1.0]
-    """
-    magnitudes = np.abs(kernel).ravel()
-    size = magnitudes.size
-    kept = expected_kept(sparsity, size)
-    threshold = np.partition(magnitudes, size - kept)[size - kept]
-    return (np.abs(kernel) >= threshold).astype(kernel.dtype)
-
-
 def updater(
-    model: keras.Model, layers: dict[str, tuple[list[keras.Variable], list[keras.Variable]]]
+    model: keras.Model,
+    layers: dict[str, tuple[list[keras.Variable], list[keras.Variable]]],
+    rule: keras3_patterns.Rule = keras3_patterns.mask_of,
 ) -> Callable[[dict[str, float]], None]:
     """The mask update of the layers pruned at a step, `{layer name: sparsity}`, between two steps of `fit`."""
 
     def update(sparsities: dict[str, float]) -> None:
         model.jax_state_sync()  # the trainer's state into the variables (nothing to do at an epoch's start)
-        for name, sparsity in sparsities.items():
-            kernels, masks = layers[name]
-            for kernel, mask in zip(kernels, masks, strict=True):
-                value = np.asarray(keras.ops.convert_to_numpy(kernel))
-                new = mask_of(value, sparsity)
-                mask.assign(new)
-                kernel.assign(value * new)
+        keras3_patterns.update(layers, sparsities, rule)
         model._jax_state_synced = True  # the trainer reads the state back from the variables before the next step
 
     return update

@@ -1,13 +1,14 @@
-"""One pruned `fit` under the Keras backend of this process (`KERAS_BACKEND`), for `test_keras3.py`.
+"""Two pruned `fit`s under the Keras backend of this process (`KERAS_BACKEND`), for `test_keras3.py`.
 
     KERAS_BACKEND=jax python _keras3_backend_worker.py OUT.npz
 
 A small CNN whose weights are set from a seeded NumPy generator (the same on every backend), SGD,
 the same batches (`shuffle=False`), `CubicSparsity(0.0, 0.8, 1, 50, frequency=7)`: eight pruning
-events in 64 steps. A probe before the callback keeps each kernel as the step starts; a probe after
-it keeps the masks after the step. `OUT.npz` holds, per event `i` and layer, `before_<i>_<layer>`
-and `mask_<i>_<layer>`, the event's `steps` and `sparsities`, the final kernels, and what a
-`PruningRecorder` recorded (`recorded`: step, layer index, achieved sparsity per row).
+events in 64 steps; then the same with 2:4 masks to 0.5 (arrays named `2:4_...`). A probe before the
+callback keeps each kernel as the step starts; a probe after it keeps the masks after the step.
+`OUT.npz` holds, per event `i` and layer, `before_<i>_<layer>` and `mask_<i>_<layer>`, the event's
+`steps` and `sparsities`, the final kernels, and what a `PruningRecorder` recorded (`recorded`: step,
+layer index, achieved sparsity per row).
 """
 
 from __future__ import annotations
@@ -63,13 +64,13 @@ def build() -> keras.Model:
     return model
 
 
-def main(out: str) -> None:
+def pruned_fit(pruning: PruningCallback, prefix: str = "") -> dict[str, np.ndarray]:
+    """The CNN, with weights from the seeded generator, pruned in 64 steps; its arrays, names after `prefix`."""
     model = build()
     rng = np.random.default_rng(0)
     for weight in model.weights:
         weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.3)
     x, y = rng.normal(size=(256, 6, 6, 1)).astype("float32"), rng.integers(0, 3, size=256)
-    pruning = PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 50, frequency=7))
     before, after = Before(), After(pruning)
     recorder = schedules.PruningRecorder()
     callbacks = [before, pruning, recorder, after]  # the recorder reads the masks before `after` syncs
@@ -84,6 +85,14 @@ def main(out: str) -> None:
     arrays["recorded"] = np.array([(row.step, LAYERS.index(row.layer), row.achieved) for row in rows])
     for name in LAYERS:
         arrays[f"final_{name}"] = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+    return {prefix + key: value for key, value in arrays.items()}
+
+
+def main(out: str) -> None:
+    """Unstructured to 0.8, and 2:4 (a cubic ramp to 0.5), with the same weights and batches."""
+    arrays = pruned_fit(PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 50, frequency=7)))
+    two_four = PruningCallback(schedules.CubicSparsity(0.0, 0.5, 1, 50, frequency=7), sparsity_m_by_n=(2, 4))
+    arrays.update(pruned_fit(two_four, "2:4_"))
     np.savez(out, **arrays)
 
 

@@ -8,6 +8,7 @@ callback at every step, with and without XLA.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -21,11 +22,14 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl, pruning_utils
 
 import schedules
 from schedules.keras3 import PruningCallback, kth_largest, pruning_of
+from schedules.keras3_patterns import m_by_n_mask
 
 STEPS_PER_EPOCH, EPOCHS = 16, 4
 BEGIN, END, FREQUENCY, FINAL = 1, 50, 7, 0.8
@@ -65,6 +69,37 @@ def cubic(step):
 
 def kept(sparsity, n):
     return max(1, round(n * (1.0 - sparsity)))
+
+
+def tfmot_mask(kernel, sparsity, sparsity_m_by_n=None, block_size=(1, 1), block_pooling_type="AVG"):
+    """tfmot's own mask of `kernel` at `sparsity` (its `Pruning` object: the code its wrapper runs)."""
+    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, 0)
+    step = lambda: tf.constant(0, tf.int64)  # noqa: E731
+    pruning = pruning_impl.Pruning(step, [], schedule, block_size, block_pooling_type, sparsity_m_by_n=sparsity_m_by_n)
+    return pruning._maybe_update_block_mask(tf.constant(kernel))[1].numpy()
+
+
+def gradual_m_by_n(kernel, sparsity, m, n):
+    """The documented gradual N:M rule, group by group in plain Python on tfmot's layout (`weights_rearrange`):
+    the candidates are each group's m smallest magnitudes (a partial last group of g weights: its
+    m - (n - g) smallest), and the smallest `zeros` candidates are pruned (ties: the first in the layout),
+    every candidate from sparsity m/n on."""
+    rows = np.abs(pruning_utils.weights_rearrange(tf.constant(kernel)).numpy())
+    candidates = []
+    for r, row in enumerate(rows):
+        for start in range(0, len(row), n):
+            group = row[start : start + n]
+            order = sorted(range(len(group)), key=lambda i: group[i])  # stable: ties by position
+            candidates += [(group[i], r * len(row) + start + i) for i in order[: max(0, m - (n - len(group)))]]
+    size = kernel.size
+    kept_ = int(max(1.0, np.round(np.float32(size) * (np.float32(1.0) - np.float32(sparsity)))))
+    zeros = len(candidates) if np.float32(sparsity) >= np.float32(m / n) else min(len(candidates), size - kept_)
+    mask = np.ones(rows.size, np.float32)
+    for _, index in sorted(candidates)[:zeros]:
+        mask[index] = 0.0
+    return pruning_utils.m_by_n_sparsity_mask_prepare(
+        tf.constant(mask.reshape(rows.shape)), tf.TensorShape(kernel.shape)
+    ).numpy()
 
 
 class Probe(keras.callbacks.Callback):
@@ -129,6 +164,72 @@ def test_masked_weights_are_exact_zeros_after_every_step(run):
     for masks, kernels in zip(after.masks, after.after, strict=True):
         for name, mask in masks.items():
             assert not np.any(kernels[name][mask == 0]), name
+
+
+PATTERNS = {
+    "2:4": ({"sparsity_m_by_n": (2, 4)}, 0.5),
+    "blocks": ({"block_size": (4, 2), "layers": ["hidden", "logits"]}, FINAL),
+}
+
+
+@pytest.fixture(scope="module", params=list(PATTERNS))
+def pattern_run(request):
+    pattern, final = PATTERNS[request.param]
+    model = compile_(build())
+    x, y = data()
+    pruning = PruningCallback(schedules.CubicSparsity(0.0, final, BEGIN, END, frequency=FREQUENCY), **pattern)
+    probe, after = Probe(), After(pruning)
+    model.fit(x, y, batch_size=16, epochs=EPOCHS, shuffle=False, callbacks=[probe, pruning, after], verbose=0)
+    return request.param, pruning, probe, after
+
+
+def test_patterns_follow_the_schedule_and_end_exactly_as_tfmots(pattern_run):
+    """At each event: a block mask is tfmot's (its own code) at the schedule's sparsity; an N:M mask is the
+    documented gradual rule (computed group by group here), and at the last event, at m/n, tfmot's 2:4
+    mask, which tfmot's `is_pruned_m_by_n` accepts. Masked weights are exact zeros after every step."""
+    name, pruning, probe, after = pattern_run
+    pattern, final = PATTERNS[name]
+    layers = pattern.get("layers", ["conv", "hidden", "logits"])
+    assert sorted(pruning.masks) == layers
+    for step, before, masks, kernels in zip(probe.steps, probe.before, after.masks, after.after, strict=True):
+        for layer in layers:
+            assert not np.any(kernels[layer][masks[layer] == 0]), (step, layer)
+            if step not in EVENTS:
+                continue
+            sparsity = cubic(step) * final / FINAL
+            if name == "blocks":
+                expected = tfmot_mask(before[layer], sparsity, block_size=pattern["block_size"])
+            else:
+                expected = gradual_m_by_n(before[layer], sparsity, 2, 4)
+            np.testing.assert_array_equal(masks[layer], expected, err_msg=f"{step} {layer}")
+    last = probe.before[EVENTS[-1] - 1]
+    for layer in layers:
+        if name == "2:4":
+            np.testing.assert_array_equal(masks[layer], tfmot_mask(last[layer], 0.5, sparsity_m_by_n=(2, 4)))
+            assert pruning_utils.is_pruned_m_by_n(tf.constant(kernels[layer]), (2, 4)), layer
+        else:
+            assert 1.0 - masks[layer].mean() == pytest.approx(FINAL, abs=0.05), layer
+
+
+KERNEL_SHAPES = st.tuples(st.integers(1, 9), st.integers(1, 6)) | st.tuples(
+    *[st.integers(1, 3)] * 2, *[st.integers(1, 9)] * 2
+)
+VALUES = st.sampled_from([0.0, 0.5, -0.5, 1.0, 2.0]) | st.floats(-3, 3, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kernel=KERNEL_SHAPES.flatmap(lambda shape: hnp.arrays(np.float32, shape, elements=VALUES)),
+    m_by_n=st.sampled_from([(1, 2), (2, 4), (1, 4), (3, 4), (2, 8), (1, 3)]),
+    sparsity=st.floats(0, 1) | st.sampled_from([0.25, 0.5, 1 / 3, 0.75]),
+)
+@example(kernel=np.array([[1.0], [2.0], [3.0]], np.float32), m_by_n=(2, 4), sparsity=0.25)  # one partial group
+def test_gradual_m_by_n_masks_are_the_documented_rule(kernel, m_by_n, sparsity):
+    """Ties (a few repeated values, zeros), partial groups, conv and dense layouts, every sparsity."""
+    mask = m_by_n_mask(kernel, sparsity, m_by_n)
+    np.testing.assert_array_equal(mask, gradual_m_by_n(kernel, sparsity, *m_by_n))
+    if np.float32(sparsity) >= np.float32(m_by_n[0] / m_by_n[1]):
+        assert pruning_utils.is_pruned_m_by_n(tf.constant(kernel * mask), m_by_n)
 
 
 def test_report_and_allocation_match_the_tf_keras_twin(run):
@@ -511,11 +612,24 @@ def test_bad_input_is_refused_with_a_message_naming_it():
         PruningCallback(cubic_schedule, allocation="sensitivity")
     with pytest.raises(TypeError, match="Argument `layers` must be a list of layer names"):
         PruningCallback(cubic_schedule, layers="hidden")
+    half = schedules.CubicSparsity(0.0, 0.5, BEGIN, END)
+    for kwargs, message in [
+        ({"sparsity_m_by_n": (4, 4)}, r"`sparsity_m_by_n` must be a pair of integers \(m, n\), 0 < m < n"),
+        ({"sparsity_m_by_n": (2, 4), "block_size": (2, 2)}, "`block_size` must be .1, 1. with sparsity_m_by_n"),
+        ({"sparsity_m_by_n": (2, 4), "allocation": "erk"}, "`allocation` must be 'uniform' with sparsity_m_by_n"),
+        ({"block_size": (0, 2)}, "`block_size` must be a pair of integers .rows, columns., each >= 1"),
+        ({"block_size": (2, 2), "block_pooling_type": "MIN"}, "`block_pooling_type` must be one of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            PruningCallback(half, **kwargs)
+    with pytest.raises(ValueError, match=r"peak sparsity is m/n = 0.5 .* this one peaks at 0.8"):
+        PruningCallback(cubic_schedule, sparsity_m_by_n=(2, 4))
     x, y = data(32)
     cases = [
         (build(), {"layers": ["nope"]}, ValueError, "Argument `layers` must be names of layers of the model"),
         (build(), {"layers": ["flatten"]}, ValueError, "Flatten 'flatten' has none"),
         (build(tf_keras), {}, TypeError, "Argument `model` must be a Keras 3 model"),
+        (build(), {"block_size": (2, 2)}, ValueError, r"2-D kernels .* \['conv'\] have kernels of other ranks"),
     ]
     for model, kwargs, error, message in cases:
         compile_(model)
@@ -537,12 +651,17 @@ def test_kth_largest_is_the_sorted_magnitudes_kth(dtype, values, share):
     assert float(kth_largest(magnitudes, tf.constant(k))) == expected
 
 
+BACKENDS = ["tensorflow", "jax", "torch"]
+
+
 @pytest.fixture(scope="module")
 def backend_runs(tmp_path_factory):
-    """The worker's pruned fit under each backend, in fresh processes (Keras picks its backend at import)."""
-    pytest.importorskip("jax")
+    """The worker's pruned fits under each backend installed, in fresh processes (Keras picks its backend
+    at import)."""
     runs = {}
-    for backend in ("tensorflow", "jax"):
+    for backend in BACKENDS:
+        if backend != "tensorflow" and importlib.util.find_spec(backend) is None:
+            continue
         out = tmp_path_factory.mktemp(backend) / "run.npz"
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
         worker = os.path.join(os.path.dirname(__file__), "_keras3_backend_worker.py")
@@ -552,12 +671,18 @@ def backend_runs(tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def run_on(backend_runs, backend):
+    if backend not in backend_runs:
+        pytest.skip(f"{backend} is not installed")
+    return backend_runs[backend]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_each_backend_prunes_by_tfmots_rule_at_every_event(backend_runs, backend):
     """At each of the eight events, each mask keeps exactly the magnitudes at least the k-th largest of
     the kernel the step started from (k = max(1, round(n (1 - s))), ties kept), computed here with a sort;
     after the last event the kernels keep the last masks' zeros."""
-    run = backend_runs[backend]
+    run = run_on(backend_runs, backend)
     assert run["steps"].tolist() == [1, 8, 15, 22, 29, 36, 43, 50]
     for i, sparsity in enumerate(run["sparsities"]):
         for name in ("conv", "hidden", "logits"):
@@ -578,10 +703,11 @@ def test_each_backend_prunes_by_tfmots_rule_at_every_event(backend_runs, backend
     np.testing.assert_allclose(run["recorded"], expected)
 
 
-def test_tensorflow_and_jax_give_the_same_masks_from_the_same_weights(backend_runs):
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_tensorflow_and_another_backend_give_the_same_masks_from_the_same_weights(backend_runs, backend):
     """Same weights, batches and schedule: the first event's masks are equal on both backends, and every
     later mask equal wherever the two kernels (trained apart by each backend's float rounding) order alike."""
-    tf_run, jax_run = backend_runs["tensorflow"], backend_runs["jax"]
+    tf_run, jax_run = backend_runs["tensorflow"], run_on(backend_runs, backend)
     assert tf_run["steps"].tolist() == jax_run["steps"].tolist()
     np.testing.assert_array_equal(tf_run["sparsities"], jax_run["sparsities"])
     for name in ("conv", "hidden", "logits"):
@@ -593,6 +719,28 @@ def test_tensorflow_and_jax_give_the_same_masks_from_the_same_weights(backend_ru
                 np.testing.assert_array_equal(tf_run[f"mask_{i}_{name}"], jax_run[f"mask_{i}_{name}"])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_backend_prunes_2_4_by_the_gradual_rule_and_both_agree(backend_runs, backend):
+    """The 2:4 run: at every event each mask is the documented rule on the kernel the step started from;
+    the last masks are tfmot's 2:4 masks; each backend's masks equal TensorFlow's where the kernels order
+    alike."""
+    run, reference = run_on(backend_runs, backend), backend_runs["tensorflow"]
+    assert run["2:4_steps"].tolist() == EVENTS
+    for i, sparsity in enumerate(run["2:4_sparsities"]):
+        for name in ("conv", "hidden", "logits"):
+            before = run[f"2:4_before_{i}_{name}"]
+            mask = run[f"2:4_mask_{i}_{name}"]
+            np.testing.assert_array_equal(mask, gradual_m_by_n(before, float(sparsity), 2, 4), err_msg=f"{i} {name}")
+            same_order = np.array_equal(
+                *[np.argsort(r[f"2:4_before_{i}_{name}"], axis=None, kind="stable") for r in (run, reference)]
+            )
+            if same_order:
+                np.testing.assert_array_equal(mask, reference[f"2:4_mask_{i}_{name}"])
+    for name in ("hidden", "logits"):
+        assert pruning_utils.is_pruned_m_by_n(tf.constant(run[f"2:4_final_{name}"]), (2, 4)), name
+        assert np.mean(run[f"2:4_final_{name}"] == 0) == 0.5, name
+
+
 def test_a_backend_it_cannot_prune_with_is_refused_with_a_message():
     """Keras 3's NumPy backend (it cannot train): a fresh process, since Keras picks its backend at import."""
     code = (
@@ -602,7 +750,7 @@ def test_a_backend_it_cannot_prune_with_is_refused_with_a_message():
     )
     env = {**os.environ, "KERAS_BACKEND": "numpy", "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert "Argument `keras.backend.backend()` must be 'tensorflow' or 'jax' for PruningCallback" in done.stdout, (
-        done.stderr[-3000:]
-    )
+    assert (
+        "Argument `keras.backend.backend()` must be 'tensorflow', 'jax' or 'torch' for PruningCallback" in done.stdout
+    ), done.stderr[-3000:]
     assert "Received: keras.backend.backend()='numpy'" in done.stdout

@@ -54,6 +54,7 @@ LAYERS = {
         "rewinding",
         "compression",
         "keras3_masks",
+        "keras3_patterns",
         "keras3_jax",
         "keras3",
         "plotting",
