@@ -99,7 +99,23 @@ def _parser() -> argparse.ArgumentParser:
         help="build, prune, save and reload the model with Keras 3 (`import keras`) and "
         "schedules.keras3.PruningCallback instead of tf-keras and tfmot",
     )
-    demo.add_argument("--final-sparsity", type=float, default=0.9, help="final sparsity, in [0, 1) (default: 0.9)")
+    demo.add_argument(
+        "--backend",
+        choices=demo_keras3.BACKENDS,
+        default=None,
+        help="with --keras3: the Keras backend (default: KERAS_BACKEND, else tensorflow); the demo runs again in a "
+        "new process with KERAS_BACKEND set when it differs from this one's",
+    )
+    demo.add_argument(
+        "--pattern",
+        default=None,
+        metavar="M:N|RxC",
+        help="with --keras3: prune in a pattern, M:N for M zeros in every N weights along the inputs (the final "
+        "sparsity is then M/N), RxC for blocks of R rows by C columns of the Dense kernels (default: unstructured)",
+    )
+    demo.add_argument(
+        "--final-sparsity", type=float, default=None, help="final sparsity, in [0, 1) (default: 0.9, M/N with M:N)"
+    )
     demo.add_argument("--dense-epochs", type=int, default=10, help="epochs of dense training (default: 10)")
     demo.add_argument("--prune-epochs", type=int, default=15, help="epochs of pruning (default: 15)")
     demo.add_argument("--output-dir", default="demo-output", help="where files go (default: demo-output)")
@@ -219,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for bad options, 1 for the demo without scikit-learn)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the demo on another Keras backend
     command = args.command or "demo"
     try:  # validate every option first: a bad one ends in a one-line message and exit status 2
         job = _prepare(command, args)
@@ -233,7 +250,22 @@ def _prepare(command: str, args: argparse.Namespace):
     if command == "demo":
         if not demo.has_scikit_learn():  # one line saying what to install, exit status 1
             sys.exit(f"schedules demo {demo.NEEDS_SCIKIT_LEARN}")
-        final = v.check_sparsity("--final-sparsity", getattr(args, "final_sparsity", 0.9))
+        pattern = getattr(args, "pattern", None)
+        backend = getattr(args, "backend", None)
+        keras3 = getattr(args, "keras3", False)
+        for option, value in (("--pattern", pattern), ("--backend", backend)):
+            if value is not None and not keras3:
+                raise ValueError(f"{option} is for Keras 3 models: add --keras3")
+        pattern_args = demo_keras3.parse_pattern(pattern)
+        final = getattr(args, "final_sparsity", None)
+        if "sparsity_m_by_n" in pattern_args:
+            m, n = pattern_args["sparsity_m_by_n"]
+            if final is not None and final != m / n:
+                raise ValueError(f"--final-sparsity {final} with --pattern {pattern}: an M:N pattern prunes to M/N")
+            if getattr(args, "allocation", "uniform") != "uniform":
+                raise ValueError(f"--allocation uniform with --pattern {pattern}: every layer is pruned to M/N")
+            final = m / n
+        final = v.check_sparsity("--final-sparsity", 0.9 if final is None else final)
         dense_epochs, prune_epochs = (
             v.check_int(option, getattr(args, name, default), minimum=1, maximum=10_000)
             for option, name, default in (
@@ -255,10 +287,12 @@ def _prepare(command: str, args: argparse.Namespace):
             "seed": getattr(args, "seed", 0),
             "verbose": 0 if getattr(args, "quiet", False) else 1,
         }
-        if getattr(args, "keras3", False):
+        if keras3:
             if rewind_step is not None:
                 raise ValueError("--rewind-step is for tf-keras models (WeightRewinding); leave it out with --keras3")
-            return lambda: demo_keras3.run_keras3_demo(spec, **options)
+            if backend is not None and backend != demo_keras3.keras.backend.backend():
+                return demo_keras3.rerun_with_backend(backend, args.argv)
+            return lambda: demo_keras3.run_keras3_demo(spec, pattern=pattern_args, **options)
         return lambda: demo.run_demo(spec, rewind_step=rewind_step, **options)
     if command == "plot":
         return _prepare_plot(args)

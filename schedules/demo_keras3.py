@@ -12,9 +12,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -24,7 +29,46 @@ from schedules.demo import LEARNING_RATE, DemoResult, allocate_for, prepare, tra
 from schedules.keras3 import PruningCallback
 from schedules.plotting import plot_record, save_figure
 
-__all__ = ["run_keras3_demo"]
+__all__ = ["BACKENDS", "parse_pattern", "rerun_with_backend", "run_keras3_demo"]
+
+#: The backends the demo runs on (those `PruningCallback` prunes with).
+BACKENDS = ("tensorflow", "jax")
+
+
+def parse_pattern(text: str | None) -> dict[str, Any]:
+    """`PruningCallback`'s pattern arguments for `--pattern`: `"M:N"`, `"RxC"`, or None for unstructured.
+
+    >>> parse_pattern("2:4"), parse_pattern("4x1"), parse_pattern(None)
+    ({'sparsity_m_by_n': (2, 4)}, {'block_size': (4, 1)}, {})
+    """
+    if text is None:
+        return {}
+    found = re.fullmatch(r"(\d+)([:x])(\d+)", text.strip())
+    if found is None:
+        raise ValueError(f"--pattern must be M:N (2:4) or RxC (4x1); received {text!r}")
+    first, kind, second = int(found[1]), found[2], int(found[3])
+    if kind == ":":
+        if not 0 < first < second:
+            raise ValueError(f"--pattern M:N needs 0 < M < N (M zeros in every N weights); received {text!r}")
+        return {"sparsity_m_by_n": (first, second)}
+    if first < 1 or second < 1:
+        raise ValueError(f"--pattern RxC needs blocks of at least 1x1; received {text!r}")
+    return {"block_size": (first, second)}
+
+
+def rerun_with_backend(backend: str, argv: Sequence[str]) -> Callable[[], None]:
+    """The demo's job when it must run on another Keras backend: the same command in a new process with
+    `KERAS_BACKEND` set (Keras picks its backend once, when it is first imported)."""
+    if importlib.util.find_spec(backend) is None:
+        raise ValueError(f"--backend {backend} needs the {backend} package: pip install {backend}")
+
+    def job() -> None:
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        done = subprocess.run([sys.executable, "-m", "schedules", *argv], env=env, check=False)
+        if done.returncode:
+            sys.exit(done.returncode)
+
+    return job
 
 
 def run_keras3_demo(
@@ -38,6 +82,7 @@ def run_keras3_demo(
     output_dir: str | os.PathLike = "demo-output",
     seed: int = 0,
     verbose: int = 1,
+    pattern: dict[str, Any] | None = None,
     print_fn: Callable[[str], None] = print,
 ) -> DemoResult:
     """Runs the Keras 3 demo; see the module docstring. Returns what it measured."""
@@ -56,7 +101,16 @@ def run_keras3_demo(
     print_fn(str(shares))
     # A fresh optimizer: step 1.
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=loss, metrics=["accuracy"])
-    pruning = PruningCallback(schedule, allocation=dict(shares))
+    pattern = dict(pattern or {})
+    if "sparsity_m_by_n" in pattern:  # every layer at M/N: no allocation
+        pruning = PruningCallback(schedule, **pattern)
+    elif "block_size" in pattern:  # blocks of the 2-D kernels: the Dense layers
+        dense = [layer.name for layer in model.layers if len(getattr(layer, "kernel", np.zeros(())).shape) == 2]
+        pruning = PruningCallback(schedule, allocation=dict(shares), layers=dense, **pattern)
+    else:
+        pruning = PruningCallback(schedule, allocation=dict(shares))
+    if pattern:
+        print_fn(f"Pattern: {pattern}, on the layers {sorted(pruning.layers or shares)}")
     recorder = PruningRecorder(output / "sparsity.csv")
     model.fit(
         x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=verbose, callbacks=[pruning, recorder]

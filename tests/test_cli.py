@@ -74,6 +74,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--schedule", "cubic:power=2"], "Schedule family 'cubic' (CubicSparsity) takes no parameter 'power'"),
         (["demo", "--rewind-step", "-1"], "`--rewind-step` must be an integer in [0,"),
         (["demo", "--keras3", "--rewind-step", "3"], "--rewind-step is for tf-keras models (WeightRewinding)"),
+        (["demo", "--pattern", "2:4"], "--pattern is for Keras 3 models: add --keras3"),
+        (["demo", "--backend", "jax"], "--backend is for Keras 3 models: add --keras3"),
+        (["demo", "--keras3", "--pattern", "2-4"], "--pattern must be M:N (2:4) or RxC (4x1); received '2-4'"),
+        (["demo", "--keras3", "--pattern", "4:4"], "--pattern M:N needs 0 < M < N"),
+        (["demo", "--keras3", "--pattern", "0x2"], "--pattern RxC needs blocks of at least 1x1"),
+        (["demo", "--keras3", "--pattern", "1:3", "--final-sparsity", "0.5"], "an M:N pattern prunes to M/N"),
+        (["demo", "--keras3", "--pattern", "2:4", "--allocation", "erk"], "--allocation uniform with --pattern 2:4"),
         (
             ["report", "missing.keras"],
             "Argument `MODEL` must be a saved model. Received: MODEL='missing.keras' (no such file)",
@@ -291,6 +298,25 @@ def test_demo_on_keras3_runs_end_to_end(tmp_path, capsys):
     assert "Largest difference between trained and reloaded predictions: 0.00e+00" in lines
     assert (out / "sparsity-keras3.png").read_bytes().startswith(PNG_SIGNATURE)
     assert len((out / "sparsity.csv").read_text().splitlines()) > 20
+
+
+def test_demo_on_keras3_takes_a_backend_and_a_pattern(tmp_path, capfd):
+    """`--backend jax` runs the demo again in a new process under JAX; `--pattern 2:4` prunes every layer to
+    2:4 (the first convolution, with one input channel, has no group of 4 and keeps every weight)."""
+    pytest.importorskip("jax")
+    out = tmp_path / "demo"
+    argv = ["demo", "--keras3", "--backend", "jax", "--pattern", "2:4", "--dense-epochs", "1", "--prune-epochs", "1"]
+    assert main([*argv, "--quiet", "--output-dir", str(out)]) == 0
+    lines = capfd.readouterr().out.splitlines()
+    assert any(line.startswith("Keras 3.") and "(jax backend), no tfmot." in line for line in lines), lines
+    report = lines[lines.index("Weights per layer (zeros counted in the kernels):") + 2 :][:4]
+    assert [(row.split()[0], float(row.split()[-1])) for row in report] == [
+        ("conv1", 0.0),
+        ("conv2", 0.5),
+        ("dense", 0.5),
+        ("logits", 0.5),
+    ]
+    assert "Largest difference between trained and reloaded predictions: 0.00e+00" in lines
 
 
 def test_report_refuses_a_file_that_is_no_pruned_model(tmp_path, capsys):
