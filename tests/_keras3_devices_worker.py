@@ -11,11 +11,13 @@
 The backend worker's small CNN (`build`), `CubicSparsity(0.0, 0.8, 1, 30, frequency=5)`, 48 steps of
 global batches of 16. After every step a probe reads each pruned layer's mask on every replica (its
 bytes as SHA-1 digests, and its kept count). `OUT.json`: the devices, per step the masks' digests and
-counts per replica, the pruning steps, and each layer's final kernel size and count of non-zeros.
+counts per replica, the pruning steps, and each layer's final kernel size and count of non-zeros; then the
+same for 2:4 masks ramped to 0.5 on a fresh model (`2:4 steps`, and `2:4 final`: the final kernels).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -82,15 +84,24 @@ def main(mode: str, out: str) -> None:
     pruning = PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 30, frequency=5))
     probe = Probe(pruning)
     model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[pruning, probe])
-    final = {}
+    # Then 2:4 (a cubic ramp to 0.5) on a fresh model of the same scope: the pattern's NumPy mask update.
+    with strategy.scope() if mode == "mirrored" else contextlib.nullcontext():
+        patterned = build()
+    two_four = PruningCallback(schedules.CubicSparsity(0.0, 0.5, 1, 30, frequency=5), sparsity_m_by_n=(2, 4))
+    two_four_probe = Probe(two_four)
+    patterned.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[two_four, two_four_probe])
+    final, two_four_final = {}, {}
     for name in LAYERS:
         kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
         final[name] = {"size": int(kernel.size), "nonzero": int(np.count_nonzero(kernel))}
+        two_four_final[name] = keras.ops.convert_to_numpy(patterned.get_layer(name).kernel).tolist()
     report = {
         "devices": devices,
         "steps": probe.steps,
         "events": sorted({step for step, _, _ in pruning.events}),
         "final": final,
+        "2:4 steps": two_four_probe.steps,
+        "2:4 final": two_four_final,
     }
     with open(out, "w", encoding="utf-8") as f:
         json.dump(report, f)

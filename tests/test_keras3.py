@@ -412,6 +412,14 @@ def test_every_replica_of_two_devices_holds_the_same_masks(mode, tmp_path):
     assert report["events"] == events
     for name, final in report["final"].items():
         assert final["nonzero"] == kept(0.8, final["size"]), name
+    # 2:4 on two devices: the replicas agree after every step, and the final kernels are tfmot's 2:4.
+    assert len(report["2:4 steps"]) == 48
+    for step, row in enumerate(report["2:4 steps"], start=1):
+        for name, masks in row.items():
+            assert len(set(masks["digests"])) == 1 and len(masks["digests"]) == 2, (step, name)
+    for name in ("hidden", "logits"):
+        kernel = np.array(report["2:4 final"][name], np.float32)
+        assert pruning_utils.is_pruned_m_by_n(tf.constant(kernel), (2, 4)) and np.mean(kernel == 0) == 0.5, name
 
 
 def test_a_second_fit_with_the_same_callback_reuses_its_masks_and_its_traced_step():
