@@ -1,9 +1,11 @@
-"""Weight rewinding for lottery tickets: `WeightRewinding`, a Keras callback used beside tfmot's pruning.
+"""Weight rewinding for lottery tickets: `WeightRewinding`, a Keras callback used beside the pruning.
 
 Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et
 al. 2020, "Linear Mode Connectivity and the Lottery Ticket Hypothesis"): after
 each pruning round the surviving weights go back to their values from early in
-training, and the pruned ones stay zero.
+training, and the pruned ones stay zero. One callback for both paths: a tf-keras
+model pruned by tfmot's wrappers, or a Keras 3 model pruned by
+`schedules.keras3.PruningCallback` in the same `fit`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import keras
 import numpy as np
 import tf_keras
 
 from schedules import _validation as v
 from schedules.evaluation import EventLookup
 from schedules.inspection import pruned_layers
+from schedules.keras3 import PruningCallback, pruning_of
+from schedules.keras3_layers import is_keras3_model
+from schedules.keras3_masks import saved_masks
 from schedules.plan import pruning_events
 
 __all__ = ["WeightRewinding", "check_rewind_step"]
@@ -86,12 +92,29 @@ class WeightRewinding(tf_keras.callbacks.Callback):
     written there (NumPy `.npz`) the moment they are recorded, and read back
     when a run starts past `rewind_step`.
 
+    On a Keras 3 model it rewinds what a `schedules.keras3.PruningCallback`
+    prunes in the same `fit` (pass both, in either order), by the same rule and
+    steps: the optimizer's `iterations` (the first batch is step 1), and a
+    rewind at the end of a step whose pruning (applied by that callback just
+    before the step) changed a mask. The weights are `model.weights`
+    (trainable and not: kernels, biases, normalization statistics; not the
+    random seeds), and `reset_optimizer` sets every optimizer variable but
+    `iterations` and the learning rate to a new optimizer's. Under JAX, where
+    `fit` trains a copy of the variables, it syncs that copy into them before
+    reading them and has `fit` read them back after a rewind.
+
+    ```python
+    pruning = schedules.keras3.PruningCallback(schedule)
+    model.fit(x, y, epochs=..., callbacks=[pruning, schedules.WeightRewinding(100)])
+    ```
+
     Args:
       rewind_step: the step whose weights are the rewind point, an integer
         >= 0 before the first pruning step of every pruned layer (checked at
-        the start of `fit`).
+        the start of `fit`; on a Keras 3 model, at its first batch).
       reset_optimizer: reset the optimizer's slot variables at each rewind
-        (needs a `tf_keras.optimizers.Optimizer`, not a legacy one).
+        (on tf-keras, needs a `tf_keras.optimizers.Optimizer`, not a legacy
+        one).
       filepath: where to keep the recorded weights (`.npz`), or None (kept
         in memory only: a resumed run cannot rewind).
 
@@ -124,17 +147,29 @@ class WeightRewinding(tf_keras.callbacks.Callback):
     # --- Keras hooks -------------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None) -> None:
-        self._layers = pruned_layers(self.model, built=True)
-        if not self._layers:
-            raise v.invalid(
-                "model", "a built model pruned with prune_low_magnitude, for WeightRewinding", self.model.name
-            )
+        self._keras3 = is_keras3_model(self.model)
+        if self._keras3:
+            self._before = self._keras3_before()
+        else:
+            self._layers = pruned_layers(self.model, built=True)
+            if not self._layers:
+                raise v.invalid(
+                    "model",
+                    "a built model pruned with prune_low_magnitude (or a Keras 3 model with a "
+                    "schedules.keras3.PruningCallback in the same fit), for WeightRewinding",
+                    self.model.name,
+                )
         if self.reset_optimizer:
-            _check_optimizer(self.model.optimizer)
+            _check_optimizer(self.model.optimizer, keras3=self._keras3)
         if self.filepath is not None and not os.path.isdir(os.path.dirname(os.path.abspath(self.filepath))):
             raise v.invalid("filepath", "a path in an existing directory", self.filepath)
-        self._check_first_event()
+        if not self._keras3:
+            self._check_first_event()
         self._started = False  # the rest waits for the first batch: other callbacks may restore the model first
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        if getattr(self, "_keras3", False):  # the steps done, read when and as the PruningCallback reads them
+            self._done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
         if self._started:
@@ -142,24 +177,27 @@ class WeightRewinding(tf_keras.callbacks.Callback):
         self._started = True
         if getattr(self, "_model_id", None) != id(self.model):  # a new model: nothing of the last one's holds
             self.recorded, self.rewinds, self._model_id = None, [], id(self.model)
-        self._variables, self._masks = _rewound_variables(self.model, self._layers)
-        self._lookups = {id(layer): EventLookup(layer.pruning_schedule) for layer in self._layers}
-        step = max(int(self._layers[0].pruning_step.numpy()), 0)  # -1: UpdatePruningStep has not set it yet
-        self._last_step = step
-        self._previous = self._mask_values()
+        values = None  # the weights the run starts from, when they can no longer be read from the model
+        if self._keras3:
+            step, values = self._keras3_start()
+        else:
+            self._variables, self._masks = _rewound_variables(self.model, self._layers)
+            self._lookups = {id(layer): EventLookup(layer.pruning_schedule) for layer in self._layers}
+            step = max(int(self._layers[0].pruning_step.numpy()), 0)  # -1: UpdatePruningStep has not set it yet
+            self._last_step = step
+            self._previous = self._mask_values()
         if step < self.rewind_step:  # a run from (before) the rewind point: it records anew
             self.recorded = None
         elif step == self.rewind_step:
-            self._record(step)
+            self._record(step, values)
         elif self.recorded is None:
             self._load(step)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        step = int(self._layers[0].pruning_step.numpy())
-        if step == self._last_step:  # nothing ran
+        ran = self._ran()  # several steps with steps_per_execution > 1
+        if not ran:  # nothing ran
             return
-        ran = range(self._last_step + 1, step + 1)  # several steps with steps_per_execution > 1
-        self._last_step = step
+        step = ran[-1]
         if self.recorded is None and self.rewind_step in ran:
             if step != self.rewind_step:
                 n = len(ran)
@@ -171,9 +209,7 @@ class WeightRewinding(tf_keras.callbacks.Callback):
                 )
             self._record(step)
             return
-        if step <= self.rewind_step:
-            return
-        if not any(self._lookups[id(layer)](t)[0] for layer in self._layers for t in ran):
+        if step <= self.rewind_step or not self._pruned(ran):
             return
         masks = self._mask_values()
         if all(np.array_equal(a, b) for a, b in zip(masks, self._previous, strict=True)):
@@ -181,20 +217,85 @@ class WeightRewinding(tf_keras.callbacks.Callback):
         self._previous = masks
         self._rewind(step, masks)
 
-    # --- the work ----------------------------------------------------------------------------------
+    # --- the two kinds of model --------------------------------------------------------------------
+
+    def _keras3_before(self) -> tuple[PruningCallback, list[np.ndarray], list[np.ndarray] | None] | None:
+        """What a Keras 3 run starts from, if a PruningCallback came before this one in `callbacks`.
+
+        That one has begun its `fit` already; at the first batch it will have pruned that batch's steps
+        before this callback sees them, so the masks (and the weights, if they are to be recorded) are
+        kept now. Otherwise (None, or the callback of a fit that stopped with an exception) this callback reads
+        them at the first batch.
+        """
+        pruning = pruning_of(self.model)
+        if pruning is None:
+            return None
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        weights = _values(self.model, self.model.weights) if done == self.rewind_step else None
+        return pruning, _keras3_masks(pruning), weights
+
+    def _keras3_start(self) -> tuple[int, list[np.ndarray] | None]:
+        """At the first batch of a Keras 3 run: the PruningCallback's layers; the step and the weights, if known
+        only from `_keras3_before`."""
+        pruning = pruning_of(self.model)
+        if pruning is None:
+            raise v.invalid(
+                "model",
+                "a Keras 3 model pruned by a schedules.keras3.PruningCallback in the same fit, for WeightRewinding",
+                self.model.name,
+            )
+        for name, schedule in pruning.schedules.items():
+            check_rewind_step(self.rewind_step, schedule, where=f"layer {name!r}")
+        kernels = [kernel for ks in pruning.kernels.values() for kernel in ks]
+        index = {id(kernel): i for i, kernel in enumerate(kernels)}  # each kernel's place among the masks
+        self._variables = [(w, index.get(id(w))) for w in self.model.weights]
+        assert len({i for _, i in self._variables if i is not None}) == len(kernels), "a pruned kernel is a weight"
+        self._pruning, self._seen = pruning, 0
+        self._per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        before, values = self._before, None
+        if pruning.events and before is not None and before[0] is pruning:  # it has pruned this batch already
+            _, self._previous, values = before
+        else:
+            self._previous = self._mask_values()
+        return self._done, values
+
+    def _ran(self) -> range:
+        """The steps the execution that just ended ran (none: nothing ran)."""
+        if self._keras3:  # counted as the PruningCallback counts them
+            first = self._done + 1
+            self._done += self._per_execution
+            events = len(self._pruning.events)
+            self._pruned_now, self._seen = events > self._seen, events
+            return range(first, self._done + 1)
+        step = int(self._layers[0].pruning_step.numpy())
+        ran = range(self._last_step + 1, step + 1)
+        self._last_step = step
+        return ran
+
+    def _pruned(self, ran: range) -> bool:
+        """Whether a pruned layer's schedule pruned at one of the steps `ran`."""
+        if self._keras3:
+            return self._pruned_now  # its PruningCallback pruned before this execution
+        return any(self._lookups[id(layer)](t)[0] for layer in self._layers for t in ran)
+
+    def _mask_values(self) -> list[np.ndarray]:
+        if self._keras3:
+            return _keras3_masks(self._pruning)
+        return [mask.numpy() for mask in self._masks]
 
     def _check_first_event(self) -> None:
         """A rewind point at or after a pruning event would record pruned weights: refused."""
         for layer in self._layers:
             check_rewind_step(self.rewind_step, layer.pruning_schedule, where=f"layer {layer.name!r}")
 
-    def _mask_values(self) -> list[np.ndarray]:
-        return [mask.numpy() for mask in self._masks]
+    # --- the work ----------------------------------------------------------------------------------
 
-    def _record(self, step: int) -> None:
-        self.recorded = [variable.numpy() for variable, _ in self._variables]
+    def _record(self, step: int, values: list[np.ndarray] | None = None) -> None:
+        """Records the weights (`values`, or else the model's now), and writes them to `filepath`."""
+        variables = [variable for variable, _ in self._variables]
+        self.recorded = values if values is not None else _values(self.model, variables)
         if self.filepath is not None:
-            names = np.array([variable.name for variable, _ in self._variables])
+            names = np.array([variable.path if self._keras3 else variable.name for variable in variables])
             temporary = self.filepath + ".tmp.npz"
             np.savez(temporary, *self.recorded, step=step, names=names)
             os.replace(temporary, self.filepath)
@@ -221,20 +322,25 @@ class WeightRewinding(tf_keras.callbacks.Callback):
         self.recorded = arrays
 
     def _rewind(self, step: int, masks: list[np.ndarray]) -> None:
-        """Every recorded weight back, a pruned one times `masks` (the values of `self._masks`, in order)."""
+        """Every recorded weight back, a pruned one times its mask (`masks`: the values of the masks, in order)."""
         assert self.recorded is not None, "rewinding after rewind_step: recorded then, or loaded at the start of fit"
-        mask_values = iter(masks)
-        values = []
-        for (variable, mask), recorded in zip(self._variables, self.recorded, strict=True):
-            values.append((variable, recorded if mask is None else recorded * next(mask_values)))
-        tf_keras.backend.batch_set_value(values)
-        if self.reset_optimizer:
-            _reset_slots(self.model.optimizer, self.model.trainable_variables)
+        values = [
+            (variable, recorded if i is None else recorded * masks[i])
+            for (variable, i), recorded in zip(self._variables, self.recorded, strict=True)
+        ]
+        if self._keras3:
+            if self.reset_optimizer:
+                values += _keras3_fresh_slots(self.model)
+            _keras3_assign(self.model, values)
+        else:
+            tf_keras.backend.batch_set_value(values)
+            if self.reset_optimizer:
+                _reset_slots(self.model.optimizer, self.model.trainable_variables)
         self.rewinds.append(step)
 
 
-def _rewound_variables(model: tf_keras.Model, layers: list) -> tuple[list[tuple[Any, Any]], list]:
-    """Every variable of `model` but the wrappers' own, each with its mask (or None); and the masks."""
+def _rewound_variables(model: tf_keras.Model, layers: list) -> tuple[list[tuple[Any, int | None]], list]:
+    """Every variable of `model` but the wrappers' own, each with the index of its mask (or None); and the masks."""
     mask_of = {}
     own = set()
     for layer in layers:
@@ -242,18 +348,25 @@ def _rewound_variables(model: tf_keras.Model, layers: list) -> tuple[list[tuple[
             mask_of[weight.ref()] = mask
             own.update({mask.ref(), threshold.ref()})
         own.add(layer.pruning_step.ref())
-    variables = [(w, mask_of.get(w.ref())) for w in model.weights if w.ref() not in own]
-    masks = [mask for _, mask in variables if mask is not None]
+    variables: list[tuple[Any, int | None]] = []
+    masks: list[Any] = []
+    for w in model.weights:
+        if w.ref() in own:
+            continue
+        mask = mask_of.get(w.ref())
+        variables.append((w, None if mask is None else len(masks)))
+        if mask is not None:
+            masks.append(mask)
     return variables, masks
 
 
-def _check_optimizer(optimizer) -> None:
-    """Refuses, before training, an optimizer `_reset_slots` cannot renew."""
+def _check_optimizer(optimizer, *, keras3: bool) -> None:
+    """Refuses, before training, an optimizer `_reset_slots` (`_keras3_fresh_slots`) cannot renew."""
     requirement = (
         "False with a legacy or foreign optimizer (resetting needs a tf_keras.optimizers.Optimizer, "
         f"such as tf_keras.optimizers.Adam; the model has {type(optimizer).__name__})"
     )
-    if not isinstance(optimizer, tf_keras.optimizers.Optimizer):
+    if not keras3 and not isinstance(optimizer, tf_keras.optimizers.Optimizer):
         raise v.invalid("reset_optimizer", requirement, True, TypeError)
     try:
         type(optimizer).from_config(optimizer.get_config())
@@ -287,3 +400,66 @@ def _slot_key(variable, optimizer_name: str) -> tuple:
     """A slot variable's name without the optimizer's name in front, and its shape."""
     name = variable.name
     return name.removeprefix(optimizer_name + "/"), tuple(variable.shape)
+
+
+# --- Keras 3 ---------------------------------------------------------------------------------------
+
+#: The names Keras 3's optimizers give their step count and learning rate (a wrapped optimizer's too):
+#: the variables a rewind leaves as they are.
+_NOT_SLOTS = ("iteration", "learning_rate")
+
+
+def _jax() -> bool:
+    return keras.backend.backend() == "jax"
+
+
+def _values(model: keras.Model, variables: list) -> list[np.ndarray]:
+    """Copies of the values of `variables` (under JAX, in the middle of `fit`, the trainer's state first)."""
+    if is_keras3_model(model):
+        if _jax():
+            model.jax_state_sync()
+        return [np.array(keras.ops.convert_to_numpy(variable)) for variable in variables]
+    return [variable.numpy() for variable in variables]
+
+
+def _keras3_masks(pruning: PruningCallback) -> list[np.ndarray]:
+    """The masks of a PruningCallback, in the order of its kernels."""
+    masks = pruning.masks  # (syncs the trainer's state under JAX)
+    return [mask for name in pruning.kernels for mask in masks[name]]
+
+
+def _keras3_fresh_slots(model: keras.Model) -> list[tuple[keras.Variable, np.ndarray]]:
+    """Each of the optimizer's variables but `_NOT_SLOTS`, with its value in a new optimizer of the same config
+    (zeros for most; Adagrad's accumulators start at `initial_accumulator_value`)."""
+    optimizer = model.optimizer
+    if not optimizer.built:  # nothing to reset
+        return []
+    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh.build(model.trainable_variables)
+    saved = saved_masks(model)  # under JAX, the PruningCallback's masks ride with the optimizer's variables
+    masks = {id(mask) for ms in saved.masks.values() for mask in ms} if saved is not None else set()
+    old = [w for w in optimizer.variables if w.name not in _NOT_SLOTS and id(w) not in masks]
+    new = [w for w in fresh.variables if w.name not in _NOT_SLOTS]
+    if [(w.name, tuple(w.shape)) for w in old] != [(w.name, tuple(w.shape)) for w in new]:
+        raise RuntimeError(
+            f"WeightRewinding cannot match the slot variables of {type(optimizer).__name__} with a new one's: "
+            "pass reset_optimizer=False"
+        )
+    return [(w, np.array(keras.ops.convert_to_numpy(n))) for w, n in zip(old, new, strict=True)]
+
+
+def _keras3_assign(model: keras.Model, values: list[tuple[Any, np.ndarray]]) -> None:
+    """Sets variables of a Keras 3 model between two steps of `fit`.
+
+    Under JAX `fit` holds the values in its own state: synced into the variables first (so that the others
+    are not lost), then read back from them before the next step.
+    """
+    if _jax():
+        model.jax_state_sync()
+    for variable, value in values:
+        variable.assign(value)
+    if _jax() and hasattr(model, "_jax_state_synced"):
+        # Private (Keras 3.15's JAX trainer; `keras3_jax.updater` sets it too): `fit` reads its state back from
+        # the variables before the next step when it is True. `jax_state_sync` above has set it whenever `fit`
+        # had a state to sync: set again in case a later Keras does not.
+        model._jax_state_synced = True

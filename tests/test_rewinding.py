@@ -1,4 +1,5 @@
-"""Weight rewinding (`schedules.WeightRewinding`) in real tf-keras `fit`s with tfmot's pruning.
+"""Weight rewinding (`schedules.WeightRewinding`) in real `fit`s: tf-keras models with tfmot's pruning,
+and their Keras 3 twins with `schedules.keras3.PruningCallback` (the `framework` parameter).
 
 The reference values are captured independently: a probe callback after the rewinding
 copies every weight, mask and optimizer slot at the end of every step, and the expected
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
@@ -16,10 +18,17 @@ import tf_keras
 
 import schedules
 from schedules import CubicSparsity, StepSparsity, WeightRewinding
+from schedules.keras3 import PruningCallback, pruning_of
 
 STEPS_PER_EPOCH = 8
 #: Three geometric stairs (20% of the survivors each) at steps 6, 11 and 16 of a 24-step run.
 STAIRS = StepSparsity.uniform(0.0, 1 - 0.8**3, 6, 16, num_stages=3, spacing="geometric")
+#: Half of each kernel pruned at step 1, and again (the same mask) every 5 steps.
+AT_ONCE = tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=1, frequency=5)
+#: The model's pruning: tfmot's wrappers on tf-keras, `schedules.keras3.PruningCallback` on Keras 3.
+FRAMEWORKS = {"tf_keras": tf_keras, "keras3": keras}
+#: The names Keras 3's optimizers give the variables that are not slots.
+NOT_SLOTS = ("iteration", "learning_rate")
 
 
 def data():
@@ -29,24 +38,33 @@ def data():
     return x, y
 
 
-def build(schedule, optimizer=None, steps_per_execution=1) -> tf_keras.Model:
-    """Two pruned Dense layers and one left dense, compiled with Adam."""
-    tf_keras.utils.set_random_seed(0)
-    prune = tfmot.sparsity.keras.prune_low_magnitude
-    model = tf_keras.Sequential(
+def build(schedule, optimizer=None, steps_per_execution=1, framework="tf_keras"):
+    """Two pruned Dense layers and one left dense, compiled with Adam. On Keras 3 the layers are plain:
+    `train` prunes the first two with a `PruningCallback`."""
+    module = FRAMEWORKS[framework]
+    module.utils.set_random_seed(0)
+    prune = tfmot.sparsity.keras.prune_low_magnitude if module is tf_keras else (lambda layer, **_: layer)
+    model = module.Sequential(
         [
-            tf_keras.layers.Input((8,)),
-            prune(tf_keras.layers.Dense(16, activation="relu", name="hidden"), pruning_schedule=schedule),
-            prune(tf_keras.layers.Dense(16, activation="relu", name="hidden2"), pruning_schedule=schedule),
-            tf_keras.layers.Dense(4, name="out"),
+            module.layers.Input((8,)),
+            prune(module.layers.Dense(16, activation="relu", name="hidden"), pruning_schedule=schedule),
+            prune(module.layers.Dense(16, activation="relu", name="hidden2"), pruning_schedule=schedule),
+            module.layers.Dense(4, name="out"),
         ]
     )
     model.compile(
-        optimizer or tf_keras.optimizers.Adam(1e-2),
-        tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer or module.optimizers.Adam(1e-2),
+        module.losses.SparseCategoricalCrossentropy(from_logits=True),
         steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def key(weight) -> str:
+    """A weight's name, the same in a model and its twin: `hidden/kernel` (a tf-keras variable's name, without
+    the wrapper's prefix; a Keras 3 variable's path without the model's name)."""
+    name = "/".join(weight.path.split("/")[-2:]) if isinstance(weight, keras.Variable) else weight.name
+    return name.removeprefix("prune_low_magnitude_").removesuffix(":0")
 
 
 class Probe(tf_keras.callbacks.Callback):
@@ -57,12 +75,16 @@ class Probe(tf_keras.callbacks.Callback):
         self.states: dict[int, dict] = {}
 
     def _capture(self, step):
-        pruned = [layer for layer in self.model.layers if hasattr(layer, "pruning_vars")]
-        self.states[step] = {
-            "weights": {w.name: w.numpy() for w in self.model.weights if "mask" not in w.name},
-            "masks": {layer.layer.name: layer.pruning_vars[0][1].numpy() for layer in pruned},
-            "slots": [w.numpy() for w in self.model.optimizer.variables if w is not self.model.optimizer.iterations],
-        }
+        optimizer = self.model.optimizer
+        if isinstance(self.model, keras.Model):
+            masks = {name: masks[0] for name, masks in pruning_of(self.model).masks.items()}
+            slots = [w.numpy() for w in optimizer.variables if w.name not in NOT_SLOTS]
+        else:
+            pruned = [layer for layer in self.model.layers if hasattr(layer, "pruning_vars")]
+            masks = {layer.layer.name: layer.pruning_vars[0][1].numpy() for layer in pruned}
+            slots = [w.numpy() for w in optimizer.variables if w is not optimizer.iterations]
+        weights = {key(w): w.numpy() for w in self.model.weights if "mask" not in w.name}
+        self.states[step] = {"weights": weights, "masks": masks, "slots": slots}
 
     def on_train_begin(self, logs=None):
         self._capture(int(self.model.optimizer.iterations.numpy()))
@@ -84,9 +106,14 @@ def mask_changes(probe: Probe, after: int) -> list[int]:
     ]
 
 
-def train(model, rewinding, *, epochs, initial_epoch=0, rewinding_first=False):
+def train(model, rewinding, *, epochs, initial_epoch=0, rewinding_first=False, schedule=STAIRS):
+    """`fit` with the pruning (on Keras 3, a `PruningCallback` on `schedule`), `rewinding`, and a `Probe` last."""
     probe = Probe()
-    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(), rewinding]
+    if isinstance(model, keras.Model):
+        pruning = PruningCallback(schedule, layers=["hidden", "hidden2"])
+    else:
+        pruning = tfmot.sparsity.keras.UpdatePruningStep()
+    callbacks = [pruning, rewinding]
     if rewinding_first:
         callbacks.reverse()
     x, y = data()
@@ -103,6 +130,7 @@ def train(model, rewinding, *, epochs, initial_epoch=0, rewinding_first=False):
     return probe
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize(
     ("schedule", "rewind_step", "rewinding_first", "optimizer", "new_slots", "steps_per_execution", "expected_rewinds"),
     [
@@ -111,38 +139,42 @@ def train(model, rewinding, *, epochs, initial_epoch=0, rewinding_first=False):
         # At step 6 the cubic sparsity is 0: no mask change. Adagrad's accumulators start at 0.1. Callbacks
         # run after every 2 steps: the change at step 11 is rewound at the end of step 12.
         (CubicSparsity(0.0, 0.8, 6, 16, frequency=5), 2, False, "adagrad", 0.1, 2, [12, 16]),
+        # Pruned at the first step, by a PruningCallback that comes first (before this callback's first
+        # batch): the change is still seen. Pruned again at the same sparsity: the same masks, no rewind.
+        (AT_ONCE, 0, False, "adam", 0.0, 1, [1]),
     ],
     ids=[
         "stairs-rewind-to-0-adam",
         "stairs-rewind-to-4-callback-first-no-reset",
         "cubic-rewind-to-2-adagrad-2-steps-per-execution",
+        "pruned-at-step-1-rewind-to-0",
     ],
 )
 def test_every_mask_change_rewinds_kept_weights_to_step_k_and_pruned_ones_to_zero(
-    schedule, rewind_step, rewinding_first, optimizer, new_slots, steps_per_execution, expected_rewinds
+    schedule, rewind_step, rewinding_first, optimizer, new_slots, steps_per_execution, expected_rewinds, framework
 ):
+    module = FRAMEWORKS[framework]
     optimizers = {
-        "adam": tf_keras.optimizers.Adam(1e-2),
-        "sgd_momentum": tf_keras.optimizers.SGD(1e-2, momentum=0.9),
-        "adagrad": tf_keras.optimizers.Adagrad(0.1, initial_accumulator_value=0.1),
+        "adam": module.optimizers.Adam(1e-2),
+        "sgd_momentum": module.optimizers.SGD(1e-2, momentum=0.9),
+        "adagrad": module.optimizers.Adagrad(0.1, initial_accumulator_value=0.1),
     }
-    model = build(schedule, optimizers[optimizer], steps_per_execution)
+    model = build(schedule, optimizers[optimizer], steps_per_execution, framework)
     rewinding = WeightRewinding(rewind_step, reset_optimizer=new_slots is not None)
-    probe = train(model, rewinding, epochs=3, rewinding_first=rewinding_first)
+    probe = train(model, rewinding, epochs=3, rewinding_first=rewinding_first, schedule=schedule)
 
     reference = probe.states[rewind_step]["weights"]  # the weights at the end of step k, captured here
     changes = mask_changes(probe, rewind_step)
     assert changes == expected_rewinds
     assert rewinding.rewinds == changes
-    names = {"hidden": "hidden/kernel:0", "hidden2": "hidden2/kernel:0"}
     for t in changes:
         state = probe.states[t]
         for name, value in state["weights"].items():
-            if name.endswith(("threshold:0", "pruning_step:0")):
+            if name.endswith(("threshold", "pruning_step")):
                 continue
-            kernel_of = [layer for layer, kernel in names.items() if name.endswith(kernel)]
-            if kernel_of:
-                mask = state["masks"][kernel_of[0]]
+            layer = name.split("/")[-2]
+            if name.endswith("/kernel") and layer in state["masks"]:
+                mask = state["masks"][layer]
                 assert np.array_equal(value[mask == 1], reference[name][mask == 1]), (t, name)
                 assert np.all(value[mask == 0] == 0.0), (t, name)
                 assert 0 < mask.sum() < mask.size
@@ -154,24 +186,27 @@ def test_every_mask_change_rewinds_kept_weights_to_step_k_and_pruned_ones_to_zer
             assert state["slots"] and all(np.all(slot == np.float32(new_slots)) for slot in state["slots"]), t
         after = probe.states[t + 1]["weights"] if t + 1 in probe.states else None
         if after is not None:  # and training goes on from there
-            assert not np.array_equal(after["out/kernel:0"], reference["out/kernel:0"])
-    np.testing.assert_array_equal(rewinding.recorded[0], reference[model.weights[0].name])
+            assert not np.array_equal(after["out/kernel"], reference["out/kernel"])
+    assert int(model.optimizer.iterations.numpy()) == 3 * STEPS_PER_EPOCH  # the steps ran on through the rewinds
+    np.testing.assert_array_equal(rewinding.recorded[0], reference[key(model.weights[0])])
 
 
-def test_a_resumed_run_rewinds_to_the_recorded_weights(tmp_path):
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_resumed_run_rewinds_to_the_recorded_weights(tmp_path, framework):
     """Save after the first stair, reload, resume with a new callback reading the file: the same
     weights at the end as the uninterrupted run."""
     path = tmp_path / "rewind.npz"
-    whole = build(STAIRS)
+    whole = build(STAIRS, framework=framework)
     first_rewinding = WeightRewinding(4, filepath=path)
     train(whole, first_rewinding, epochs=3)
     assert first_rewinding.rewinds == [6, 11, 16]
 
-    first = build(STAIRS)
+    first = build(STAIRS, framework=framework)
     train(first, first_rewinding, epochs=1)  # the same callback on a new model starts afresh
     assert first_rewinding.rewinds == [6]
     first.save(tmp_path / "model.keras")
-    resumed = schedules.load_model(tmp_path / "model.keras")
+    load_model = schedules.keras3.load_model if framework == "keras3" else schedules.load_model
+    resumed = load_model(tmp_path / "model.keras")  # (on Keras 3, with the PruningCallback's masks)
     rewinding = WeightRewinding(4, filepath=path)
     train(resumed, rewinding, epochs=3, initial_epoch=1)
     assert rewinding.rewinds == [11, 16]
@@ -259,4 +294,14 @@ def test_wrong_use_is_refused_at_the_start_of_fit():
     dense = tf_keras.Sequential([tf_keras.layers.Input((8,)), tf_keras.layers.Dense(4)])
     dense.compile("adam", "mse")
     with pytest.raises(ValueError, match="Argument `model` must be a built model pruned with prune_low_magnitude"):
+        dense.fit(*data(), epochs=1, verbose=0, callbacks=[WeightRewinding()])
+
+
+def test_wrong_use_on_a_keras3_model_is_refused_at_its_first_batch():
+    """The PruningCallback chooses each layer's schedule when `fit` starts: checked at the first batch."""
+    first = r"\(layer 'hidden' prunes first at step 6: at most 5\)"
+    with pytest.raises(ValueError, match=r"Argument `rewind_step` must be before the first pruning step " + first):
+        train(build(STAIRS, framework="keras3"), WeightRewinding(6), epochs=1)
+    dense = build(STAIRS, framework="keras3")
+    with pytest.raises(ValueError, match=r"Argument `model` must be a Keras 3 model pruned by a schedules\.keras3\."):
         dense.fit(*data(), epochs=1, verbose=0, callbacks=[WeightRewinding()])
