@@ -9,6 +9,9 @@ callback keeps each kernel as the step starts; a probe after it keeps the masks 
 `OUT.npz` holds, per event `i` and layer, `before_<i>_<layer>` and `mask_<i>_<layer>`, the event's
 `steps` and `sparsities`, the final kernels, and what a `PruningRecorder` recorded (`recorded`: step,
 layer index, achieved sparsity per row).
+
+Then `rewinding_run`: the same CNN and weights with SGD and momentum, pruned on three stairs (steps 6, 11
+and 16) beside a `WeightRewinding(4)`, 32 steps; its arrays start with `rewind_` (see there).
 """
 
 from __future__ import annotations
@@ -89,11 +92,65 @@ def pruned_fit(pruning: PruningCallback, prefix: str = "") -> dict[str, np.ndarr
 
 
 def main(out: str) -> None:
-    """Unstructured to 0.8, and 2:4 (a cubic ramp to 0.5), with the same weights and batches."""
+    """Unstructured to 0.8, and 2:4 (a cubic ramp to 0.5), with the same weights and batches; then rewinding."""
     arrays = pruned_fit(PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 50, frequency=7)))
     two_four = PruningCallback(schedules.CubicSparsity(0.0, 0.5, 1, 50, frequency=7), sparsity_m_by_n=(2, 4))
     arrays.update(pruned_fit(two_four, "2:4_"))
+    arrays.update(rewinding_run())
     np.savez(out, **arrays)
+
+
+class Steps(keras.callbacks.Callback):
+    """After the rewinding: every weight, each layer's mask and the optimizer's slots at the end of every step."""
+
+    def __init__(self, pruning: PruningCallback) -> None:
+        super().__init__()
+        self.pruning, self.states = pruning, {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()
+        optimizer = self.model.optimizer
+        step = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        self.states[step] = {
+            "weights": [keras.ops.convert_to_numpy(w) for w in self.model.weights],
+            "masks": {name: masks[0] for name, masks in self.pruning.masks.items()},
+            # (under JAX the masks ride with the optimizer's variables during fit)
+            "slots": [
+                keras.ops.convert_to_numpy(w)
+                for w in optimizer.variables
+                if w.name not in ("iteration", "learning_rate", "mask")
+            ],
+        }
+
+
+def rewinding_run() -> dict[str, np.ndarray]:
+    """`rewind_steps` (the callback's), `rewind_names` (each weight's layer and name, in `model.weights`
+    order), `rewind_iterations` (the optimizer's at the end); at step 4 and at each rewind step `t`: each
+    weight, `rewind_<t>_<i>`; at each `t`, each layer's mask `rewind_mask_<t>_<layer>` and the largest
+    magnitude among the optimizer's slots `rewind_slots_<t>`; each weight at the end, `rewind_final_<i>`."""
+    model = build()
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), model.loss)
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.3)
+    x, y = rng.normal(size=(128, 6, 6, 1)).astype("float32"), rng.integers(0, 3, size=128)
+    pruning = PruningCallback(schedules.StepSparsity.uniform(0.0, 0.6, 6, 16, num_stages=3))
+    rewinding = schedules.WeightRewinding(4)
+    steps = Steps(pruning)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[pruning, rewinding, steps])
+    arrays = {
+        "rewind_steps": np.array(rewinding.rewinds),
+        "rewind_names": np.array(["/".join(w.path.split("/")[-2:]) for w in model.weights]),
+        "rewind_iterations": keras.ops.convert_to_numpy(model.optimizer.iterations),
+    }
+    for t in [4, *rewinding.rewinds]:
+        state = steps.states[t]
+        arrays.update({f"rewind_{t}_{i}": value for i, value in enumerate(state["weights"])})
+        arrays.update({f"rewind_mask_{t}_{name}": mask for name, mask in state["masks"].items()})
+        arrays[f"rewind_slots_{t}"] = np.array(max(float(np.max(np.abs(slot))) for slot in state["slots"]))
+    arrays.update({f"rewind_final_{i}": value for i, value in enumerate(steps.states[max(steps.states)]["weights"])})
+    return arrays
 
 
 if __name__ == "__main__":

@@ -711,6 +711,31 @@ def test_each_backend_prunes_by_tfmots_rule_at_every_event(backend_runs, backend
     np.testing.assert_allclose(run["recorded"], expected)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_backend_rewinds_the_weights_at_each_mask_change(backend_runs, backend):
+    """`WeightRewinding(4)` beside the PruningCallback (the worker's `rewinding_run`): at the end of each stair's
+    step every kept kernel weight is its step-4 value, every pruned one 0, every bias its step-4 value, and
+    the momenta are zeros; the optimizer's steps run on. Under JAX, `fit` would overwrite a rewind it does
+    not read back; and the final weights agree with TensorFlow's."""
+    run = run_on(backend_runs, backend)
+    assert run["rewind_steps"].tolist() == [6, 11, 16]
+    assert int(run["rewind_iterations"]) == 32
+    for t in (6, 11, 16):
+        for i, name in enumerate(run["rewind_names"]):
+            value, start = run[f"rewind_{t}_{i}"], run[f"rewind_4_{i}"]
+            layer, weight = name.split("/")
+            if weight == "kernel":
+                mask = run[f"rewind_mask_{t}_{layer}"]
+                assert 0 < mask.sum() < mask.size
+                np.testing.assert_array_equal(value, start * mask, err_msg=f"{t} {name}")
+            else:
+                np.testing.assert_array_equal(value, start, err_msg=f"{t} {name}")
+        assert float(run[f"rewind_slots_{t}"]) == 0.0
+    tf_run = backend_runs["tensorflow"]
+    for i in range(len(run["rewind_names"])):
+        np.testing.assert_allclose(run[f"rewind_final_{i}"], tf_run[f"rewind_final_{i}"], atol=1e-4)
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_tensorflow_and_another_backend_give_the_same_masks_from_the_same_weights(backend_runs, backend):
     """Same weights, batches and schedule: the first event's masks are equal on both backends, and every
