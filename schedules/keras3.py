@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules import keras3_jax, keras3_patterns
+from schedules import fixed_masks, keras3_jax, keras3_patterns
 from schedules._tfmot import PruningSchedule
 from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
@@ -81,7 +81,8 @@ class PruningCallback(keras.callbacks.Callback):
 
     Args:
       schedule: any tfmot `PruningSchedule` whose peak sparsity is known (ours,
-        tfmot's `ConstantSparsity` and `PolynomialDecay`, compositions of them).
+        tfmot's `ConstantSparsity` and `PolynomialDecay`, compositions of them);
+        None with `masks`: the given masks are held, nothing else is pruned.
       allocation: each layer's share, as for `schedules.prune_model`: a method
         name of `schedules.allocate` (not `"sensitivity"`, which needs data: pass
         its result), a dict from layer name to sparsity for every prunable
@@ -103,6 +104,14 @@ class PruningCallback(keras.callbacks.Callback):
         (`"AVG"` or `"MAX"` of its magnitudes), the blocks kept by the
         unstructured rule on their scores. Every pruned layer must have a 2-D
         kernel: pass `layers` on a model with others.
+      masks: weights held at exactly zero (`schedules.fixed_masks`): a dict
+        from layer name to a boolean mask of its pruned kernel (`True`: the
+        weight trains), or a list of masks, one per kernel of
+        `schedules.keras3_layers.prunable_kernels`; 0 and 1 count as booleans.
+        With a schedule, a layer's sparsity `s` counts within its `a` allowed
+        weights: it keeps the `max(1, round(a * (1 - s)))` largest of them.
+        Saved with the model like the schedule's masks: give the same
+        `masks` to the callback that resumes.
 
     An allocation that reads the weights (`"global_magnitude"`, `"lamp"`) reads
     them at the start of the first `fit`, before pruning; a new callback on a
@@ -115,26 +124,29 @@ class PruningCallback(keras.callbacks.Callback):
     updated with NumPy. Another backend is refused.
 
     Raises:
-      TypeError: `schedule` is not a `PruningSchedule`, `allocation` or `layers`
-        is of the wrong type; the model is not a Keras 3 model.
+      TypeError: `schedule` is not a `PruningSchedule` (nor None with `masks`),
+        `allocation`, `layers` or `masks` is of the wrong type; the model is
+        not a Keras 3 model.
       ValueError: a Keras backend other than TensorFlow, JAX or PyTorch, the schedule's peak
         sparsity is unknown or 0, an unknown allocation method, a pattern argument
         out of range, both patterns, an N:M pattern with another allocation than
-        `"uniform"` or a schedule peaking elsewhere than `m / n`; at the start of
+        `"uniform"` or a schedule peaking elsewhere than `m / n`, `masks` with a pattern,
+        a mask with a value other than 0 and 1 or with no weight allowed; at the start of
         `fit`: a weight-reading allocation method on a resumed run, a layer name the model does
-        not have, a layer with no kernel to prune, a model with nothing to prune, blocks for a
-        layer whose kernel is not 2-D.
+        not have (in `layers` or `masks`), a layer with no kernel to prune, a mask of the wrong
+        shape, a model with nothing to prune, blocks for a layer whose kernel is not 2-D.
     """
 
     def __init__(
         self,
-        schedule: PruningSchedule,
+        schedule: PruningSchedule | None = None,
         *,
         allocation: AllocationLike = "uniform",
         layers: Iterable[str] | None = None,
         sparsity_m_by_n: tuple[int, int] | None = None,
         block_size: tuple[int, int] = (1, 1),
         block_pooling_type: str = "AVG",
+        masks: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if keras.backend.backend() not in BACKENDS:
@@ -143,10 +155,16 @@ class PruningCallback(keras.callbacks.Callback):
                 "'tensorflow', 'jax' or 'torch' for PruningCallback (set KERAS_BACKEND to one of them)",
                 keras.backend.backend(),
             )
-        if not isinstance(schedule, PruningSchedule):
+        #: The masks given (`schedules.fixed_masks`), as boolean arrays by layer name.
+        self.fixed = fixed_masks.check_masks(masks) if masks is not None else {}
+        if schedule is None and masks is None:
+            raise v.invalid("schedule", "a tfmot PruningSchedule, or None with `masks` (held masks)", None, TypeError)
+        if schedule is None and layers is not None:
+            raise v.invalid("layers", "None without a schedule (`masks` names its layers)", layers)
+        if schedule is not None and not isinstance(schedule, PruningSchedule):
             raise v.invalid("schedule", "a tfmot PruningSchedule", schedule, TypeError)
-        peak = peak_sparsity(schedule)
-        if peak is None or peak == 0.0:
+        peak = None if schedule is None else peak_sparsity(schedule)
+        if schedule is not None and (peak is None or peak == 0.0):
             raise v.invalid("schedule", "a schedule whose peak sparsity is known and above 0", schedule)
         if isinstance(allocation, str):
             v.check_choice("allocation", allocation, tuple(m for m in METHODS if m != "sensitivity"))
@@ -158,13 +176,19 @@ class PruningCallback(keras.callbacks.Callback):
             if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
                 raise v.invalid("layers", "a list of layer names", layers, TypeError)
             layers = list(layers)
-        self._rule = _pattern_rule(schedule, peak, allocation, sparsity_m_by_n, block_size, block_pooling_type)
+        if masks is not None and (sparsity_m_by_n is not None or tuple(block_size) != (1, 1)):
+            raise v.invalid(
+                "masks",
+                "None with sparsity_m_by_n or block_size (a pattern ranks whole groups or blocks, not allowed weights)",
+                sorted(self.fixed),
+            )
+        self._rule = _pattern_rule(schedule, peak or 0.0, allocation, sparsity_m_by_n, block_size, block_pooling_type)
         self.sparsity_m_by_n = sparsity_m_by_n
         self.block_size = tuple(block_size)
         self.schedule = schedule
         self.allocation = allocation
         self.layers = layers
-        self._peak = peak
+        self._peak = 0.0 if peak is None else peak
         #: Each pruned layer's schedule (the schedule, or scaled to the layer's share), set when `fit` starts.
         self.schedules: dict[str, PruningSchedule] = {}
         self._kernels: dict[str, list[keras.Variable]] = {}
@@ -213,17 +237,20 @@ class PruningCallback(keras.callbacks.Callback):
         model = self.model
         self._check_model(model)
         self.events = []
-        kernels = self._chosen(model)
-        for kernel in (kernel for ks in kernels.values() for kernel in ks):
+        every = prunable_kernels(model)
+        allowed = fixed_masks.match_masks(self.fixed, every)  # each layer's given masks
+        kernels = self._chosen(model) if self.schedule is not None else {}
+        for kernel in (kernel for name in {*kernels, *allowed} for kernel in every[name]):
             while isinstance(kernel.constraint, _Masked):  # left by a fit that stopped with an exception
                 kernel.constraint = kernel.constraint.inner
         done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # steps trained so far
-        shares = self._shares(model, done)
+        shares = self._shares(model, done) if self.schedule is not None else {}
         self.schedules = {
             name: layer_schedule(self.schedule, self._peak, shares[name]) for name in kernels if shares[name] > 0.0
         }
-        same = _ids(self._kernels) == _ids({name: kernels[name] for name in self.schedules})
-        self._kernels = {name: kernels[name] for name in self.schedules}
+        chosen = {name: kernels[name] for name in self.schedules} | {n: every[n] for n in allowed}  # held ones too
+        same = _ids(self._kernels) == _ids(chosen)
+        self._kernels = chosen
         by_schedule: dict[int, tuple[PruningSchedule, list[str]]] = {}
         for name, schedule in self.schedules.items():
             by_schedule.setdefault(id(schedule), (schedule, []))[1].append(name)
@@ -237,16 +264,20 @@ class PruningCallback(keras.callbacks.Callback):
                     for name, ks in self._kernels.items()
                 }
             layers = {name: (self._kernels[name], self._masks[name]) for name in self._kernels}
+            plain = {name: layer for name, layer in layers.items() if name not in allowed}
             if _jax():
-                self._updater = keras3_jax.updater(model, layers, self._rule)
+                self._updater = keras3_jax.updater(model, plain, self._rule)
             elif keras.backend.backend() == "tensorflow" and self._rule is keras3_patterns.mask_of:
-                self._updater = _layers_updater(layers)
+                self._updater = _layers_updater(plain)
             else:  # PyTorch (eager: the variables are the state), or a pattern: in NumPy (`keras3_patterns`)
-                self._updater = lambda sparsities: keras3_patterns.update(layers, sparsities, self._rule)
+                self._updater = lambda sparsities: keras3_patterns.update(plain, sparsities, self._rule)
+            if allowed:  # the layers with given masks: ranked within them, in NumPy
+                self._updater = fixed_masks.updater(self._updater, model, layers, allowed)
             self._traced = None
         if _jax():  # the masks become part of the state the compiled step is passed
             keras3_jax.attach(model, [mask for ms in self._masks.values() for mask in ms])
         self._resume(saved_masks(model), done)
+        fixed_masks.hold({name: (self._kernels[name], self._masks[name]) for name in allowed}, allowed)
         self._constraints = []
         for name, ks in self._kernels.items():
             for kernel, mask in zip(ks, self._masks[name], strict=True):

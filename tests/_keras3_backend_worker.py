@@ -12,6 +12,10 @@ layer index, achieved sparsity per row).
 
 Then `rewinding_run`: the same CNN and weights with SGD and momentum, pruned on three stairs (steps 6, 11
 and 16) beside a `WeightRewinding(4)`, 32 steps; its arrays start with `rewind_` (see there).
+
+Then `masked_run`: the same CNN, weights and batches with given masks (`MASKS`): a block-diagonal one on
+"hidden", pruned by the schedule within it, and one on "logits", held. Its arrays start with `masked_`:
+per event `before_<i>_hidden` and `mask_<i>_hidden`, and for both layers the final kernel and mask.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ import schedules
 from schedules.keras3 import PruningCallback
 
 LAYERS = ("conv", "hidden", "logits")
+#: The masked run's masks: two 32x4 blocks of "hidden" (64 -> 8) train; "logits" loses its first row.
+MASKS = {
+    "hidden": np.kron(np.eye(2), np.ones((32, 4))).astype(bool),
+    "logits": np.arange(24).reshape(8, 3) >= 3,
+}
 
 
 class Before(keras.callbacks.Callback):
@@ -41,15 +50,15 @@ class Before(keras.callbacks.Callback):
 
 
 class After(keras.callbacks.Callback):
-    def __init__(self, pruning: PruningCallback) -> None:
+    def __init__(self, pruning: PruningCallback, layers: tuple[str, ...] = LAYERS) -> None:
         super().__init__()
-        self.pruning, self.masks, self.step = pruning, {}, 0
+        self.pruning, self.masks, self.step, self.layers = pruning, {}, 0, layers
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
         if keras.backend.backend() == "jax":
             self.model.jax_state_sync()  # fit holds the values in its state (the variables are emptied)
-        self.masks[self.step] = {n: keras.ops.convert_to_numpy(self.pruning._masks[n][0]) for n in LAYERS}
+        self.masks[self.step] = {n: keras.ops.convert_to_numpy(self.pruning._masks[n][0]) for n in self.layers}
 
 
 def build() -> keras.Model:
@@ -92,11 +101,13 @@ def pruned_fit(pruning: PruningCallback, prefix: str = "") -> dict[str, np.ndarr
 
 
 def main(out: str) -> None:
-    """Unstructured to 0.8, and 2:4 (a cubic ramp to 0.5), with the same weights and batches; then rewinding."""
+    """Unstructured to 0.8, and 2:4 (a cubic ramp to 0.5), with the same weights and batches; then rewinding,
+    then given masks."""
     arrays = pruned_fit(PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 50, frequency=7)))
     two_four = PruningCallback(schedules.CubicSparsity(0.0, 0.5, 1, 50, frequency=7), sparsity_m_by_n=(2, 4))
     arrays.update(pruned_fit(two_four, "2:4_"))
     arrays.update(rewinding_run())
+    arrays.update(masked_run())
     np.savez(out, **arrays)
 
 
@@ -150,6 +161,27 @@ def rewinding_run() -> dict[str, np.ndarray]:
         arrays.update({f"rewind_mask_{t}_{name}": mask for name, mask in state["masks"].items()})
         arrays[f"rewind_slots_{t}"] = np.array(max(float(np.max(np.abs(slot))) for slot in state["slots"]))
     arrays.update({f"rewind_final_{i}": value for i, value in enumerate(steps.states[max(steps.states)]["weights"])})
+    return arrays
+
+
+def masked_run() -> dict[str, np.ndarray]:
+    """The masked run's arrays (`masked_...`), with `pruned_fit`'s weights and batches."""
+    model = build()
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.3)
+    x, y = rng.normal(size=(256, 6, 6, 1)).astype("float32"), rng.integers(0, 3, size=256)
+    pruning = PruningCallback(schedules.CubicSparsity(0.0, 0.8, 1, 50, frequency=7), layers=["hidden"], masks=MASKS)
+    before, after = Before(), After(pruning, tuple(MASKS))
+    model.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[before, pruning, after])
+    steps = sorted({step for step, _, _ in pruning.events})
+    arrays = {"masked_steps": np.array(steps), "masked_sparsities": np.array([s for _, _, s in pruning.events])}
+    for i, step in enumerate(steps):
+        arrays[f"masked_before_{i}_hidden"] = before.kernels[step]["hidden"]
+        arrays[f"masked_mask_{i}_hidden"] = after.masks[step]["hidden"]
+    for name in MASKS:
+        arrays[f"masked_final_{name}"] = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+        arrays[f"masked_final_mask_{name}"] = pruning.masks[name][0]
     return arrays
 
 

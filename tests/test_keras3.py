@@ -258,6 +258,95 @@ def test_report_and_allocation_match_the_tf_keras_twin(run):
         np.testing.assert_array_equal(original.numpy(), now.numpy())
 
 
+#: A block-diagonal mask between two Dense(8) layers: two 4x4 blocks train, the rest is held at zero.
+BLOCKS = np.kron(np.eye(2), np.ones((4, 4))).astype(bool)
+
+
+def build_blocks(module=keras, seed=0):
+    """Flatten, then Dense(8) -> Dense(8) -> Dense(3): "second" is the layer the block-diagonal mask holds."""
+    module.utils.set_random_seed(seed)
+    layers = module.layers
+    return module.Sequential(
+        [
+            module.Input((6, 6, 1)),
+            layers.Flatten(name="flatten"),
+            layers.Dense(8, activation="relu", name="first"),
+            layers.Dense(8, activation="relu", name="second"),
+            layers.Dense(3, name="logits"),
+        ]
+    )
+
+
+@pytest.fixture(scope="module", params=["held", "scheduled"])
+def masked_run(request):
+    """`masks={"second": BLOCKS}` (as 0/1 integers) alone, or with the cubic schedule on "second" and "logits"."""
+    model = compile_(build_blocks())
+    x, y = data()
+    schedule = schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY)
+    if request.param == "held":
+        pruning = PruningCallback(masks={"second": BLOCKS.astype(int)})
+    else:
+        pruning = PruningCallback(schedule, layers=["second", "logits"], masks={"second": BLOCKS.astype(int)})
+    probe, after = Probe(), After(pruning)
+    model.fit(x, y, batch_size=16, epochs=EPOCHS, shuffle=False, callbacks=[probe, pruning, after], verbose=0)
+    return request.param, model, pruning, probe, after
+
+
+def test_given_masks_hold_through_fit_and_a_schedule_ranks_only_inside_them(masked_run):
+    """At every step: held masks are the given ones; with the schedule, at each event the mask keeps the
+    `max(1, round(a (1 - s)))` largest of the `a` allowed magnitudes (ties kept, found here with a sort),
+    the other layer tfmot's rule on all its weights; the locked weights are exact zeros after every step."""
+    kind, model, pruning, probe, after = masked_run
+    assert sorted(pruning.masks) == (["second"] if kind == "held" else ["logits", "second"])
+    allowed = int(BLOCKS.sum())
+    previous = {"second": BLOCKS.astype(np.float32), "logits": np.ones((8, 3), np.float32)}
+    for step, before, masks, kernels in zip(probe.steps, probe.before, after.masks, after.after, strict=True):
+        assert not np.any(before["second"][~BLOCKS]) and not np.any(kernels["second"][~BLOCKS]), step
+        for name, mask in masks.items():
+            if kind == "scheduled" and step in EVENTS:
+                ok = BLOCKS if name == "second" else np.ones(mask.shape, bool)
+                magnitudes = np.abs(before[name])
+                k = kept(cubic(step), int(ok.sum()))
+                threshold = np.sort(magnitudes[ok])[::-1][k - 1]
+                np.testing.assert_array_equal(mask, (magnitudes >= threshold) & ok, err_msg=f"{name} {step}")
+                assert int(mask.sum()) == k, (name, step)
+            else:
+                np.testing.assert_array_equal(mask, previous[name], err_msg=f"{name} changed at step {step}")
+            previous[name] = mask
+    final = pruning.masks["second"][0]
+    assert int(final.sum()) == (allowed if kind == "held" else kept(FINAL, allowed)) and not np.any(final[~BLOCKS])
+    trained = model.get_layer("second").kernel.numpy()
+    assert np.count_nonzero(trained) == int(final.sum())  # the kept weights trained away from 0
+    assert not np.allclose(trained[BLOCKS], probe.before[0]["second"][BLOCKS])
+    assert pruning.schedules.keys() == ({"second", "logits"} if kind == "scheduled" else set())
+
+
+def test_given_masks_save_reload_and_resume(masked_run, tmp_path):
+    """Saved as `.keras`, reloaded with `schedules.keras3.load_model`: the masks come back; a new callback with
+    the same arguments trains on (the schedule is past its end) with the masks unchanged and the locked zeros."""
+    kind, model, pruning, _, _ = masked_run
+    model.save(tmp_path / "masked.keras")
+    reloaded = schedules.keras3.load_model(tmp_path / "masked.keras")
+    saved = schedules.keras3_masks.saved_masks(reloaded).masks
+    assert sorted(saved) == sorted(pruning.masks)
+    for name, masks in pruning.masks.items():
+        np.testing.assert_array_equal(saved[name][0], masks[0] != 0, err_msg=name)
+    schedule = None if kind == "held" else pruning.schedule
+    layers = None if kind == "held" else ["second", "logits"]
+    resumed = PruningCallback(schedule, layers=layers, masks={"second": BLOCKS})
+    x, y = data(64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reloaded.fit(x, y, batch_size=16, epochs=1, callbacks=[resumed], verbose=0)
+    assert not [w for w in caught if "PruningCallback" in str(w.message)]  # none "without the masks"
+    assert resumed.events == []
+    for name, masks in pruning.masks.items():
+        np.testing.assert_array_equal(resumed.masks[name][0], masks[0], err_msg=name)
+        kernel = reloaded.get_layer(name).kernel.numpy()
+        assert not np.any(kernel[masks[0] == 0]) and np.all(kernel[masks[0] != 0] != 0), name
+        assert not np.array_equal(kernel, model.get_layer(name).kernel.numpy()), name  # it trained
+
+
 def test_same_final_masks_as_tfmot_on_the_tf_keras_twin():
     """Plain SGD, the same weights and batches: tfmot's wrappers and the callback keep the same weights."""
     x, y = data()
@@ -627,17 +716,34 @@ def test_bad_input_is_refused_with_a_message_naming_it():
         ({"sparsity_m_by_n": (2, 4), "allocation": "erk"}, "`allocation` must be 'uniform' with sparsity_m_by_n"),
         ({"block_size": (0, 2)}, "`block_size` must be a pair of integers .rows, columns., each >= 1"),
         ({"block_size": (2, 2), "block_pooling_type": "MIN"}, "`block_pooling_type` must be one of"),
+        ({"block_size": (2, 2), "masks": {"hidden": np.ones((128, 24))}}, "`masks` must be None with sparsity_m_by"),
     ]:
         with pytest.raises(ValueError, match=message):
             PruningCallback(half, **kwargs)
     with pytest.raises(ValueError, match=r"peak sparsity is m/n = 0.5 .* this one peaks at 0.8"):
         PruningCallback(cubic_schedule, sparsity_m_by_n=(2, 4))
+    with pytest.raises(TypeError, match=r"Argument `schedule` must be a tfmot PruningSchedule, or None with `masks`"):
+        PruningCallback()
+    with pytest.raises(ValueError, match=r"Argument `layers` must be None without a schedule"):
+        PruningCallback(masks={"hidden": np.ones((128, 24))}, layers=["hidden"])
+    with pytest.raises(TypeError, match=r"Argument `masks` must be a non-empty dict from layer name"):
+        PruningCallback(cubic_schedule, masks=np.ones((128, 24)))
+    with pytest.raises(ValueError, match=r"`masks\['hidden'\]` must be booleans, or numbers that are all 0 or 1\. "):
+        PruningCallback(masks={"hidden": np.full((128, 24), 0.5)})
+    with pytest.raises(ValueError, match=r"`masks\['hidden'\]` must be a mask that lets at least one weight train"):
+        PruningCallback(masks={"hidden": np.zeros((128, 24), bool)})
+    with pytest.raises(TypeError, match=r"`masks\['hidden'\]\[1\]` must be an array of booleans"):
+        PruningCallback(masks={"hidden": [np.ones((128, 24)), np.array(["yes"])]})
     x, y = data(32)
     cases = [
         (build(), {"layers": ["nope"]}, ValueError, "Argument `layers` must be names of layers of the model"),
         (build(), {"layers": ["flatten"]}, ValueError, "Flatten 'flatten' has none"),
         (build(tf_keras), {}, TypeError, "Argument `model` must be a Keras 3 model"),
         (build(), {"block_size": (2, 2)}, ValueError, r"2-D kernels .* \['conv'\] have kernels of other ranks"),
+        (build(), {"masks": {"nope": [[1]]}}, ValueError, r"`masks` must be a dict keyed by names of layers with"),
+        (build(), {"masks": {"flatten": [[1]]}}, ValueError, r"\['conv', 'hidden', 'logits'\]. Received: masks='fl"),
+        (build(), {"masks": {"hidden": np.ones((24, 128))}}, ValueError, r"shape \(128, 24\). Received: masks\['hi"),
+        (build(), {"masks": {"hidden": [np.ones((128, 24))] * 2}}, ValueError, r"1 mask\(s\), one for each weight"),
     ]
     for model, kwargs, error, message in cases:
         compile_(model)
@@ -657,6 +763,25 @@ def test_kth_largest_is_the_sorted_magnitudes_kth(dtype, values, share):
     k = max(1, min(len(values), round(share * len(values))))
     expected = np.sort(tf.cast(magnitudes, tf.float64).numpy())[::-1][k - 1]
     assert float(kth_largest(magnitudes, tf.constant(k))) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([0.0, -0.0, 0.5, -0.5, 1.0, 2.0]) | st.floats(-10, 10, width=32), min_size=1),
+    seed=st.integers(0, 2**16),
+    sparsity=st.floats(0, 0.75, width=32) | st.sampled_from([0.5, 0.75, 0.9]),
+)
+def test_kept_mask_ranks_only_the_allowed_weights(values, seed, sparsity):
+    """Against a sort of the allowed magnitudes: `k = max(1, round(a (1 - s)))` in float32, every allowed weight
+    tied with the k-th largest kept (an allowed exact zero too, when the k-th largest is 0), no locked one."""
+    kernel = np.array(values, np.float32)
+    allowed = np.random.default_rng(seed).random(kernel.size) < 0.6
+    allowed[seed % kernel.size] = True
+    a = int(allowed.sum())
+    k = int(max(1, np.round(np.float32(a) * (np.float32(1) - np.float32(sparsity)))))
+    threshold = np.sort(np.abs(kernel[allowed]))[::-1][k - 1]
+    expected = (np.abs(kernel) >= threshold) & allowed
+    np.testing.assert_array_equal(schedules.fixed_masks.kept_mask(kernel, sparsity, allowed), expected)
 
 
 BACKENDS = ["tensorflow", "jax", "torch"]
@@ -734,6 +859,26 @@ def test_each_backend_rewinds_the_weights_at_each_mask_change(backend_runs, back
     tf_run = backend_runs["tensorflow"]
     for i in range(len(run["rewind_names"])):
         np.testing.assert_allclose(run[f"rewind_final_{i}"], tf_run[f"rewind_final_{i}"], atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_backend_holds_given_masks_and_ranks_within_them(backend_runs, backend):
+    """The worker's masked run: at each event the block-diagonal mask of "hidden" keeps the `max(1, round(a (1 -
+    s)))` largest of its `a` allowed magnitudes (ties kept; a sort here); "logits" holds its given mask; at the
+    end both kernels are zero wherever their masks are, and non-zero wherever they are not."""
+    run = run_on(backend_runs, backend)
+    blocks = np.kron(np.eye(2), np.ones((32, 4))).astype(bool)  # the worker's MASKS, written again
+    held = np.arange(24).reshape(8, 3) >= 3
+    assert run["masked_steps"].tolist() == [1, 8, 15, 22, 29, 36, 43, 50]
+    for i, sparsity in enumerate(run["masked_sparsities"]):
+        magnitudes = np.abs(run[f"masked_before_{i}_hidden"])
+        k = kept(float(sparsity), int(blocks.sum()))
+        threshold = np.sort(magnitudes[blocks])[::-1][k - 1]
+        np.testing.assert_array_equal(run[f"masked_mask_{i}_hidden"], (magnitudes >= threshold) & blocks, err_msg=i)
+    np.testing.assert_array_equal(run["masked_final_mask_logits"], held)
+    assert int(run["masked_final_mask_hidden"].sum()) == kept(0.8, int(blocks.sum()))
+    for name in ("hidden", "logits"):
+        np.testing.assert_array_equal(run[f"masked_final_{name}"] != 0, run[f"masked_final_mask_{name}"] != 0)
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])

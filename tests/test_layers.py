@@ -44,6 +44,7 @@ LAYERS = {
     "tools": {
         "_attention",
         "keras3_layers",
+        "fixed_masks",
         "inspection",
         "sensitivity",
         "allocation",
