@@ -3,14 +3,20 @@
 `masks` maps a layer's name to a boolean mask of each weight pruned in it: `True` where the
 weight trains, `False` where it is held at exactly 0. One array for a layer with one pruned
 kernel (`Dense`, `Conv2D`), a list of arrays for one with several, in the order of
-`schedules.keras3_layers.prunable_kernels`: an RNN's kernel then recurrent kernel, attention's
-query, key, value and output kernels. Numbers that are all 0 or 1 count as booleans.
+`schedules.keras3_layers.prunable_kernels` on Keras 3 and of tfmot's prunable weights
+(`schedules.inspection.prunable_weights`) on tf-keras: an RNN's kernel then recurrent kernel,
+attention's query, key, value and output kernels. Numbers that are all 0 or 1 count as booleans.
 
 * Keras 3, `PruningCallback(masks=...)`: the masks are the callback's masks, held by the
   kernels' constraints and saved with the model. With a schedule, sparsity `s` counts within
   the allowed weights: a kernel with `a` of them keeps the `max(1, round(a * (1 - s)))` largest
   by magnitude (tfmot's k, `expected_kept`; every allowed weight tied with the k-th largest
   too), the locked ones always zero (`kept_mask`, in NumPy under both backends).
+* tf-keras, `prune_model(model, masks=...)`: tfmot's wrappers' mask variables, set once, with a
+  schedule that never prunes (`HOLD`). A schedule on top is refused: tfmot recomputes a mask
+  from the magnitudes of the whole kernel, where the locked weights are zeros, so at a pruning
+  step where the k-th largest magnitude is 0 (an allowed weight exactly 0 among the k kept) its
+  `>=` keeps every zero, the locked weights too, and they train from then on.
 """
 
 from __future__ import annotations
@@ -20,11 +26,17 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow_model_optimization as tfmot
 
 from schedules import _validation as v
 from schedules.evaluation import expected_kept
 
-__all__ = ["check_masks", "hold", "kept_mask", "match_masks", "updater"]
+__all__ = ["HOLD", "check_masks", "hold", "kept_mask", "match_masks", "updater"]
+
+#: tf-keras: the schedule of a layer whose mask is held. It prunes only at step 0, and tfmot's
+#: wrapper never evaluates step 0 (it counts training steps from 1), so it never recomputes the
+#: mask; it is tfmot's own class, which every saved format reloads.
+HOLD = tfmot.sparsity.keras.ConstantSparsity(0.0, begin_step=0, end_step=0)
 
 
 class _Text(str):

@@ -10,6 +10,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from schedules import _validation as v
+from schedules import fixed_masks
 from schedules._attention import build_attention_projections
 from schedules.allocation import allocate
 from schedules.composition import ScaledSparsity, peak_sparsity
@@ -23,9 +24,10 @@ AllocationLike = str | Mapping[str, float] | Callable[[tf_keras.Model, float], M
 
 def prune_model(
     model: tf_keras.Model,
-    schedule: tfmot.sparsity.keras.PruningSchedule,
+    schedule: tfmot.sparsity.keras.PruningSchedule | None = None,
     *,
     allocation: AllocationLike = "uniform",
+    masks: Mapping[str, Any] | None = None,
     **prune_low_magnitude_kwargs: Any,
 ) -> tf_keras.Model:
     """A copy of `model` with each prunable layer wrapped by `prune_low_magnitude` at its own sparsity.
@@ -68,26 +70,52 @@ def prune_model(
         `"sensitivity"` needs data: call `allocate` and pass its result), a
         dict from every prunable layer's name to its final sparsity (what
         `allocate` returns), or a callable `(model, target_sparsity) -> dict`.
+      masks: instead of a schedule, weights held at exactly zero
+        (`schedules.fixed_masks`): a dict from layer name to a boolean mask of
+        its pruned weight (`True`: the weight trains), or a list of masks, one
+        per weight tfmot prunes in it (`schedules.inspection.prunable_weights`);
+        0 and 1 count as booleans. Those layers are wrapped with their masks
+        set and a schedule that never prunes (`fixed_masks.HOLD`), the others
+        left as they are. Not with a schedule: tfmot recomputes masks from the
+        whole kernel's magnitudes, where the locked weights are zeros that tie
+        with any allowed weight at 0, and would let them train (on Keras 3,
+        `PruningCallback` takes both).
       **prune_low_magnitude_kwargs: passed to `prune_low_magnitude`
         (`block_size`, `block_pooling_type`, ...).
 
     Raises:
       TypeError: `model` is not a tf-keras model (a Keras 3 model, say: tfmot
-        needs tf-keras), `schedule` is not a `PruningSchedule`, or
-        `allocation` is none of the above.
+        needs tf-keras), `schedule` is not a `PruningSchedule` (nor None with
+        `masks`), or `allocation` or `masks` is none of the above.
       ValueError: `model` is or holds a subclassed model (`clone_model` cannot
         rebuild it: the message names it and says what to do instead), is
         already pruned, the schedule's peak sparsity is
         unknown or 0, or the allocation misses or invents a layer or gives a
-        sparsity outside `[0, 1)`.
+        sparsity outside `[0, 1)`; `masks` with a schedule, or a mask for a layer
+        with nothing to prune, of the wrong shape, with a value other than 0
+        and 1, or allowing no weight.
     """
     check_tf_keras_model(model)
     _check_clonable(model)
     wrapped = pruned_layers(model)
     if wrapped:
         raise v.invalid("model", "a model that is not pruned yet", [layer.name for layer in wrapped])
+    if masks is not None:
+        given = fixed_masks.check_masks(masks)
+        if schedule is not None:
+            raise v.invalid(
+                "schedule",
+                "None with `masks` on tf-keras (tfmot's mask update would let locked weights that tie at zero train: "
+                "see schedules.fixed_masks; schedules.keras3.PruningCallback takes both)",
+                schedule,
+            )
+        allowed = fixed_masks.match_masks(given, prunable_weights(model))
+        pruned = _clone(model, dict.fromkeys(allowed, fixed_masks.HOLD), prune_low_magnitude_kwargs)
+        _copy_weights(model, pruned)
+        _set_masks(pruned, allowed)
+        return pruned
     if not isinstance(schedule, tfmot.sparsity.keras.PruningSchedule):
-        raise v.invalid("schedule", "a tfmot PruningSchedule", schedule, TypeError)
+        raise v.invalid("schedule", "a tfmot PruningSchedule, or None with `masks`", schedule, TypeError)
     peak = peak_sparsity(schedule)
     if peak is None or peak == 0.0:
         raise v.invalid("schedule", "a schedule whose peak sparsity is known and above 0", schedule)
@@ -197,6 +225,14 @@ def _clone(model: tf_keras.Model, per_layer: Mapping[str, Any], kwargs: Mapping[
         return tfmot.sparsity.keras.prune_low_magnitude(fresh, pruning_schedule=per_layer[layer.name], **kwargs)
 
     return tf_keras.models.clone_model(model, clone_function=clone_layer)
+
+
+def _set_masks(model: tf_keras.Model, allowed: Mapping[str, list]) -> None:
+    """Each wrapper's mask variables to the given masks, and its weights times them."""
+    for layer in pruned_layers(model, built=True):
+        for (weight, mask, _threshold), given in zip(layer.pruning_vars, allowed[unwrapped_name(layer)], strict=True):
+            mask.assign(given.astype(mask.dtype.as_numpy_dtype))
+            weight.assign(weight * mask)
 
 
 def _copy_weights(source: tf_keras.Model, target: tf_keras.Model) -> None:

@@ -21,6 +21,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tensorflow_model_optimization.python.core.sparsity.keras.pruning_impl import Pruning
 
 import schedules
 from schedules import CubicSparsity, ScaledSparsity, allocate, prune_model, sparsity_report
@@ -270,6 +271,19 @@ def test_prune_model_refuses_bad_requests(cnn):
         prune_model(cnn, schedule, allocation=[0.9, 0.9, 0.9, 0.9])
     with pytest.raises(ValueError, match="Argument `schedule` must be a schedule whose peak sparsity is known"):
         prune_model(cnn, CubicSparsity(0.0, 0.0, 0, 100))
+    with pytest.raises(TypeError, match=r"Argument `schedule` must be a tfmot PruningSchedule, or None with `masks`"):
+        prune_model(cnn)
+    held = np.ones((64, 10), bool)
+    with pytest.raises(ValueError, match=r"Argument `schedule` must be None with `masks` on tf-keras \(tfmot's"):
+        prune_model(cnn, schedule, masks={"logits": held})
+    with pytest.raises(ValueError, match=r"`masks` must be a dict keyed by names of layers with weights to prune, \["):
+        prune_model(cnn, masks={"pool": held})
+    with pytest.raises(ValueError, match=r"`masks\['logits'\]` must be a mask of the pruned weight's shape \(64, 10\)"):
+        prune_model(cnn, masks={"logits": held.T})
+    with pytest.raises(ValueError, match=r"`masks\['logits'\]` must be booleans, or numbers that are all 0 or 1"):
+        prune_model(cnn, masks={"logits": held * 2})
+    with pytest.raises(ValueError, match=r"`masks\['logits'\]` must be a mask that lets at least one weight train"):
+        prune_model(cnn, masks={"logits": ~held})
 
 
 # --- prune_model ------------------------------------------------------------------------------
@@ -337,6 +351,88 @@ def test_per_layer_schedules_reload_in_every_format_and_train_on(trained_erk, tm
     assert str(sparsity_report(restored)) == str(sparsity_report(pruned))
     _models.fit(restored, steps_per_epoch=2)
     assert str(sparsity_report(restored)) == str(sparsity_report(pruned))
+
+
+#: A block-diagonal mask between two Dense(8) layers: two 4x4 blocks train, the rest is held at zero.
+BLOCKS = np.kron(np.eye(2), np.ones((4, 4))).astype(bool)
+
+
+def test_tfmots_mask_update_would_let_locked_weights_that_tie_at_zero_train():
+    """Why `prune_model` takes no schedule with `masks`: tfmot ranks the whole kernel, where the locked weights
+    are zeros. Even at a sparsity that keeps `k` of the `a` allowed weights in tfmot's own count (`f + (1 - f) s`
+    for a locked fraction `f`), one allowed weight at exactly 0 among the k largest makes the threshold 0, and
+    tfmot's `>=` keeps every zero: the 32 locked weights of a block-diagonal 8x8 kernel are let go."""
+    kernel = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32) * BLOCKS
+    kernel[0, 0] = 0.0  # an allowed weight at exactly 0
+    for sparsity, kept_locked in [(0.5, 0), (0.0, 32)]:  # s = 0.5: 16 of the 32 allowed kept; s = 0: all 32
+        scaled = 0.5 + 0.5 * sparsity  # in tfmot's count over all 64 weights
+        weight = tf.Variable(kernel)
+        pruning = Pruning(
+            lambda: tf.constant(1, tf.int64),
+            [(weight, tf.Variable(tf.ones((8, 8))), tf.Variable(0.0))],
+            tfmot.sparsity.keras.ConstantSparsity(scaled, 0, frequency=1),
+            (1, 1),
+            "AVG",
+        )
+        mask = pruning._update_mask(weight)[1].numpy() != 0
+        assert int(mask[~BLOCKS].sum()) == kept_locked, sparsity
+
+
+@pytest.fixture(scope="module")
+def trained_blocks():
+    """`prune_model(model, masks={"second": BLOCKS})` on Flatten -> Dense(8) -> Dense(8) -> Dense(4), trained
+    two epochs of 16 steps; the recorder reads the masks after every step."""
+    tf_keras.utils.set_random_seed(0)
+    layers = tf_keras.layers
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input(_models.INPUT_SHAPE),
+            layers.Flatten(name="flatten"),
+            layers.Dense(8, activation="tanh", name="first"),
+            layers.Dense(8, activation="tanh", name="second"),
+            layers.Dense(_models.OUTPUTS, name="out"),
+        ]
+    )
+    dense = model.get_layer("second").kernel.numpy()
+    pruned = _models.compile_model(prune_model(model, masks={"second": BLOCKS}))
+    return pruned, dense, _models.fit(pruned, steps_per_epoch=16, epochs=2)
+
+
+def test_given_masks_hold_through_a_tf_keras_fit(trained_blocks):
+    """One wrapper, its mask the given one at every step (the schedule never prunes), the kernel zero
+    off the blocks at the end, the blocks trained; the other layers left as they were."""
+    pruned, dense, recorder = trained_blocks
+    (wrapper,) = pruned_layers(pruned)
+    assert wrapper.layer.name == "second" and wrapper.pruning_schedule.get_config()["config"] == {
+        "target_sparsity": 0.0,
+        "begin_step": 0,
+        "end_step": 0,
+        "frequency": 100,
+    }
+    assert recorder.steps == list(range(33))
+    for masks in recorder.masks:
+        np.testing.assert_array_equal(masks[wrapper.name], BLOCKS)
+    kernel = wrapper.layer.kernel.numpy()
+    assert not np.any(kernel[~BLOCKS]) and np.all(kernel[BLOCKS] != 0)
+    assert not np.allclose(kernel[BLOCKS], dense[BLOCKS])
+
+
+@pytest.mark.parametrize("fmt", ["model.keras", "model.h5", "savedmodel"])
+def test_given_masks_reload_in_every_format_and_hold_on(trained_blocks, tmp_path, fmt):
+    pruned, _, _ = trained_blocks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pruned.save(tmp_path / fmt)
+    restored = schedules.load_model(tmp_path / fmt)
+    (wrapper,) = pruned_layers(restored)
+    np.testing.assert_array_equal(wrapper.pruning_vars[0][1].numpy(), BLOCKS)
+    before = wrapper.layer.kernel.numpy()
+    np.testing.assert_array_equal(before, pruned_layers(pruned)[0].layer.kernel.numpy())
+    recorder = _models.fit(restored, steps_per_epoch=4)
+    assert recorder.steps == list(range(32, 37))  # resumed at step 33
+    np.testing.assert_array_equal(wrapper.pruning_vars[0][1].numpy(), BLOCKS)
+    kernel = wrapper.layer.kernel.numpy()
+    assert not np.any(kernel[~BLOCKS]) and np.all(kernel[BLOCKS] != 0) and not np.array_equal(kernel, before)
 
 
 def test_prune_model_under_mirrored_strategy(tmp_path):
