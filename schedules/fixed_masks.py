@@ -11,7 +11,7 @@ attention's query, key, value and output kernels. Numbers that are all 0 or 1 co
   kernels' constraints and saved with the model. With a schedule, sparsity `s` counts within
   the allowed weights: a kernel with `a` of them keeps the `max(1, round(a * (1 - s)))` largest
   by magnitude (tfmot's k, `expected_kept`; every allowed weight tied with the k-th largest
-  too), the locked ones always zero (`kept_mask`, in NumPy under both backends).
+  too), the locked ones always zero (`keras3_patterns.mask_of` with `allowed`, in NumPy on every backend).
 * tf-keras, `prune_model(model, masks=...)`: tfmot's wrappers' mask variables, set once, with a
   schedule that never prunes (`HOLD`). A schedule on top is refused: tfmot recomputes a mask
   from the magnitudes of the whole kernel, where the locked weights are zeros, so at a pruning
@@ -29,9 +29,9 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from schedules import _validation as v
-from schedules.evaluation import expected_kept
+from schedules import keras3_patterns
 
-__all__ = ["HOLD", "check_masks", "hold", "kept_mask", "match_masks", "updater"]
+__all__ = ["HOLD", "check_masks", "hold", "match_masks", "updater"]
 
 #: tf-keras: the schedule of a layer whose mask is held. It prunes only at step 0, and tfmot's
 #: wrapper never evaluates step 0 (it counts training steps from 1), so it never recomputes the
@@ -95,30 +95,6 @@ def match_masks(masks: Mapping[str, list[np.ndarray]], kernels: Mapping[str, Seq
     return dict(masks)
 
 
-def kept_mask(kernel: np.ndarray, sparsity: float, allowed: np.ndarray | None = None) -> np.ndarray:
-    """tfmot's mask of `kernel` at `sparsity`, ranking only the `allowed` weights (all, without `allowed`).
-
-    1 where `|w|` is at least the k-th largest allowed magnitude and the weight is allowed,
-    `k = expected_kept(sparsity, a)` for the `a` allowed weights (tfmot's
-    `max(1, round(a * (1 - s)))` in float32); every allowed weight tied with the k-th largest is
-    kept too, as tfmot does. A locked weight is 0 in the mask whatever its value.
-
-    >>> w = np.array([0.5, -2.0, 0.0, 3.0, 1.0], np.float32)
-    >>> kept_mask(w, 0.4).tolist(), kept_mask(w, 0.5, np.array([True, True, True, False, True])).tolist()
-    ([0.0, 1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0, 1.0])
-    """
-    magnitudes = np.abs(kernel)
-    count = magnitudes.size
-    if allowed is not None:
-        magnitudes = np.where(allowed, magnitudes, 0)  # the k-th largest of these is the allowed ones' k-th
-        count = int(np.count_nonzero(allowed))
-    flat = magnitudes.ravel()
-    rank = flat.size - expected_kept(sparsity, count)
-    threshold = np.partition(flat, rank)[rank]
-    kept = magnitudes >= threshold
-    return (kept if allowed is None else kept & allowed).astype(kernel.dtype)
-
-
 def hold(layers: Mapping[str, tuple[list[Any], list[Any]]], allowed: Mapping[str, list[np.ndarray]]) -> None:
     """Keras 3: each mask of a layer with given masks times its given mask, and the kernel times the mask.
 
@@ -139,7 +115,7 @@ def updater(
     allowed: Mapping[str, list[np.ndarray]],
 ) -> Callable[[dict[str, float]], None]:
     """Keras 3: the mask update of the layers pruned at a step, `{layer: sparsity}`: `base` for the layers
-    without given masks, `kept_mask` for those with, in NumPy under both backends.
+    without given masks, `keras3_patterns.mask_of` with `allowed` for those with, in NumPy under both backends.
 
     A pruning event of MobileNetV2 96x96 (36 layers, 2.1 M weights) with a mask on every layer took
     119 ms in NumPy here, against 92 ms for the TensorFlow backend's compiled update of the same
@@ -159,7 +135,7 @@ def updater(
         for name, sparsity in masked.items():
             for kernel, mask, ok in zip(*layers[name], allowed[name], strict=True):
                 value = np.asarray(keras.ops.convert_to_numpy(kernel))
-                new = kept_mask(value, sparsity, ok)
+                new = keras3_patterns.mask_of(value, sparsity, ok)
                 mask.assign(new)
                 kernel.assign(value * new)
         if jax:

@@ -47,17 +47,28 @@ __all__ = ["Rule", "block_mask", "m_by_n_mask", "mask_of", "rule", "update"]
 Rule = Callable[[np.ndarray, float], np.ndarray]
 
 
-def mask_of(kernel: np.ndarray, sparsity: float) -> np.ndarray:
-    """tfmot's mask of `kernel` at `sparsity`: 1 where `|w|` is at least the k-th largest magnitude.
+def mask_of(kernel: np.ndarray, sparsity: float, allowed: np.ndarray | None = None) -> np.ndarray:
+    """tfmot's mask of `kernel` at `sparsity`, ranking only the `allowed` weights (all, without `allowed`).
 
-    >>> mask_of(np.array([0.5, -2.0, 0.0, 2.0, 1.0], np.float32), 0.4).tolist()
-    [0.0, 1.0, 0.0, 1.0, 1.0]
+    1 where `|w|` is at least the k-th largest allowed magnitude and the weight is allowed,
+    `k = expected_kept(sparsity, a)` for the `a` allowed weights (tfmot's
+    `max(1, round(a * (1 - s)))` in float32); every allowed weight tied with the k-th largest is
+    kept too, as tfmot does. A locked weight is 0 in the mask whatever its value (`fixed_masks`).
+
+    >>> w = np.array([0.5, -2.0, 0.0, 3.0, 1.0], np.float32)
+    >>> mask_of(w, 0.4).tolist(), mask_of(w, 0.5, np.array([True, True, True, False, True])).tolist()
+    ([0.0, 1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0, 1.0])
     """
-    magnitudes = np.abs(kernel).ravel()
-    size = magnitudes.size
-    kept = int(expected_kept(sparsity, size))
-    threshold = np.partition(magnitudes, size - kept)[size - kept]
-    return (np.abs(kernel) >= threshold).astype(kernel.dtype)
+    magnitudes = np.abs(kernel)
+    count = magnitudes.size
+    if allowed is not None:
+        magnitudes = np.where(allowed, magnitudes, 0)  # the k-th largest of these is the allowed ones' k-th
+        count = int(np.count_nonzero(allowed))
+    flat = magnitudes.ravel()
+    rank = flat.size - int(expected_kept(sparsity, count))
+    threshold = np.partition(flat, rank)[rank]
+    kept = magnitudes >= threshold
+    return (kept if allowed is None else kept & allowed).astype(kernel.dtype)
 
 
 def block_mask(kernel: np.ndarray, sparsity: float, block_size: tuple[int, int], pooling: str = "AVG") -> np.ndarray:

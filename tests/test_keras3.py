@@ -771,7 +771,7 @@ def test_kth_largest_is_the_sorted_magnitudes_kth(dtype, values, share):
     seed=st.integers(0, 2**16),
     sparsity=st.floats(0, 0.75, width=32) | st.sampled_from([0.5, 0.75, 0.9]),
 )
-def test_kept_mask_ranks_only_the_allowed_weights(values, seed, sparsity):
+def test_mask_of_ranks_only_the_allowed_weights(values, seed, sparsity):
     """Against a sort of the allowed magnitudes: `k = max(1, round(a (1 - s)))` in float32, every allowed weight
     tied with the k-th largest kept (an allowed exact zero too, when the k-th largest is 0), no locked one."""
     kernel = np.array(values, np.float32)
@@ -781,7 +781,7 @@ def test_kept_mask_ranks_only_the_allowed_weights(values, seed, sparsity):
     k = int(max(1, np.round(np.float32(a) * (np.float32(1) - np.float32(sparsity)))))
     threshold = np.sort(np.abs(kernel[allowed]))[::-1][k - 1]
     expected = (np.abs(kernel) >= threshold) & allowed
-    np.testing.assert_array_equal(schedules.fixed_masks.kept_mask(kernel, sparsity, allowed), expected)
+    np.testing.assert_array_equal(schedules.keras3_patterns.mask_of(kernel, sparsity, allowed), expected)
 
 
 BACKENDS = ["tensorflow", "jax", "torch"]
