@@ -43,6 +43,8 @@ LAYERS = {
     },
     "tools": {
         "_attention",
+        "_channel_layers",
+        "channel_groups",
         "keras3_layers",
         "fixed_masks",
         "inspection",
