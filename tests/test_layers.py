@@ -45,6 +45,8 @@ LAYERS = {
         "_attention",
         "_channel_layers",
         "channel_groups",
+        "shrinking",
+        "channels",
         "keras3_layers",
         "fixed_masks",
         "inspection",
