@@ -10,7 +10,7 @@ The package has three layers, each importing only from the ones below it:
 * the core: the schedules (`SparsitySchedule`, `RampSchedule`, the families,
   composition), `register` and the `schedules.registry` of families, validation,
   `evaluate_schedule`, epochs as units and `check_plan`; no matplotlib;
-* the tools: `PruningRecorder`, `CheckPlan` and `WeightRewinding` (callbacks), `SparsityRecord`,
+* the tools: `PruningRecorder`, `CheckPlan`, `WeightRewinding` and `ChannelPruning` (callbacks), `SparsityRecord`,
   `compression_report`,
   `plot_schedule` / `plot_schedules` / `plot_record`, `load_model`,
   `schedules.testing.check_schedule`; sparsity across layers: `allocate`,
@@ -28,6 +28,7 @@ from schedules.allocation import allocate
 from schedules.alternating import AlternatingSparsity
 from schedules.base import SparsitySchedule, register
 from schedules.callbacks import CheckPlan, PruningRecorder
+from schedules.channel_pruning import ChannelPruning
 from schedules.composition import ScaledSparsity, SequentialSparsity
 from schedules.compression import compression_report
 from schedules.cosine import CosineSparsity
@@ -50,6 +51,7 @@ from schedules.step import StepSparsity
 
 __all__ = [
     "AlternatingSparsity",
+    "ChannelPruning",
     "CheckPlan",
     "CosineSparsity",
     "CubicSparsity",

@@ -23,6 +23,7 @@ predicts, to float32 rounding.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from schedules.channel_groups import ChannelAnalysis, ChannelGroup, channel_grou
 __all__ = ["channel_variables", "shrink", "zero_channels"]
 
 
-def channel_variables(model, group: ChannelGroup) -> list[tuple[object, int]]:
+def channel_variables(model, group: ChannelGroup) -> list[tuple[Any, int]]:
     """`(variable, axis)` for every variable whose entries along `axis` are `group`'s channels.
 
     The producers' kernels (last axis) and biases, the BatchNormalization
@@ -80,7 +81,7 @@ def zero_channels(model, keep: Mapping[str, np.ndarray]) -> None:
             index: list = [slice(None)] * value.ndim
             index[axis] = ~mask
             value[tuple(index)] = 0
-            variable.assign(value)  # type: ignore[attr-defined]
+            variable.assign(value)
 
 
 def shrink(model, keep: Mapping[str, np.ndarray]):

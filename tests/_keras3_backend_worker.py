@@ -108,7 +108,29 @@ def main(out: str) -> None:
     arrays.update(pruned_fit(two_four, "2:4_"))
     arrays.update(rewinding_run())
     arrays.update(masked_run())
+    arrays.update(channel_run())
     np.savez(out, **arrays)
+
+
+def channel_run() -> dict[str, np.ndarray]:
+    """`ChannelPruning` of the CNN to half its channels (`channels_...`): the kept channels and the kernels
+    after the fit, and the predictions of the shrunk model and of the pruned one on the training inputs."""
+    from schedules.channel_pruning import ChannelPruning
+    from schedules.channels import shrink
+
+    model = build()
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.3)
+    x, y = rng.normal(size=(256, 6, 6, 1)).astype("float32"), rng.integers(0, 3, size=256)
+    pruning = ChannelPruning(schedules.CubicSparsity(0.0, 0.5, 1, 30, frequency=5))
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[pruning])
+    arrays = {f"channels_keep_{name}": keep for name, keep in pruning.keep.items()}
+    for name in LAYERS:
+        arrays[f"channels_final_{name}"] = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+    arrays["channels_pruned"] = keras.ops.convert_to_numpy(model.predict(x, verbose=0))
+    arrays["channels_shrunk"] = keras.ops.convert_to_numpy(shrink(model, pruning.keep).predict(x, verbose=0))
+    return arrays
 
 
 class Steps(keras.callbacks.Callback):

@@ -919,6 +919,23 @@ def test_each_backend_prunes_2_4_by_the_gradual_rule_and_both_agree(backend_runs
         assert np.mean(run[f"2:4_final_{name}"] == 0) == 0.5, name
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_backend_prunes_channels_and_the_shrunk_model_predicts_the_same(backend_runs, backend):
+    """`ChannelPruning` of the worker's CNN to half its channels: the dropped channels' kernels are zero,
+    the shrunk model predicts what the pruned one does, and the kept channels are TensorFlow's."""
+    run, reference = run_on(backend_runs, backend), backend_runs["tensorflow"]
+    assert sorted(key for key in run if key.startswith("channels_keep_")) == [
+        "channels_keep_conv",
+        "channels_keep_hidden",
+    ]
+    for name in ("conv", "hidden"):
+        keep = run[f"channels_keep_{name}"]
+        assert keep.sum() == keep.size // 2, name
+        assert not np.any(run[f"channels_final_{name}"][..., ~keep]), name
+        np.testing.assert_array_equal(keep, reference[f"channels_keep_{name}"])
+    np.testing.assert_allclose(run["channels_shrunk"], run["channels_pruned"], atol=1e-5)
+
+
 def test_a_backend_it_cannot_prune_with_is_refused_with_a_message():
     """Keras 3's NumPy backend (it cannot train): a fresh process, since Keras picks its backend at import."""
     code = (

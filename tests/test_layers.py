@@ -62,6 +62,7 @@ LAYERS = {
         "keras3_patterns",
         "keras3_jax",
         "keras3",
+        "channel_pruning",
         "plotting",
         "saving",
         "testing",
