@@ -10,9 +10,20 @@ import platform
 import sys
 import time
 
-SECTIONS = ("overhead", "cost", "curve", "quality", "allocation", "lottery", "keras3", "zoo", "zoo-accuracy")
+SECTIONS = (
+    "overhead",
+    "cost",
+    "curve",
+    "quality",
+    "allocation",
+    "lottery",
+    "keras3",
+    "zoo",
+    "zoo-accuracy",
+    "patterns",
+)
 #: Sections that train on the demo's digits (scikit-learn), over seeds.
-ON_DIGITS = ("quality", "allocation", "lottery", "zoo-accuracy")
+ON_DIGITS = ("quality", "allocation", "lottery", "zoo-accuracy", "patterns")
 
 TITLES = {
     "overhead": "Training overhead (median ratio of step time to PolynomialDecay, interleaved rounds)",
@@ -24,6 +35,7 @@ TITLES = {
     "keras3": "Keras 3: PruningCallback's step time against unpruned Keras 3 and tfmot on the tf-keras twin",
     "zoo": "Real architectures: a pruning event and a fit, Keras 3 PruningCallback against tfmot",
     "zoo-accuracy": "Real architecture accuracy: MobileNetV2 on the digits at 32x32, by allocation (mean ± std)",
+    "patterns": "Keras 3 patterns: 2:4 (gradual, one-shot) against unstructured 50% on the digits (mean ± std)",
 }
 
 
@@ -52,7 +64,8 @@ def main(argv=None) -> int:
         type=int,
         default=None,
         metavar="N",
-        help="seeds 0..N-1 for quality, allocation, lottery and zoo-accuracy (default: 5; zoo-accuracy: 3)",
+        help="seeds 0..N-1 for quality, allocation, lottery, zoo-accuracy and patterns (default: 5; zoo-accuracy "
+        "and patterns: 3)",
     )
     parser.add_argument(
         "--json",

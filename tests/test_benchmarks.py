@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import cost, curve, lottery, overhead, quality, zoo
+from benchmarks import cost, curve, lottery, overhead, patterns, quality, zoo
 from benchmarks.__main__ import main
 from benchmarks._timing import interleaved
 from schedules import registry
@@ -95,6 +95,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
         "Keras 3",
         "Real architectures",
         "Real architecture accuracy",
+        "Keras 3 patterns",
     ):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
@@ -139,3 +140,8 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     for row in accuracy_rows.values():  # each reaches its target, to a weight in a thousand
         assert abs(row["achieved_sparsity"] - row["target_sparsity"]) <= 1e-3 and 0.0 <= row["mean_accuracy"] <= 1.0
     assert accuracy_rows["dense", 0.0]["train_images"] + accuracy_rows["dense", 0.0]["validation_images"] <= 1437
+    pattern_rows = {row["row"]: row for row in results["patterns"]}
+    assert list(pattern_rows) == list(patterns.ROWS)
+    assert pattern_rows["dense"]["zeros"] == 0.0
+    for name in ("unstructured 0.5", "2:4 gradual", "2:4 one-shot"):  # conv1 (one input channel) keeps its 144
+        assert abs(pattern_rows[name]["zeros"] - 0.5) <= 73 / 23824, pattern_rows[name]
