@@ -19,7 +19,7 @@ from typing import Any
 import tf_keras
 
 from schedules import _validation as v
-from schedules import catalog, compression, demo, demo_keras3, quickstart
+from schedules import catalog, compression, demo, demo_channels, demo_keras3, quickstart
 from schedules.allocation import METHODS as ALLOCATION_METHODS
 from schedules.allocation import allocate
 from schedules.gallery import gallery
@@ -114,7 +114,16 @@ def _parser() -> argparse.ArgumentParser:
         "sparsity is then M/N), RxC for blocks of R rows by C columns of the Dense kernels (default: unstructured)",
     )
     demo.add_argument(
-        "--final-sparsity", type=float, default=None, help="final sparsity, in [0, 1) (default: 0.9, M/N with M:N)"
+        "--channels",
+        action="store_true",
+        help="prune whole channels (schedules.ChannelPruning), shrink the model to the channels kept "
+        "(schedules.channels.shrink) and time both in TFLite; with --keras3 on Keras 3",
+    )
+    demo.add_argument(
+        "--final-sparsity",
+        type=float,
+        default=None,
+        help="final sparsity, in [0, 1) (default: 0.9; M/N with M:N; 0.5 of the channels with --channels)",
     )
     demo.add_argument("--dense-epochs", type=int, default=10, help="epochs of dense training (default: 10)")
     demo.add_argument("--prune-epochs", type=int, default=15, help="epochs of pruning (default: 15)")
@@ -258,6 +267,17 @@ def _prepare(command: str, args: argparse.Namespace):
                 raise ValueError(f"{option} is for Keras 3 models: add --keras3")
         pattern_args = demo_keras3.parse_pattern(pattern)
         final = getattr(args, "final_sparsity", None)
+        channels = getattr(args, "channels", False)
+        if channels:
+            for option, given in (
+                ("--pattern", pattern is not None),
+                ("--rewind-step", getattr(args, "rewind_step", None) is not None),
+            ):
+                if given:
+                    raise ValueError(f"{option} is for weight pruning; leave it out with --channels")
+            if getattr(args, "allocation", "uniform") != "uniform":
+                raise ValueError("--allocation uniform with --channels: ERK and LAMP rank weights, not channels")
+            final = 0.5 if final is None else final
         if "sparsity_m_by_n" in pattern_args:
             m, n = pattern_args["sparsity_m_by_n"]
             if final is not None and final != m / n:
@@ -287,6 +307,10 @@ def _prepare(command: str, args: argparse.Namespace):
             "seed": getattr(args, "seed", 0),
             "verbose": 0 if getattr(args, "quiet", False) else 1,
         }
+        if channels and not (keras3 and backend is not None and backend != demo_keras3.keras.backend.backend()):
+            module = demo_keras3.keras if keras3 else demo.keras
+            options.pop("allocation")
+            return lambda: demo_channels.run_channels_demo(module, spec, **options)
         if keras3:
             if rewind_step is not None:
                 raise ValueError("--rewind-step is for tf-keras models (WeightRewinding); leave it out with --keras3")

@@ -81,6 +81,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--keras3", "--pattern", "0x2"], "--pattern RxC needs blocks of at least 1x1"),
         (["demo", "--keras3", "--pattern", "1:3", "--final-sparsity", "0.5"], "an M:N pattern prunes to M/N"),
         (["demo", "--keras3", "--pattern", "2:4", "--allocation", "erk"], "--allocation uniform with --pattern 2:4"),
+        (["demo", "--channels", "--allocation", "lamp"], "--allocation uniform with --channels: ERK and LAMP rank"),
+        (["demo", "--channels", "--keras3", "--pattern", "2:4"], "--pattern is for weight pruning; leave it out"),
+        (["demo", "--channels", "--rewind-step", "3"], "--rewind-step is for weight pruning; leave it out"),
         (
             ["report", "missing.keras"],
             "Argument `MODEL` must be a saved model. Received: MODEL='missing.keras' (no such file)",
@@ -317,6 +320,24 @@ def test_demo_on_keras3_takes_a_backend_and_a_pattern(tmp_path, capfd):
         ("logits", 0.5),
     ]
     assert "Largest difference between trained and reloaded predictions: 0.00e+00" in lines
+
+
+def test_demo_with_channels_prunes_shrinks_and_times_the_small_model(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--channels", "--dense-epochs", "1", "--prune-epochs", "2", "--quiet", "--output-dir", str(out)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.strip() for line in lines if "kept" in line and "channels" in line] == [
+        "conv1: kept 8 of 16 channels",
+        "conv2: kept 16 of 32 channels",
+        "dense: kept 32 of 64 channels",
+    ]
+    assert "  left whole: logits (a model output)" in lines
+    assert "Parameters: 23,946 -> 6,218" in lines
+    difference = next(line for line in lines if line.startswith("Largest difference"))
+    assert float(difference.rsplit(" ", 1)[1]) <= 1e-4
+    assert any(line.startswith("Invoke: dense ") and "of dense" in line for line in lines)
+    assert (out / "channels-small.keras").exists() and (out / "channels-shrunk.tflite").exists()
 
 
 def test_report_refuses_a_file_that_is_no_pruned_model(tmp_path, capsys):

@@ -68,7 +68,17 @@ LAYERS = {
         "testing",
         "__init__",
     },
-    "application": {"catalog", "cli", "demo", "demo_keras3", "quickstart", "gallery", "models", "__main__"},
+    "application": {
+        "catalog",
+        "cli",
+        "demo",
+        "demo_channels",
+        "demo_keras3",
+        "quickstart",
+        "gallery",
+        "models",
+        "__main__",
+    },
 }
 RANK = {module: rank for rank, layer in enumerate(LAYERS.values()) for module in layer}
 #: The modules and subpackages of `schedules/` (a subpackage, such as `testing/`, has one layer for all its files).
