@@ -21,9 +21,10 @@ SECTIONS = (
     "zoo",
     "zoo-accuracy",
     "patterns",
+    "channel-accuracy",
 )
 #: Sections that train on the demo's digits (scikit-learn), over seeds.
-ON_DIGITS = ("quality", "allocation", "lottery", "zoo-accuracy", "patterns")
+ON_DIGITS = ("quality", "allocation", "lottery", "zoo-accuracy", "patterns", "channel-accuracy")
 
 TITLES = {
     "overhead": "Training overhead (median ratio of step time to PolynomialDecay, interleaved rounds)",
@@ -36,6 +37,7 @@ TITLES = {
     "zoo": "Real architectures: a pruning event and a fit, Keras 3 PruningCallback against tfmot",
     "zoo-accuracy": "Real architecture accuracy: MobileNetV2 on the digits at 32x32, by allocation (mean ± std)",
     "patterns": "Keras 3 patterns: 2:4 (gradual, one-shot) against unstructured 50% on the digits (mean ± std)",
+    "channel-accuracy": "Channel pruning against unstructured pruning at 25% and 50% on the digits (mean ± std)",
 }
 
 

@@ -25,14 +25,16 @@ validation split; the test split is read once by each final model.
 from __future__ import annotations
 
 import statistics
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from benchmarks.zoo_accuracy import VALIDATION_SHARE, Grid, digits
-from schedules import CubicSparsity
+from schedules import ChannelPruning, CubicSparsity
+from schedules.channels import shrink
 from schedules.demo import default_schedule_params
 from schedules.keras3 import PruningCallback
 from schedules.keras3_layers import prunable_kernels
@@ -92,6 +94,7 @@ def _fit(model, rate: float, x, y, epochs: int, seed: int, callbacks=()) -> kera
 
 
 def _pruning(row: str, window: dict) -> PruningCallback | None:
+    """The callback of one of `ROWS` (None for the dense row) over the pruned phase's `window`."""
     begin, end, frequency = window["begin_step"], window["end_step"], window["frequency"]
     if row == "unstructured 0.5":
         return PruningCallback(CubicSparsity(0.0, 0.5, begin, end, frequency=frequency))
@@ -103,32 +106,44 @@ def _pruning(row: str, window: dict) -> PruningCallback | None:
     return None
 
 
+#: What a section trains: row name -> its callback over the pruned phase's window (None: dense).
+Rows = Callable[[str, dict], Any]
+
+
 def _zeros(model: keras.Model) -> float:
     """Zeros over every kernel the callback prunes."""
     kernels = [np.asarray(k) for ks in prunable_kernels(model).values() for k in ks]
     return float(sum(np.sum(k == 0) for k in kernels) / sum(k.size for k in kernels))
 
 
-def _section(setup: Setup, seeds: tuple[int, ...], progress) -> list[dict]:
+def section(
+    setup: Setup, seeds: tuple[int, ...], progress, rows: tuple[str, ...] = ROWS, callback: Rows = _pruning
+) -> list[dict]:
+    """Trains `setup`'s model for each of `rows` (`callback(row, window)`) over `seeds`: the rows' results."""
     x_train, y_train, x_val, y_val, x_test, y_test = digits(setup.grid)
     steps = -(-len(x_train) // BATCH_SIZE) * setup.prune_epochs
     window = default_schedule_params(steps, 0.5)
 
+    keeps: dict[int, dict] = {}  # a ChannelPruning row's kept channels, by the final model's id
+
     def row_run(row: str, start: list, rate: float, seed: int) -> keras.Model:
         model = build(setup, seed)
         model.set_weights(start)
-        pruning = _pruning(row, window)
-        return _fit(model, rate, x_train, y_train, setup.prune_epochs, seed, [pruning] if pruning else [])
+        pruning = callback(row, window)
+        model = _fit(model, rate, x_train, y_train, setup.prune_epochs, seed, [pruning] if pruning else [])
+        if isinstance(pruning, ChannelPruning):
+            keeps[id(model)] = dict(pruning.keep)
+        return model
 
     def accuracy(model: keras.Model, x, y) -> float:
         return float(model.evaluate(x, y, batch_size=256, verbose=0)[1])
 
-    finals: dict[str, list[keras.Model]] = {row: [] for row in ROWS}
+    finals: dict[str, list[keras.Model]] = {row: [] for row in rows}
     chosen: dict[str, tuple[float, dict[float, float]]] = {}
     for seed in seeds:
         dense = _fit(build(setup, seed), setup.dense_rate, x_train, y_train, setup.dense_epochs, seed)
         start = dense.get_weights()
-        for row in ROWS:
+        for row in rows:
             if row not in chosen:  # seed 0: each rate, chosen on validation
                 runs = {rate: row_run(row, start, rate, seed) for rate in setup.prune_rates}
                 val = {rate: accuracy(model, x_val, y_val) for rate, model in runs.items()}
@@ -152,6 +167,10 @@ def _section(setup: Setup, seeds: tuple[int, ...], progress) -> list[dict]:
                 "accuracies": accuracies,
                 "seeds": len(accuracies),
                 "zeros": statistics.fmean(_zeros(model) for model in models),
+                "parameters": statistics.fmean(
+                    shrink(model, keeps[id(model)]).count_params() if id(model) in keeps else model.count_params()
+                    for model in models
+                ),
                 "learning_rate": rate,
                 "validation": {f"{r:g}": a for r, a in val.items()},
                 "dense_learning_rate": setup.dense_rate,
@@ -170,16 +189,17 @@ def _section(setup: Setup, seeds: tuple[int, ...], progress) -> list[dict]:
 
 def run(quick: bool = False, seeds=SEEDS, progress=print) -> list[dict]:
     seeds = tuple(seeds)[:1] if quick else tuple(seeds)
-    return [row for setup in (QUICK if quick else FULL) for row in _section(setup, seeds, progress)]
+    return [row for setup in (QUICK if quick else FULL) for row in section(setup, seeds, progress)]
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'model':<32}{'row':<18}{'test accuracy':>20}{'zeros':>8}{'rate':>8}{'validation':>12}"]
+    lines = [f"{'model':<32}{'row':<18}{'test accuracy':>20}{'zeros':>8}{'params':>10}{'rate':>8}{'validation':>12}"]
     for r in rows:
         accuracy = f"{r['mean_accuracy']:.4f} ± {r['std_accuracy']:.4f}"
         val = r["validation"][f"{r['learning_rate']:g}"]
         lines.append(
-            f"{r['model']:<32}{r['row']:<18}{accuracy:>20}{r['zeros']:>8.4f}{r['learning_rate']:>8g}{val:>12.4f}"
+            f"{r['model']:<32}{r['row']:<18}{accuracy:>20}{r['zeros']:>8.4f}{r['parameters']:>10,.0f}"
+            f"{r['learning_rate']:>8g}{val:>12.4f}"
         )
     for model in dict.fromkeys(r["model"] for r in rows):
         first = next(r for r in rows if r["model"] == model)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import cost, curve, lottery, overhead, patterns, quality, zoo
+from benchmarks import channel_accuracy, cost, curve, lottery, overhead, patterns, quality, zoo
 from benchmarks.__main__ import main
 from benchmarks._timing import interleaved
 from schedules import registry
@@ -96,6 +96,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
         "Real architectures",
         "Real architecture accuracy",
         "Keras 3 patterns",
+        "Channel pruning against unstructured",
     ):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
@@ -145,3 +146,8 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert pattern_rows["dense"]["zeros"] == 0.0
     for name in ("unstructured 0.5", "2:4 gradual", "2:4 one-shot"):  # conv1 (one input channel) keeps its 144
         assert abs(pattern_rows[name]["zeros"] - 0.5) <= 73 / 23824, pattern_rows[name]
+    channel_rows = {row["row"]: row for row in results["channel-accuracy"]}
+    assert list(channel_rows) == list(channel_accuracy.ROWS)
+    # The CNN shrunk to half or three quarters of each group's channels (the logits stay whole).
+    assert channel_rows["channels 0.5"]["parameters"] == 6218 and channel_rows["channels 0.25"]["parameters"] == 13642
+    assert channel_rows["unstructured 0.5"]["parameters"] == channel_rows["dense"]["parameters"] == 23946
