@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import tf_keras
 
-from benchmarks import channel_accuracy, cost, curve, lottery, overhead, patterns, quality, zoo
+from benchmarks import channel_accuracy, channels, cost, curve, lottery, overhead, patterns, quality, zoo
 from benchmarks.__main__ import main
 from benchmarks._timing import interleaved
 from schedules import registry
@@ -71,6 +72,15 @@ def test_interleaved_shuffles_each_round_the_same_way_for_a_seed_and_prepares_ea
     assert [tuple(calls[1::2][6 * r : 6 * r + 6]) for r in range(4)] == rounds
 
 
+def test_multiply_adds_count_each_kernel_once_per_output_position():
+    inputs = tf_keras.Input((10, 10, 4))
+    x = tf_keras.layers.Conv2D(8, 3, strides=2, padding="same", groups=2)(inputs)  # 5x5 out, kernel 3x3x2x8
+    x = tf_keras.layers.BatchNormalization()(x)  # not counted
+    x = tf_keras.layers.DepthwiseConv2D(3)(x)  # 3x3 out, kernel 3x3x8x1
+    x = tf_keras.layers.Dense(6)(x)  # on each of the 3x3 positions, kernel 8x6
+    assert channels.multiply_adds(tf_keras.Model(inputs, x)) == 25 * 144 + 9 * 72 + 9 * 48
+
+
 def test_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -97,6 +107,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
         "Real architecture accuracy",
         "Keras 3 patterns",
         "Channel pruning against unstructured",
+        "Channel pruning's speed",
     ):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
@@ -146,8 +157,20 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert pattern_rows["dense"]["zeros"] == 0.0
     for name in ("unstructured 0.5", "2:4 gradual", "2:4 one-shot"):  # conv1 (one input channel) keeps its 144
         assert abs(pattern_rows[name]["zeros"] - 0.5) <= 73 / 23824, pattern_rows[name]
-    channel_rows = {row["row"]: row for row in results["channel-accuracy"]}
-    assert list(channel_rows) == list(channel_accuracy.ROWS)
+    accuracy_rows = {row["row"]: row for row in results["channel-accuracy"]}
+    assert list(accuracy_rows) == list(channel_accuracy.ROWS)
     # The CNN shrunk to half or three quarters of each group's channels (the logits stay whole).
-    assert channel_rows["channels 0.5"]["parameters"] == 6218 and channel_rows["channels 0.25"]["parameters"] == 13642
-    assert channel_rows["unstructured 0.5"]["parameters"] == channel_rows["dense"]["parameters"] == 23946
+    assert accuracy_rows["channels 0.5"]["parameters"] == 6218 and accuracy_rows["channels 0.25"]["parameters"] == 13642
+    assert accuracy_rows["unstructured 0.5"]["parameters"] == accuracy_rows["dense"]["parameters"] == 23946
+    channel_rows = {row["variant"]: row for row in results["channels"]}
+    assert list(channel_rows) == list(channels.VARIANTS)
+    assert {row["model"] for row in channel_rows.values()} == {"digits CNN 8x8x1"}
+    dense, sparse = channel_rows["dense"], channel_rows["unstructured 0.5, sparse"]
+    assert dense["ratio_to_dense"] == 1.0 and all(row["ms"] > 0 for row in channel_rows.values())
+    assert dense["multiply_adds"] == 194_176 and dense["parameters"] == 23_946  # conv1, conv2, dense, logits
+    assert channel_rows["unstructured 0.5"]["nonzero_weights"] == dense["nonzero_weights"] - 23_824 // 2
+    assert sparse["tflite_bytes"] < dense["tflite_bytes"] == channel_rows["unstructured 0.5"]["tflite_bytes"]
+    shrunk = [channel_rows["channels 0.25"], channel_rows["channels 0.5"]]
+    assert dense["multiply_adds"] > shrunk[0]["multiply_adds"] > shrunk[1]["multiply_adds"]
+    assert dense["parameters"] > shrunk[0]["parameters"] > shrunk[1]["parameters"]
+    assert all(row["max_relative_diff_to_zeroed"] <= 1e-5 for row in shrunk)  # it predicts what the zeroed model does
