@@ -31,7 +31,8 @@ are timed interleaved (`benchmarks._timing.interleaved`): each round times
 each variant once, in an order shuffled anew, for `invokes` invokes in a row
 (enough for the dense model's to take about `ROUND_SECONDS`); a variant's ms is
 the median over rounds of its time per invoke, its ratio the median over
-rounds of its time over the dense model's in the same round. Each
+rounds of its time over the dense model's in the same round (and the
+ratio's first and third quartiles over rounds: the spread). Each
 channel-pruned model's predictions are checked against the unshrunk model
 with the same channels zeroed (`zero_channels`), in Keras, on the same random
 input: the largest difference over the largest output, in magnitude.
@@ -212,6 +213,7 @@ def _model_rows(model_name: str, builder: str, shape: tuple[int, ...], rounds: i
                 "tflite_zipped_bytes": _zipped(flatbuffers[variant]),
                 "ms": statistics.median(t / invokes for t in times[variant]) * 1000,
                 "ratio_to_dense": ratios[variant],
+                "ratio_quartiles": _ratio_quartiles(times[variant], times[DENSE]),
                 "rounds": rounds,
                 "invokes_per_round": invokes,
                 "groups": len(analysis.groups),
@@ -224,6 +226,12 @@ def _model_rows(model_name: str, builder: str, shape: tuple[int, ...], rounds: i
     del interpreters
     tf_keras.backend.clear_session()
     return rows
+
+
+def _ratio_quartiles(times: list[float], dense: list[float]) -> list[float]:
+    """The first and third quartiles over rounds of the time over the dense model's in the same round."""
+    first, _, third = statistics.quantiles([t / d for t, d in zip(times, dense, strict=True)], n=4, method="inclusive")
+    return [first, third]
 
 
 def _invoke_times(interpreter, n: int) -> list[float]:
@@ -247,13 +255,13 @@ def run(quick: bool = False, progress=print) -> list[dict]:
 def format_rows(rows: list[dict]) -> str:
     lines = [
         f"{'model':<22}{'variant':<27}{'params':>12}{'nonzero':>12}{'MACs':>15}{'.tflite':>12}{'zipped':>12}"
-        f"{'ms':>10}{'vs dense':>10}"
+        f"{'ms':>10}{'vs dense':>10}{'quartiles':>13}"
     ]
     for r in rows:
         lines.append(
             f"{r['model']:<22}{r['variant']:<27}{r['parameters']:>12,}{r['nonzero_weights']:>12,}"
             f"{r['multiply_adds']:>15,}{r['tflite_bytes']:>12,}{r['tflite_zipped_bytes']:>12,}"
-            f"{r['ms']:>10.4g}{r['ratio_to_dense']:>10.3f}"
+            f"{r['ms']:>10.4g}{r['ratio_to_dense']:>10.3f}{'  {:.3f}-{:.3f}'.format(*r['ratio_quartiles']):>13}"
         )
     for model in dict.fromkeys(r["model"] for r in rows):
         first = next(r for r in rows if r["model"] == model)
