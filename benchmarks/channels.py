@@ -13,7 +13,8 @@ one row per variant:
   as float32 like the others;
 * `unstructured 0.5, sparse`: the same model converted with
   `tf.lite.Optimize.EXPERIMENTAL_SPARSITY` (float32 still; the converter
-  stores the zeros' kernels as sparse tensors);
+  stores the sparse kernels in a sparse format, each read through a
+  `DENSIFY` op that rebuilds the dense kernel);
 * `channels 0.25`, `channels 0.5`: 25% or 50% of the channels of every
   channel group (`schedules.channels.channel_groups`) removed, the kept ones
   chosen by `kept_channels(channel_scores(model, group), s)`, by
