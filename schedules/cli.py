@@ -312,11 +312,9 @@ def _prepare(command: str, args: argparse.Namespace):
             options.pop("allocation")
             return lambda: demo_channels.run_channels_demo(module, spec, **options)
         if keras3:
-            if rewind_step is not None:
-                raise ValueError("--rewind-step is for tf-keras models (WeightRewinding); leave it out with --keras3")
             if backend is not None and backend != demo_keras3.keras.backend.backend():
                 return demo_keras3.rerun_with_backend(backend, args.argv)
-            return lambda: demo_keras3.run_keras3_demo(spec, pattern=pattern_args, **options)
+            return lambda: demo_keras3.run_keras3_demo(spec, pattern=pattern_args, rewind_step=rewind_step, **options)
         return lambda: demo.run_demo(spec, rewind_step=rewind_step, **options)
     if command == "plot":
         return _prepare_plot(args)

@@ -28,6 +28,7 @@ from schedules.callbacks import PruningRecorder
 from schedules.demo import LEARNING_RATE, DemoResult, allocate_for, prepare, train_dense
 from schedules.keras3 import PruningCallback
 from schedules.plotting import plot_record, save_figure
+from schedules.rewinding import WeightRewinding
 
 __all__ = ["BACKENDS", "parse_pattern", "rerun_with_backend", "run_keras3_demo"]
 
@@ -83,6 +84,7 @@ def run_keras3_demo(
     seed: int = 0,
     verbose: int = 1,
     pattern: dict[str, Any] | None = None,
+    rewind_step: int | None = None,
     print_fn: Callable[[str], None] = print,
 ) -> DemoResult:
     """Runs the Keras 3 demo; see the module docstring. Returns what it measured."""
@@ -112,9 +114,12 @@ def run_keras3_demo(
     if pattern:
         print_fn(f"Pattern: {pattern}, on the layers {sorted(pruning.layers or shares)}")
     recorder = PruningRecorder(output / "sparsity.csv")
-    model.fit(
-        x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=verbose, callbacks=[pruning, recorder]
-    )
+    rewinding = None if rewind_step is None else WeightRewinding(rewind_step, filepath=output / "rewind.npz")
+    callbacks = [pruning, recorder] + ([rewinding] if rewinding is not None else [])
+    model.fit(x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=verbose, callbacks=callbacks)
+    if rewinding is not None:
+        steps = ", ".join(map(str, rewinding.rewinds)) or "none"
+        print_fn(f"Rewound to the weights of step {rewind_step} after the mask changes at steps: {steps}")
     pruned_accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
     report = pruning.sparsity_report()
     print_fn(f"Pruned test accuracy: {pruned_accuracy:.4f} (dense: {dense_accuracy:.4f})")

@@ -73,7 +73,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
         (["demo", "--schedule", "cyclic:num_cycles=1000"], "`num_cycles` must be an integer in [1, 220]"),
         (["demo", "--schedule", "cubic:power=2"], "Schedule family 'cubic' (CubicSparsity) takes no parameter 'power'"),
         (["demo", "--rewind-step", "-1"], "`--rewind-step` must be an integer in [0,"),
-        (["demo", "--keras3", "--rewind-step", "3"], "--rewind-step is for tf-keras models (WeightRewinding)"),
         (["demo", "--pattern", "2:4"], "--pattern is for Keras 3 models: add --keras3"),
         (["demo", "--backend", "jax"], "--backend is for Keras 3 models: add --keras3"),
         (["demo", "--keras3", "--pattern", "2-4"], "--pattern must be M:N (2:4) or RxC (4x1); received '2-4'"),
@@ -290,8 +289,11 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 def test_demo_on_keras3_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--keras3", "--allocation", "lamp", "--dense-epochs", "1", "--prune-epochs", "1", "--quiet"]
-    assert main([*argv, "--output-dir", str(out)]) == 0
+    assert main([*argv, "--rewind-step", "1", "--output-dir", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
+    rewound = next(line for line in lines if line.startswith("Rewound"))
+    assert rewound.startswith("Rewound to the weights of step 1 after the mask changes at steps: ")
+    assert (out / "rewind.npz").exists()
     assert lines[0].startswith("Keras 3.") and "(tensorflow backend), no tfmot." in lines[0]
     report = lines[lines.index("Weights per layer (zeros counted in the kernels):") + 2 :][:5]
     overall = report[-1].split()
