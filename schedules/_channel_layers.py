@@ -13,6 +13,9 @@ whole); `at_zero` whether an activation keeps a zeroed channel zero.
 
 from __future__ import annotations
 
+import keras
+import tf_keras
+
 __all__ = [
     "ACTIVATIONS", "CARRIERS", "DEPTHWISE", "FLAT_OK", "MERGES", "NONZERO_AT_ZERO", "PASSING", "PRODUCERS",
     "ZERO_AT_ZERO", "at_zero", "refusal",
@@ -58,7 +61,13 @@ def refusal(layer, kind: str, inputs: list, calls: int) -> str:
     if not inputs:
         return "an input"
     known = kind in PRODUCERS | MERGES | CARRIERS or kind == "Concatenate"
-    if not known or not type(layer).__module__.startswith(("keras.", "tf_keras.")):
+    # A Keras layer, not an op of the same class name (Keras 3's `keras.ops.add` is a node of class `Add`).
+    layer_classes = (keras.layers.Layer, tf_keras.layers.Layer)
+    if (
+        not known
+        or not isinstance(layer, layer_classes)
+        or not type(layer).__module__.startswith(("keras.", "tf_keras."))
+    ):
         return f"{kind} is not followed"
     if calls > 1:
         return f"a shared layer (called {calls} times)"

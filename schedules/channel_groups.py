@@ -42,7 +42,11 @@ from types import ModuleType
 
 import keras
 import tf_keras
-from keras.src.models.functional import Functional
+
+try:  # Keras 3's class of functional models; not public API (Keras 3.15 here), so guarded
+    from keras.src.models.functional import Functional
+except ImportError:  # pragma: no cover - another Keras: Sequential models only, the others refused as subclassed
+    Functional = keras.Sequential
 
 from schedules import _validation as v
 from schedules._channel_layers import ACTIVATIONS, DEPTHWISE, FLAT_OK, MERGES, PRODUCERS, at_zero, refusal

@@ -38,6 +38,7 @@ rank weights, not channels, and are refused.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,7 @@ from schedules._tfmot import PruningSchedule
 from schedules.channels import ChannelAnalysis, channel_groups, channel_variables
 from schedules.composition import peak_sparsity
 from schedules.evaluation import EventLookup, expected_kept
+from schedules.keras3 import Masked
 from schedules.keras3_layers import is_keras3_model
 from schedules.pruning import layer_schedule
 
@@ -103,7 +105,9 @@ class ChannelPruning(tf_keras.callbacks.Callback):
     `analysis` the groups and the layers left whole.
 
     Raises:
-      TypeError: `schedule` is not a `PruningSchedule`.
+      TypeError: `schedule` is not a `PruningSchedule`, `allocation` is neither a
+        string nor a dict; at the start of `fit`: a subclassed model (its graph
+        cannot be read).
       ValueError: an unknown peak sparsity, an allocation method other than
         `"uniform"`; at the start of `fit`: a dict that does not name every
         group, a model with no group to prune.
@@ -137,10 +141,16 @@ class ChannelPruning(tf_keras.callbacks.Callback):
         self._lookups: dict[str, EventLookup] = {}
         self._restore: list[tuple[Any, Any]] = []
         self._step = 1
+        self._per_execution = 1
+        self._model_ref: weakref.ref | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         model = self.model
         self._keras3 = is_keras3_model(model)
+        if self._model_ref is None or self._model_ref() is not model:  # a new model: nothing of the last one's holds
+            self.keep = {}
+            self._model_ref = weakref.ref(model)
+        self._per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
         analysis = channel_groups(model)
         if not analysis.groups:
             raise v.invalid("model", "a model with at least one group of channels to prune", model.name)
@@ -162,11 +172,14 @@ class ChannelPruning(tf_keras.callbacks.Callback):
                 shape[axis] = group.size
                 mask = self._variable(kept.reshape(shape).astype(_dtype(variable)))
                 self._masks[name].append((variable, mask, axis))
+        self.keep = {name: keep for name, keep in self.keep.items() if name in groups}
         self._restore = []
         for masks in self._masks.values():
             for variable, mask, _ in masks:
+                while isinstance(_constraint(variable), Masked):  # left by a fit that stopped with an exception
+                    _set_constraint(variable, _constraint(variable).inner)
                 self._restore.append((variable, _constraint(variable)))
-                _set_constraint(variable, _Masked(mask, _constraint(variable)))
+                _set_constraint(variable, Masked(mask, _constraint(variable)))
         if self._keras3 and keras.backend.backend() == "jax":
             keras3_jax.attach(model, self._mask_variables())
         model.make_train_function(force=True)
@@ -175,14 +188,17 @@ class ChannelPruning(tf_keras.callbacks.Callback):
         self._step = int(np.asarray(self.model.optimizer.iterations)) + 1
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        step = self._step
-        self._step += 1
+        # The pruning steps of the execution about to run (one step, unless `steps_per_execution` > 1),
+        # applied before its first step, each group at the sparsity of its last pruning step in it.
+        first = self._step
+        self._step += self._per_execution
         pruned = {}
-        for name, lookup in self._lookups.items():
-            should_prune, sparsity = lookup(step)
-            if should_prune:
-                pruned[name] = sparsity
-                self.events.append((step, name, sparsity))
+        for step in range(first, self._step):
+            for name, lookup in self._lookups.items():
+                should_prune, sparsity = lookup(step)
+                if should_prune:
+                    pruned[name] = sparsity
+                    self.events.append((step, name, sparsity))
         if not pruned:
             return
         jax = self._keras3 and keras.backend.backend() == "jax"
@@ -201,10 +217,14 @@ class ChannelPruning(tf_keras.callbacks.Callback):
             self.model._jax_state_synced = True
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        jax = self._keras3 and keras.backend.backend() == "jax"
+        for masks in self._masks.values():  # an optimizer with `use_ema` has just overwritten the weights
+            for variable, mask, _ in masks:
+                variable.assign(np.asarray(variable) * np.asarray(mask))
         for variable, constraint in self._restore:
             _set_constraint(variable, constraint)
         self._restore = []
-        if self._keras3 and keras.backend.backend() == "jax":
+        if jax:
             keras3_jax.detach(self.model, self._mask_variables())
         self.model.train_function = None  # the next fit traces without the masks
 
@@ -257,14 +277,3 @@ def _set_constraint(variable: Any, constraint: Any) -> None:
         AttributeError
     ):  # a tf.Variable of tf-keras: read-only property over `_constraint`, which its optimizers read
         variable._constraint = constraint
-
-
-class _Masked:
-    """A variable's constraint while its channels are pruned: the mask (broadcast) after its own constraint."""
-
-    def __init__(self, mask: Any, inner: Any) -> None:
-        self.mask = mask
-        self.inner = inner
-
-    def __call__(self, weight: Any) -> Any:
-        return (weight if self.inner is None else self.inner(weight)) * self.mask

@@ -92,7 +92,7 @@ def run_channels_demo(
     model.fit(x_train, y_train, batch_size=batch_size, epochs=prune_epochs, verbose=verbose, callbacks=[pruning])
     pruned_accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
     print_fn(f"Pruned test accuracy: {pruned_accuracy:.4f} (dense: {dense_accuracy:.4f})")
-    kept = {name: float(keep.mean()) for name, keep in pruning.keep.items()}
+    sparsity = {name: 1.0 - float(keep.mean()) for name, keep in pruning.keep.items()}  # of each group's channels
     for name, keep in pruning.keep.items():
         print_fn(f"  {name}: kept {int(keep.sum())} of {keep.size} channels")
 
@@ -126,4 +126,4 @@ def run_channels_demo(
         print_fn(f"  {name:<13} {path}")
     seconds = time.perf_counter() - start
     print_fn(f"Done in {seconds:.0f} s.")
-    return DemoResult(schedule, dense_accuracy, pruned_accuracy, kept, difference, files, seconds)
+    return DemoResult(schedule, dense_accuracy, pruned_accuracy, sparsity, difference, files, seconds)

@@ -96,8 +96,9 @@ class PruningCallback(keras.callbacks.Callback):
         along the input channels, tfmot's argument and orientation (2:4 is what
         sparse hardware runs). The schedule decides when and how far, and must
         peak at `m / n`: at sparsity `s`, the smallest of each group's `m`
-        smallest weights are zero, `s` of the layer in all, and at `m / n` the
-        masks are exactly the pattern (`keras3_patterns`). Allocation does not
+        smallest weights are zero, `s` of the layer in all where the groups
+        allow (a last group shorter than `n` keeps at most `n - m`), and at
+        `m / n` the masks are exactly the pattern (`keras3_patterns`). Allocation does not
         apply: `allocation` must be `"uniform"`.
       block_size: `(rows, columns)` of the blocks a 2-D kernel (`Dense`) is pruned
         in, as tfmot's argument: each block scored by `block_pooling_type`
@@ -120,8 +121,9 @@ class PruningCallback(keras.callbacks.Callback):
 
     The TensorFlow, JAX and PyTorch backends of Keras 3 are supported
     (`BACKENDS`); under JAX the masks ride in `fit`'s state with the optimizer's
-    variables (`schedules.keras3_jax`); under JAX and PyTorch the masks are
-    updated with NumPy. Another backend is refused.
+    variables (`schedules.keras3_jax`); under JAX and PyTorch, and for a pattern
+    or given masks on any backend, the masks are updated with NumPy
+    (`keras3_patterns`). Another backend is refused.
 
     Raises:
       TypeError: `schedule` is not a `PruningSchedule` (nor None with `masks`),
@@ -176,6 +178,7 @@ class PruningCallback(keras.callbacks.Callback):
             if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
                 raise v.invalid("layers", "a list of layer names", layers, TypeError)
             layers = list(layers)
+        _check_block_size(block_size)
         if masks is not None and (sparsity_m_by_n is not None or tuple(block_size) != (1, 1)):
             raise v.invalid(
                 "masks",
@@ -241,7 +244,7 @@ class PruningCallback(keras.callbacks.Callback):
         allowed = fixed_masks.match_masks(self.fixed, every)  # each layer's given masks
         kernels = self._chosen(model) if self.schedule is not None else {}
         for kernel in (kernel for name in {*kernels, *allowed} for kernel in every[name]):
-            while isinstance(kernel.constraint, _Masked):  # left by a fit that stopped with an exception
+            while isinstance(kernel.constraint, Masked):  # left by a fit that stopped with an exception
                 kernel.constraint = kernel.constraint.inner
         done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # steps trained so far
         shares = self._shares(model, done) if self.schedule is not None else {}
@@ -282,7 +285,7 @@ class PruningCallback(keras.callbacks.Callback):
         for name, ks in self._kernels.items():
             for kernel, mask in zip(ks, self._masks[name], strict=True):
                 self._constraints.append((kernel, kernel.constraint))
-                kernel.constraint = _Masked(mask, kernel.constraint)
+                kernel.constraint = Masked(mask, kernel.constraint)
         setattr(model, ATTRIBUTE, PruningMasks(dict(self._masks)))  # saved with the model from now on
         _PRUNING[model] = self
         if self._traced is not None and all(a is b for a, b in zip(self._traced[0], _compiled(model), strict=True)):
@@ -449,6 +452,15 @@ class PruningCallback(keras.callbacks.Callback):
         return {name: kernels[name] for name in self.layers}
 
 
+def _check_block_size(block_size: object) -> None:
+    if (
+        not isinstance(block_size, (tuple, list))
+        or len(block_size) != 2
+        or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in block_size)
+    ):
+        raise v.invalid("block_size", "a pair of integers (rows, columns), each >= 1", block_size)
+
+
 def _pattern_rule(
     schedule: PruningSchedule,
     peak: float,
@@ -484,12 +496,6 @@ def _pattern_rule(
                 f"(its final masks are then exactly the pattern); this one peaks at {peak:g}",
                 schedule,
             )
-    if (
-        not isinstance(block_size, (tuple, list))
-        or len(block_size) != 2
-        or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in block_size)
-    ):
-        raise v.invalid("block_size", "a pair of integers (rows, columns), each >= 1", block_size)
     v.check_choice("block_pooling_type", block_pooling_type, ("AVG", "MAX"))
     return keras3_patterns.rule(sparsity_m_by_n, block_size, block_pooling_type)
 
@@ -580,8 +586,8 @@ def kth_largest(magnitudes: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     return tf.bitcast(found, magnitudes.dtype)
 
 
-class _Masked:
-    """A kernel's constraint while it is pruned: the mask after the layer's own constraint."""
+class Masked:
+    """A variable's constraint while it is pruned: the mask (broadcast) after the variable's own constraint."""
 
     def __init__(self, mask: keras.Variable, inner: Any) -> None:
         self.mask = mask

@@ -179,3 +179,55 @@ def test_a_residual_network_prunes_whole_groups_shrinks_and_resumes_from_a_saved
     assert resumed.events == []
     for group_name, keep in pruning.keep.items():
         np.testing.assert_array_equal(resumed.keep[group_name], keep, err_msg=group_name)
+
+
+def test_an_execution_of_several_steps_applies_its_pruning_steps_before_it():
+    """`steps_per_execution=4`: Keras calls the batch hooks once per 4 steps; every pruning step is applied
+    before its execution, the last at the schedule's final share."""
+    model = build_cnn(keras)
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=4
+    )
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(256, 8, 8, 1)).astype("float32"), rng.integers(0, 10, size=256)
+    pruning = ChannelPruning(schedules.CubicSparsity(0.0, FINAL, BEGIN, END, frequency=FREQUENCY))
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[pruning])
+    assert sorted({step for step, _, _ in pruning.events}) == EVENTS
+    assert {name: int(keep.sum()) for name, keep in pruning.keep.items()} == {"conv1": 8, "conv2": 16, "dense": 32}
+
+
+def test_a_fit_that_stopped_and_a_new_model_leave_no_masks_behind():
+    """A fit that raised keeps its constraints until the next fit with the callback, which takes them off first
+    (no mask on a mask); the same callback on a fresh model starts from all channels, not the last model's."""
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 5:
+                raise RuntimeError("stop")
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(128, 8, 8, 1)).astype("float32"), rng.integers(0, 10, size=128)
+    model = build_cnn(keras)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    pruning = ChannelPruning(schedules.CubicSparsity(0.0, FINAL, 1, 4, frequency=1))
+    with pytest.raises(RuntimeError, match="stop"):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[pruning, Stop()])
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[pruning])
+    constraints = [w.constraint for w in model.weights]
+    assert not any(isinstance(c, schedules.keras3.Masked) for c in constraints), constraints
+    fresh = build_cnn(keras)
+    fresh.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    later = ChannelPruning(schedules.CubicSparsity(0.0, FINAL, 100, 200, frequency=1))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[later])
+    fresh.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[later])  # its steps 1..8: no pruning yet
+    assert all(keep.all() for keep in later.keep.values()), later.keep
+
+
+def test_an_op_of_a_merge_layers_name_is_not_taken_for_the_layer():
+    """Keras 3's `keras.ops.add(x, 1.0)` is a graph node of class `Add`: a dropped channel would be 1 after it,
+    so the group before it stays whole."""
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(keras.ops.add(hidden, 1.0)))
+    analysis = channel_groups(model)
+    assert analysis.groups == () and "Add is not followed" in analysis.whole["hidden"]
