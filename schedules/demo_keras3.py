@@ -26,6 +26,7 @@ import numpy as np
 
 from schedules.callbacks import PruningRecorder
 from schedules.demo import LEARNING_RATE, DemoResult, allocate_for, prepare, train_dense
+from schedules.keras3 import BACKENDS as PRUNING_BACKENDS
 from schedules.keras3 import PruningCallback
 from schedules.plotting import plot_record, save_figure
 from schedules.rewinding import WeightRewinding
@@ -33,7 +34,7 @@ from schedules.rewinding import WeightRewinding
 __all__ = ["BACKENDS", "parse_pattern", "rerun_with_backend", "run_keras3_demo"]
 
 #: The backends the demo runs on (those `PruningCallback` prunes with).
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = PRUNING_BACKENDS
 
 
 def parse_pattern(text: str | None) -> dict[str, Any]:

@@ -13,8 +13,8 @@ Three rules, named and oriented as tfmot's `prune_low_magnitude` arguments:
 * **N:M** (`m_by_n_mask`, `sparsity_m_by_n=(m, n)`): `m` zeros in every `n`
   consecutive weights along the input channels, tfmot's convention (TFLite
   stores a kernel as `[out, ..., in]` and groups its last axis; checked with
-  tfmot's `pruning_utils.is_pruned_m_by_n`). tfmot applies the whole pattern at
-  every pruning step, whatever the schedule's sparsity. Here the schedule stays
+  tfmot's `pruning_utils.is_pruned_m_by_n`). tfmot sets its M-by-N masks once,
+  at step 1, whatever the schedule (`pruning_impl.conditional_mask_update`). Here the schedule stays
   in charge, by gradual magnitude pruning (Zhu & Gupta, 2017) restricted to the
   weights the pattern may remove: the candidates are the `m` smallest
   magnitudes of each group, and at sparsity `s` the
@@ -24,7 +24,7 @@ Three rules, named and oriented as tfmot's `prune_low_magnitude` arguments:
   pattern. Each intermediate mask is a magnitude mask, as with unstructured
   pruning, so the schedule's curve keeps its meaning; a pattern that jumps from
   dense to N:M at once (tfmot, NVIDIA's ASP) is the special case of a schedule
-  that jumps.
+  that jumps (`ConstantSparsity(m / n, begin_step=b, end_step=b)` prunes once).
 
 >>> m_by_n_mask(np.array([[4.0], [1.0], [3.0], [2.0]], np.float32), 0.5, (2, 4)).ravel().tolist()
 [1.0, 0.0, 1.0, 0.0]

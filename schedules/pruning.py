@@ -109,6 +109,12 @@ def prune_model(
                 "see schedules.fixed_masks; schedules.keras3.PruningCallback takes both)",
                 schedule,
             )
+        if prune_low_magnitude_kwargs.get("sparsity_m_by_n") is not None:  # tfmot sets its M-by-N masks at step 1
+            raise v.invalid(
+                "sparsity_m_by_n",
+                "None with `masks` (tfmot computes M-by-N masks at step 1 whatever the schedule, over the given ones)",
+                prune_low_magnitude_kwargs["sparsity_m_by_n"],
+            )
         allowed = fixed_masks.match_masks(given, prunable_weights(model))
         pruned = _clone(model, dict.fromkeys(allowed, fixed_masks.HOLD), prune_low_magnitude_kwargs)
         _copy_weights(model, pruned)

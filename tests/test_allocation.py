@@ -276,6 +276,8 @@ def test_prune_model_refuses_bad_requests(cnn):
     held = np.ones((64, 10), bool)
     with pytest.raises(ValueError, match=r"Argument `schedule` must be None with `masks` on tf-keras \(tfmot's"):
         prune_model(cnn, schedule, masks={"logits": held})
+    with pytest.raises(ValueError, match=r"Argument `sparsity_m_by_n` must be None with `masks` \(tfmot computes"):
+        prune_model(cnn, masks={"logits": held}, sparsity_m_by_n=(2, 4))
     with pytest.raises(ValueError, match=r"`masks` must be a dict keyed by names of layers with weights to prune, \["):
         prune_model(cnn, masks={"pool": held})
     with pytest.raises(ValueError, match=r"`masks\['logits'\]` must be a mask of the pruned weight's shape \(64, 10\)"):

@@ -715,6 +715,7 @@ def test_bad_input_is_refused_with_a_message_naming_it():
         ({"sparsity_m_by_n": (2, 4), "block_size": (2, 2)}, "`block_size` must be .1, 1. with sparsity_m_by_n"),
         ({"sparsity_m_by_n": (2, 4), "allocation": "erk"}, "`allocation` must be 'uniform' with sparsity_m_by_n"),
         ({"block_size": (0, 2)}, "`block_size` must be a pair of integers .rows, columns., each >= 1"),
+        ({"sparsity_m_by_n": (2, 4), "block_size": 2}, "`block_size` must be a pair of integers .rows, columns."),
         ({"block_size": (2, 2), "block_pooling_type": "MIN"}, "`block_pooling_type` must be one of"),
         ({"block_size": (2, 2), "masks": {"hidden": np.ones((128, 24))}}, "`masks` must be None with sparsity_m_by"),
     ]:
