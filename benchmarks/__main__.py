@@ -68,8 +68,8 @@ def main(argv=None) -> int:
         type=int,
         default=None,
         metavar="N",
-        help="seeds 0..N-1 for quality, allocation, lottery, zoo-accuracy and patterns (default: 5; zoo-accuracy "
-        "and patterns: 3)",
+        help="seeds 0..N-1 for the sections on the digits (" + ", ".join(ON_DIGITS) + "; default: 5, "
+        "3 for zoo-accuracy, patterns and channel-accuracy)",
     )
     parser.add_argument(
         "--json",
