@@ -37,6 +37,7 @@ rank weights, not channels, and are refused.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 import weakref
 from collections.abc import Mapping
@@ -201,20 +202,16 @@ class ChannelPruning(tf_keras.callbacks.Callback):
                     self.events.append((step, name, sparsity))
         if not pruned:
             return
-        jax = self._keras3 and keras.backend.backend() == "jax"
-        if jax:
-            self.model.jax_state_sync()
-        for name, sparsity in pruned.items():
-            keep = kept_channels(channel_scores(self.model, self._groups[name]), sparsity)
-            self.keep[name] = keep
-            for variable, mask, axis in self._masks[name]:
-                shape = [1] * len(variable.shape)
-                shape[axis] = keep.size
-                value = keep.reshape(shape).astype(np.asarray(mask).dtype)
-                mask.assign(value)
-                variable.assign(np.asarray(variable) * value)
-        if jax:
-            self.model._jax_state_synced = True
+        with keras3_jax.editing(self.model) if self._keras3 else contextlib.nullcontext():
+            for name, sparsity in pruned.items():
+                keep = kept_channels(channel_scores(self.model, self._groups[name]), sparsity)
+                self.keep[name] = keep
+                for variable, mask, axis in self._masks[name]:
+                    shape = [1] * len(variable.shape)
+                    shape[axis] = keep.size
+                    value = keep.reshape(shape).astype(np.asarray(mask).dtype)
+                    mask.assign(value)
+                    variable.assign(np.asarray(variable) * value)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         jax = self._keras3 and keras.backend.backend() == "jax"

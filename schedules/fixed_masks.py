@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from schedules import _validation as v
-from schedules import keras3_patterns
+from schedules import keras3_jax, keras3_patterns
 
 __all__ = ["HOLD", "check_masks", "hold", "match_masks", "updater"]
 
@@ -121,7 +121,6 @@ def updater(
     119 ms in NumPy here, against 92 ms for the TensorFlow backend's compiled update of the same
     layers without masks (medians of 7; tfmot's own event: about 200 ms, `docs/benchmarks.md`).
     """
-    jax = keras.backend.backend() == "jax"
 
     def update(sparsities: dict[str, float]) -> None:
         rest = {name: s for name, s in sparsities.items() if name not in allowed}
@@ -130,16 +129,13 @@ def updater(
         masked = {name: s for name, s in sparsities.items() if name in allowed}
         if not masked:
             return
-        if jax:
-            model.jax_state_sync()  # the trainer's state into the variables
-        for name, sparsity in masked.items():
-            for kernel, mask, ok in zip(*layers[name], allowed[name], strict=True):
-                value = np.asarray(keras.ops.convert_to_numpy(kernel))
-                new = keras3_patterns.mask_of(value, sparsity, ok)
-                mask.assign(new)
-                kernel.assign(value * new)
-        if jax:
-            model._jax_state_synced = True  # the trainer reads the state back from the variables
+        with keras3_jax.editing(model):
+            for name, sparsity in masked.items():
+                for kernel, mask, ok in zip(*layers[name], allowed[name], strict=True):
+                    value = np.asarray(keras.ops.convert_to_numpy(kernel))
+                    new = keras3_patterns.mask_of(value, sparsity, ok)
+                    mask.assign(new)
+                    kernel.assign(value * new)
 
     return update
 

@@ -21,13 +21,14 @@ to even), or the pattern's rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import keras
 
 from schedules import keras3_patterns
 
-__all__ = ["attach", "detach", "updater"]
+__all__ = ["attach", "detach", "editing", "updater"]
 
 
 def attach(model: keras.Model, masks: list[keras.Variable]) -> None:
@@ -46,6 +47,24 @@ def detach(model: keras.Model, masks: list[keras.Variable]) -> None:
     optimizer._variables[:] = [variable for variable in optimizer._variables if id(variable) not in gone]
 
 
+@contextlib.contextmanager
+def editing(model: keras.Model) -> Iterator[None]:
+    """For setting variables of `model` between two steps of `fit`: under JAX, the trainer's state is synced
+    into the variables first (so that no other value is lost), and `fit` reads them back after the block.
+    Nothing to do under another backend.
+
+    `_jax_state_synced` is private (Keras 3.15's JAX trainer): `fit` reads its state back from the variables
+    before the next step when it is True. `jax_state_sync` sets it whenever `fit` had a state to sync; it is
+    set again in case a later Keras does not.
+    """
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    model.jax_state_sync()
+    yield
+    model._jax_state_synced = True
+
+
 def updater(
     model: keras.Model,
     layers: dict[str, tuple[list[keras.Variable], list[keras.Variable]]],
@@ -54,8 +73,7 @@ def updater(
     """The mask update of the layers pruned at a step, `{layer name: sparsity}`, between two steps of `fit`."""
 
     def update(sparsities: dict[str, float]) -> None:
-        model.jax_state_sync()  # the trainer's state into the variables (nothing to do at an epoch's start)
-        keras3_patterns.update(layers, sparsities, rule)
-        model._jax_state_synced = True  # the trainer reads the state back from the variables before the next step
+        with editing(model):
+            keras3_patterns.update(layers, sparsities, rule)
 
     return update

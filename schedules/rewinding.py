@@ -18,6 +18,7 @@ import numpy as np
 import tf_keras
 
 from schedules import _validation as v
+from schedules import keras3_jax
 from schedules.evaluation import EventLookup
 from schedules.inspection import pruned_layers
 from schedules.keras3 import PruningCallback, pruning_of
@@ -451,15 +452,8 @@ def _keras3_fresh_slots(model: keras.Model) -> list[tuple[keras.Variable, np.nda
 def _keras3_assign(model: keras.Model, values: list[tuple[Any, np.ndarray]]) -> None:
     """Sets variables of a Keras 3 model between two steps of `fit`.
 
-    Under JAX `fit` holds the values in its own state: synced into the variables first (so that the others
-    are not lost), then read back from them before the next step.
+    Under JAX `fit` holds the values in its own state (`keras3_jax.editing`).
     """
-    if _jax():
-        model.jax_state_sync()
-    for variable, value in values:
-        variable.assign(value)
-    if _jax() and hasattr(model, "_jax_state_synced"):
-        # Private (Keras 3.15's JAX trainer; `keras3_jax.updater` sets it too): `fit` reads its state back from
-        # the variables before the next step when it is True. `jax_state_sync` above has set it whenever `fit`
-        # had a state to sync: set again in case a later Keras does not.
-        model._jax_state_synced = True
+    with keras3_jax.editing(model):
+        for variable, value in values:
+            variable.assign(value)
