@@ -405,9 +405,10 @@ def _slot_key(variable, optimizer_name: str) -> tuple:
 
 # --- Keras 3 ---------------------------------------------------------------------------------------
 
-#: The names Keras 3's optimizers give their step count and learning rate (a wrapped optimizer's too):
-#: the variables a rewind leaves as they are.
-_NOT_SLOTS = ("iteration", "learning_rate")
+#: The names Keras 3's optimizers give their step count and learning rate (a wrapped optimizer's too), and
+#: a `LossScaleOptimizer` its loss scale and the steps since it changed: the variables a rewind leaves as they
+#: are. (With `use_ema`, the moving averages are reset as slots: the average restarts from zero.)
+_NOT_SLOTS = ("iteration", "learning_rate", "step_counter", "dynamic_scale")
 
 
 def _jax() -> bool:
