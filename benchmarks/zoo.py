@@ -15,7 +15,7 @@
   run with the masks in place and no mask update.
 * **event**: one mask update of every pruned kernel at sparsity 0.8. Ours: the
   compiled update `PruningCallback` runs at a pruning step (each kernel's k-th
-  largest magnitude found bit by bit, `schedules.keras3.kth_largest`). tfmot's:
+  largest magnitude found bit by bit, `schedules.keras3_tf.kth_largest`). tfmot's:
   every wrapper's `conditional_mask_update()` at a pruning step, in one
   `tf.function`, on the tf-keras twin (a `top_k` sort of each kernel). Medians of
   `EVENT_ROUNDS` calls each, interleaved, after one call that traces.

@@ -21,10 +21,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from schedules import _validation as v
-from schedules import fixed_masks, keras3_jax, keras3_patterns
+from schedules import fixed_masks, keras3_jax, keras3_patterns, keras3_tf
 from schedules._tfmot import PruningSchedule
 from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
@@ -178,14 +177,16 @@ class PruningCallback(keras.callbacks.Callback):
             if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
                 raise v.invalid("layers", "a list of layer names", layers, TypeError)
             layers = list(layers)
-        _check_block_size(block_size)
+        keras3_patterns.check_block_size(block_size)
         if masks is not None and (sparsity_m_by_n is not None or tuple(block_size) != (1, 1)):
             raise v.invalid(
                 "masks",
                 "None with sparsity_m_by_n or block_size (a pattern ranks whole groups or blocks, not allowed weights)",
                 sorted(self.fixed),
             )
-        self._rule = _pattern_rule(schedule, peak or 0.0, allocation, sparsity_m_by_n, block_size, block_pooling_type)
+        self._rule = keras3_patterns.checked_rule(
+            schedule, peak or 0.0, allocation, sparsity_m_by_n, block_size, block_pooling_type
+        )
         self.sparsity_m_by_n = sparsity_m_by_n
         self.block_size = tuple(block_size)
         self.schedule = schedule
@@ -271,7 +272,7 @@ class PruningCallback(keras.callbacks.Callback):
             if _jax():
                 self._updater = keras3_jax.updater(model, plain, self._rule)
             elif keras.backend.backend() == "tensorflow" and self._rule is keras3_patterns.mask_of:
-                self._updater = _layers_updater(plain)
+                self._updater = keras3_tf.updater(plain)
             else:  # PyTorch (eager: the variables are the state), or a pattern: in NumPy (`keras3_patterns`)
                 self._updater = lambda sparsities: keras3_patterns.update(plain, sparsities, self._rule)
             if allowed:  # the layers with given masks: ranked within them, in NumPy
@@ -452,54 +453,6 @@ class PruningCallback(keras.callbacks.Callback):
         return {name: kernels[name] for name in self.layers}
 
 
-def _check_block_size(block_size: object) -> None:
-    if (
-        not isinstance(block_size, (tuple, list))
-        or len(block_size) != 2
-        or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in block_size)
-    ):
-        raise v.invalid("block_size", "a pair of integers (rows, columns), each >= 1", block_size)
-
-
-def _pattern_rule(
-    schedule: PruningSchedule,
-    peak: float,
-    allocation: AllocationLike,
-    sparsity_m_by_n: tuple[int, int] | None,
-    block_size: tuple[int, int],
-    block_pooling_type: str,
-) -> keras3_patterns.Rule:
-    """The mask rule of the pattern arguments, checked (tfmot's names, orientation and ranges)."""
-    if sparsity_m_by_n is not None:
-        if (
-            not isinstance(sparsity_m_by_n, (tuple, list))
-            or len(sparsity_m_by_n) != 2
-            or not all(isinstance(x, int) and not isinstance(x, bool) for x in sparsity_m_by_n)
-            or not 0 < sparsity_m_by_n[0] < sparsity_m_by_n[1]
-        ):
-            raise v.invalid(
-                "sparsity_m_by_n", "a pair of integers (m, n), 0 < m < n: m zeros in every n weights", sparsity_m_by_n
-            )
-        m, n = sparsity_m_by_n
-        if tuple(block_size) != (1, 1):
-            raise v.invalid("block_size", "(1, 1) with sparsity_m_by_n (one pattern at a time)", block_size)
-        if allocation != "uniform":
-            raise v.invalid(
-                "allocation",
-                f"'uniform' with sparsity_m_by_n: the pattern prunes every layer to m/n = {m / n:g}",
-                allocation,
-            )
-        if abs(peak - m / n) > 1e-6:
-            raise v.invalid(
-                "schedule",
-                f"a schedule whose peak sparsity is m/n = {m / n:g} for sparsity_m_by_n={tuple(sparsity_m_by_n)} "
-                f"(its final masks are then exactly the pattern); this one peaks at {peak:g}",
-                schedule,
-            )
-    v.check_choice("block_pooling_type", block_pooling_type, ("AVG", "MAX"))
-    return keras3_patterns.rule(sparsity_m_by_n, block_size, block_pooling_type)
-
-
 def _jax() -> bool:
     return keras.backend.backend() == "jax"
 
@@ -517,73 +470,6 @@ def _compiled(model: keras.Model) -> tuple[Any, ...]:
         bool(model.jit_compile),
         bool(model.run_eagerly),
     )
-
-
-def _layers_updater(layers: dict[str, tuple[list[keras.Variable], list[keras.Variable]]]) -> Callable[[dict], None]:
-    """One compiled function that updates the masks of several layers (`_update_masks`): called with
-    `{layer name: sparsity}` for the layers pruned at a step, it updates those (each under a `tf.cond`)
-    and leaves the others.
-
-    One call per pruning step however many layers are pruned: each call of a compiled function costs
-    about 0.7 ms here, so one per layer cost a 3-layer MLP about 3.5 ms per pruning step, one in all 1.6 ms.
-    """
-    names = list(layers)
-
-    @tf.function(autograph=False)
-    def update(sparsities: tf.Tensor, pruned: tf.Tensor) -> None:
-        for i, (kernels, masks) in enumerate(layers.values()):
-
-            def prune(kernels=kernels, masks=masks, i=i) -> tf.Tensor:
-                _update_masks(kernels, masks, sparsities[i])
-                return tf.constant(True)
-
-            tf.cond(pruned[i], prune, lambda: tf.constant(False))
-
-    def call(sparsities: dict[str, float]) -> None:
-        values = [float(sparsities.get(name, 0.0)) for name in names]
-        update(tf.constant(values, tf.float32), tf.constant([name in sparsities for name in names]))
-
-    return call
-
-
-def _update_masks(kernels: list[keras.Variable], masks: list[keras.Variable], sparsity: tf.Tensor) -> None:
-    """Sets each mask to tfmot's mask of its kernel at `sparsity`, and multiplies the kernel by it.
-
-    tfmot's mask: 1 where `|w|` is at least the `k`-th largest magnitude, else 0, with
-    `k = max(1, round(n * (1 - s)))` of the `n` weights computed in float32 (halves to even), as in
-    `pruning_impl.py`; every weight tied with the k-th largest is kept (`kth_largest`). Traced inside a
-    compiled function (an eager version would pay a dozen op dispatches per kernel at every pruning step).
-    """
-    for kernel, mask in zip(kernels, masks, strict=True):
-        value = tf.convert_to_tensor(kernel.value)
-        magnitudes = tf.abs(value)
-        size = int(np.prod(value.shape))
-        kept = tf.cast(tf.maximum(tf.round(float(size) * (1.0 - sparsity)), 1.0), tf.int32)
-        new = tf.cast(magnitudes >= kth_largest(magnitudes, kept), value.dtype)
-        mask.assign(new)
-        kernel.assign(value * new)
-
-
-def kth_largest(magnitudes: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """The `k`-th largest of non-negative `magnitudes` (any shape; `1 <= k <= size`), without a sort.
-
-    Non-negative floats order as their bit patterns do as integers, so the answer is the largest
-    pattern `t` that at least `k` magnitudes reach: found bit by bit from the top, one compare and
-    count over the magnitudes per bit (31 for float32, 15 for float16 and bfloat16, 63 for float64).
-    tfmot sorts every kernel instead (`top_k` of all its weights): 5 to 10 times the time on kernels
-    of 0.6 M to 2.4 M weights here, for the same value.
-
-    >>> float(kth_largest(tf.constant([0.5, 2.0, 0.0, 2.0, 1.0]), tf.constant(3)))
-    1.0
-    """
-    integer = {2: tf.int16, 4: tf.int32, 8: tf.int64}[magnitudes.dtype.size]
-    bits = tf.bitcast(magnitudes, integer)
-    found = tf.zeros([], integer)
-    for bit in reversed(range(8 * magnitudes.dtype.size - 1)):  # the sign bit is 0
-        candidate = found | tf.constant(1 << bit, integer)
-        enough = tf.reduce_sum(tf.cast(bits >= candidate, tf.int32)) >= tf.cast(k, tf.int32)
-        found = tf.where(enough, candidate, found)
-    return tf.bitcast(found, magnitudes.dtype)
 
 
 class Masked:

@@ -39,9 +39,10 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from schedules import _validation as v
 from schedules.evaluation import expected_kept
 
-__all__ = ["Rule", "block_mask", "m_by_n_mask", "mask_of", "rule", "update"]
+__all__ = ["Rule", "block_mask", "check_block_size", "checked_rule", "m_by_n_mask", "mask_of", "rule", "update"]
 
 #: A mask rule: `(kernel, sparsity) -> mask`, NumPy arrays of the kernel's shape and dtype.
 Rule = Callable[[np.ndarray, float], np.ndarray]
@@ -147,3 +148,51 @@ def update(
             new = mask_rule(value, sparsity)
             mask.assign(new)
             kernel.assign(value * new)
+
+
+def check_block_size(block_size: object) -> None:
+    if (
+        not isinstance(block_size, (tuple, list))
+        or len(block_size) != 2
+        or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in block_size)
+    ):
+        raise v.invalid("block_size", "a pair of integers (rows, columns), each >= 1", block_size)
+
+
+def checked_rule(
+    schedule: object,
+    peak: float,
+    allocation: object,
+    sparsity_m_by_n: tuple[int, int] | None,
+    block_size: tuple[int, int],
+    block_pooling_type: str,
+) -> Rule:
+    """The mask rule of the pattern arguments, checked (tfmot's names, orientation and ranges)."""
+    if sparsity_m_by_n is not None:
+        if (
+            not isinstance(sparsity_m_by_n, (tuple, list))
+            or len(sparsity_m_by_n) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in sparsity_m_by_n)
+            or not 0 < sparsity_m_by_n[0] < sparsity_m_by_n[1]
+        ):
+            raise v.invalid(
+                "sparsity_m_by_n", "a pair of integers (m, n), 0 < m < n: m zeros in every n weights", sparsity_m_by_n
+            )
+        m, n = sparsity_m_by_n
+        if tuple(block_size) != (1, 1):
+            raise v.invalid("block_size", "(1, 1) with sparsity_m_by_n (one pattern at a time)", block_size)
+        if allocation != "uniform":
+            raise v.invalid(
+                "allocation",
+                f"'uniform' with sparsity_m_by_n: the pattern prunes every layer to m/n = {m / n:g}",
+                allocation,
+            )
+        if abs(peak - m / n) > 1e-6:
+            raise v.invalid(
+                "schedule",
+                f"a schedule whose peak sparsity is m/n = {m / n:g} for sparsity_m_by_n={tuple(sparsity_m_by_n)} "
+                f"(its final masks are then exactly the pattern); this one peaks at {peak:g}",
+                schedule,
+            )
+    v.check_choice("block_pooling_type", block_pooling_type, ("AVG", "MAX"))
+    return rule(sparsity_m_by_n, block_size, block_pooling_type)

@@ -28,8 +28,9 @@ from hypothesis.extra import numpy as hnp
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl, pruning_utils
 
 import schedules
-from schedules.keras3 import PruningCallback, kth_largest, pruning_of
+from schedules.keras3 import PruningCallback, pruning_of
 from schedules.keras3_patterns import m_by_n_mask
+from schedules.keras3_tf import kth_largest
 
 STEPS_PER_EPOCH, EPOCHS = 16, 4
 BEGIN, END, FREQUENCY, FINAL = 1, 50, 7, 0.8

@@ -60,6 +60,7 @@ LAYERS = {
         "compression",
         "keras3_masks",
         "keras3_patterns",
+        "keras3_tf",
         "keras3_jax",
         "keras3",
         "channel_pruning",
