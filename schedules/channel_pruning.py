@@ -138,7 +138,7 @@ class ChannelPruning(tf_keras.callbacks.Callback):
         self.keep: dict[str, np.ndarray] = {}
         #: `(step, group, sparsity)` of every update in the current `fit`, in order.
         self.events: list[tuple[int, str, float]] = []
-        self._masks: dict[str, list[tuple[Any, Any, int]]] = {}  # group -> (variable, mask variable, axis)
+        self._masks: dict[str, list[tuple[Any, Any, tuple[int, ...]]]] = {}  # group -> (variable, mask, its shape)
         self._lookups: dict[str, EventLookup] = {}
         self._restore: list[tuple[Any, Any]] = []
         self._step = 1
@@ -169,10 +169,10 @@ class ChannelPruning(tf_keras.callbacks.Callback):
             self.keep[name] = kept
             self._masks[name] = []
             for variable, axis in channel_variables(model, group):
-                shape = [1] * len(variable.shape)
+                shape = [1] * len(variable.shape)  # the channels along `axis`, broadcast over the rest
                 shape[axis] = group.size
                 mask = self._variable(kept.reshape(shape).astype(_dtype(variable)))
-                self._masks[name].append((variable, mask, axis))
+                self._masks[name].append((variable, mask, tuple(shape)))
         self.keep = {name: keep for name, keep in self.keep.items() if name in groups}
         self._restore = []
         for masks in self._masks.values():
@@ -206,9 +206,7 @@ class ChannelPruning(tf_keras.callbacks.Callback):
             for name, sparsity in pruned.items():
                 keep = kept_channels(channel_scores(self.model, self._groups[name]), sparsity)
                 self.keep[name] = keep
-                for variable, mask, axis in self._masks[name]:
-                    shape = [1] * len(variable.shape)
-                    shape[axis] = keep.size
+                for variable, mask, shape in self._masks[name]:
                     value = keep.reshape(shape).astype(np.asarray(mask).dtype)
                     mask.assign(value)
                     variable.assign(np.asarray(variable) * value)

@@ -307,13 +307,13 @@ def _prepare(command: str, args: argparse.Namespace):
             "seed": getattr(args, "seed", 0),
             "verbose": 0 if getattr(args, "quiet", False) else 1,
         }
-        if channels and not (keras3 and backend is not None and backend != demo_keras3.keras.backend.backend()):
+        if keras3 and backend is not None and backend != demo_keras3.keras.backend.backend():
+            return demo_keras3.rerun_with_backend(backend, args.argv)  # every option again, on that backend
+        if channels:
             module = demo_keras3.keras if keras3 else demo.keras
             options.pop("allocation")
             return lambda: demo_channels.run_channels_demo(module, spec, **options)
         if keras3:
-            if backend is not None and backend != demo_keras3.keras.backend.backend():
-                return demo_keras3.rerun_with_backend(backend, args.argv)
             return lambda: demo_keras3.run_keras3_demo(spec, pattern=pattern_args, rewind_step=rewind_step, **options)
         return lambda: demo.run_demo(spec, rewind_step=rewind_step, **options)
     if command == "plot":

@@ -33,7 +33,7 @@ from schedules.keras3_layers import is_keras3_model
 from schedules.keras3_masks import load_model as load_keras3_model
 from schedules.saving import load_model
 
-__all__ = ["CompressionReport", "FileSize", "compression_report", "file_sizes"]
+__all__ = ["CompressionReport", "FileSize", "compression_report", "file_sizes", "tflite_converter"]
 
 #: The file forms measured: Keras' own and HDF5; TFLite with `tflite=True`, by its converter's optimizations:
 #: none, sparse tensors, int8 weights (dynamic-range quantization, which maps 0 to 0), and both.
@@ -110,19 +110,25 @@ def file_sizes(model: tf_keras.Model, *, tflite: bool = False, progress: Progres
                 warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
                 model.save(path)
             sizes.append(_measure(form, path.read_bytes()))
-        if tflite and is_keras3_model(model):  # Keras 3 converts through the SavedModel `export` writes
-            say(f"  {model.name}: exporting a SavedModel")
-            exported = os.path.join(directory, "exported")
-            model.export(exported, verbose=False)
+        if tflite:
+            if is_keras3_model(model):
+                say(f"  {model.name}: exporting a SavedModel")
+            converter = tflite_converter(model, directory)
         for form, optimizations in TFLITE_FORMS.items() if tflite else ():
             say(f"  {model.name}: converting to {form}")
-            if is_keras3_model(model):
-                converter = tf.lite.TFLiteConverter.from_saved_model(exported)
-            else:
-                converter = tf.lite.TFLiteConverter.from_keras_model(model)
             converter.optimizations = optimizations
             sizes.append(_measure(form, converter.convert()))
     return tuple(sizes)
+
+
+def tflite_converter(model: tf_keras.Model | keras.Model, directory: str | os.PathLike) -> tf.lite.TFLiteConverter:
+    """A TFLite converter of a tf-keras `model`, or of a Keras 3 one through the SavedModel `model.export`
+    writes into `directory` (as `exported/`)."""
+    if is_keras3_model(model):
+        exported = os.path.join(directory, "exported")
+        model.export(exported, verbose=False)
+        return tf.lite.TFLiteConverter.from_saved_model(exported)
+    return tf.lite.TFLiteConverter.from_keras_model(model)
 
 
 def _measure(form: str, data: bytes) -> FileSize:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -22,19 +23,16 @@ import tensorflow as tf
 
 from schedules.channel_pruning import ChannelPruning
 from schedules.channels import channel_groups, shrink
+from schedules.compression import tflite_converter
 from schedules.demo import LEARNING_RATE, DemoResult, prepare, train_dense
-from schedules.keras3_layers import is_keras3_model
 
 __all__ = ["run_channels_demo", "tflite_model"]
 
 
-def tflite_model(model, directory: str | os.PathLike) -> bytes:
-    """`model` (tf-keras or Keras 3) converted to TFLite (Keras 3 through `model.export`)."""
-    if is_keras3_model(model):
-        path = os.path.join(directory, "exported")
-        model.export(path, verbose=False)
-        return tf.lite.TFLiteConverter.from_saved_model(path).convert()
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+def tflite_model(model) -> bytes:
+    """`model` (tf-keras or Keras 3) converted to TFLite."""
+    with tempfile.TemporaryDirectory() as directory:
+        return tflite_converter(model, directory).convert()
 
 
 def _milliseconds(contents: dict[str, bytes], image: np.ndarray, rounds: int = 15, invokes: int = 200) -> dict:
@@ -111,7 +109,7 @@ def run_channels_demo(
     print_fn(f"Saved {small_path} and reloaded it with plain load_model: same predictions")
 
     print_fn("\n[4/4] TFLite, one thread: the dense and the shrunk model")
-    contents = {"dense": tflite_model(dense_copy, output), "shrunk": tflite_model(small, output)}
+    contents = {"dense": tflite_model(dense_copy), "shrunk": tflite_model(small)}
     files = {"model": small_path}
     for name, content in contents.items():
         files[f"{name} tflite"] = output / f"channels-{name}.tflite"
