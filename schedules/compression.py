@@ -123,8 +123,19 @@ def file_sizes(model: tf_keras.Model, *, tflite: bool = False, progress: Progres
 
 def tflite_converter(model: tf_keras.Model | keras.Model, directory: str | os.PathLike) -> tf.lite.TFLiteConverter:
     """A TFLite converter of a tf-keras `model`, or of a Keras 3 one through the SavedModel `model.export`
-    writes into `directory` (as `exported/`)."""
+    writes into `directory` (as `exported/`).
+
+    Raises:
+      ValueError: a Keras 3 model under the PyTorch backend, whose `model.export` writes no SavedModel here.
+    """
     if is_keras3_model(model):
+        if keras.backend.backend() == "torch":
+            raise v.invalid(
+                "model",
+                "a tf-keras model or a Keras 3 one under the TensorFlow or JAX backend for TFLite (Keras 3's "
+                "export fails under PyTorch here, in torch.export)",
+                model.name,
+            )
         exported = os.path.join(directory, "exported")
         model.export(exported, verbose=False)
         return tf.lite.TFLiteConverter.from_saved_model(exported)
