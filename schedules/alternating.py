@@ -63,6 +63,7 @@ class AlternatingSparsity(SparsitySchedule):
 
     compiles_eagerly = True
     handles_every_step = True  # clips the step before it subtracts
+    _prunes_only_in_window = True
 
     step_arguments = ("begin_step", "end_step", "sparse_steps", "dense_steps")
 

@@ -166,6 +166,12 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
     #: does, in its last bits).
     compiles_eagerly: bool = False
 
+    #: Whether every event lies in `[begin_step, end_step]` (from `begin_step` on when
+    #: `end_step` is -1), besides step 1 carried from step 0: true for our families
+    #: (`tests/test_properties.py` checks), which lets `SequentialSparsity` join its
+    #: children's events with one `or` where each child's window lies in its stretch.
+    _prunes_only_in_window: bool = False
+
     # --- what the base provides ---------------------------------------------------
     @tf.autograph.experimental.do_not_convert
     def __call__(self, step: int | np.integer | np.ndarray | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

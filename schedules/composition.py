@@ -132,6 +132,10 @@ def _step_attribute(name: str, schedule: PruningSchedule, attribute: str) -> int
     raise v.invalid(f"{name}.{attribute}", "an integer step", value, TypeError)
 
 
+#: tfmot's schedules, which prune only in `[begin_step, end_step]` (from `begin_step` on for -1).
+_TFMOT_WINDOWED = (tfmot.sparsity.keras.PolynomialDecay, tfmot.sparsity.keras.ConstantSparsity)
+
+
 def _plain(value: Any) -> Any:
     """A config with NumPy scalars (tfmot keeps the arguments as given) turned into plain Python values."""
     if isinstance(value, Mapping):
@@ -235,6 +239,7 @@ class SequentialSparsity(SparsitySchedule):
         last_end = _step_attribute(f"schedules[{len(self.schedules) - 1}]", self.schedules[-1], "end_step")
         last_boundary = self.boundaries[-1] if self.boundaries else 0
         self.end_step = -1 if last_end == -1 else max(last_end, last_boundary)
+        self._apart = self._children_apart()
 
     def _config(self) -> dict[str, Any]:
         return {"schedules": [_plain(s.get_config()) for s in self.schedules], "boundaries": list(self.boundaries)}
@@ -249,9 +254,45 @@ class SequentialSparsity(SparsitySchedule):
         events, sparsity = children[0]
         for boundary, (child_events, child_sparsity) in zip(self.boundaries, children[1:], strict=True):
             later = step >= boundary
-            events = select(later, tf.logical_or(child_events, tf.equal(step, boundary)), events)
             sparsity = select(later, child_sparsity, sparsity)
+            if self._apart:  # no child prunes outside its stretch: the events are all of theirs
+                events = tf.logical_or(events, child_events)
+            else:
+                events = select(later, tf.logical_or(child_events, tf.equal(step, boundary)), events)
+        if self._apart:
+            for boundary in self._silent_handovers():
+                events = tf.logical_or(events, tf.equal(step, boundary))
         return events, sparsity
+
+    # What runs at every training step is the events (tfmot evaluates the sparsity only at
+    # pruning steps), and a composition computes every child's. Where each child prunes only
+    # inside its own stretch, one `or` per child joins them instead of a compare, a select
+    # and a hand-over test: 18 ops after Grappler instead of 21 for a cubic then an
+    # exponential, 1.5 instead of 2.0 times `PolynomialDecay`'s events in the cost benchmark.
+    def _children_apart(self) -> bool:
+        """Whether each child prunes only inside its stretch `[boundaries[i - 1], boundaries[i])`."""
+        starts, stops = [None, *self.boundaries], [*self.boundaries, None]
+        for i, (child, start, stop) in enumerate(zip(self.schedules, starts, stops, strict=True)):
+            windowed = type(child) in _TFMOT_WINDOWED or getattr(child, "_prunes_only_in_window", False)
+            begin = _step_attribute(f"schedules[{i}]", child, "begin_step")
+            end = _step_attribute(f"schedules[{i}]", child, "end_step")
+            if not windowed or (start is not None and begin < start) or (stop is not None and not 0 <= end < stop):
+                return False
+        return True
+
+    def _silent_handovers(self) -> list[int]:
+        """The boundaries where the incoming child does not prune (a hand-over prunes there
+        all the same), evaluated once, eagerly."""
+        silent = self.__dict__.get("_silent")
+        if silent is None:
+            with tf.init_scope():
+                silent = [
+                    boundary
+                    for boundary, child in zip(self.boundaries, self.schedules[1:], strict=True)
+                    if not bool(np.asarray(child(tf.constant(boundary, tf.int64))[0]))
+                ]
+            self.__dict__["_silent"] = silent
+        return silent
 
 
 @register(name="scaled", command_line=False)

@@ -66,6 +66,7 @@ class CyclicSparsity(SparsitySchedule):
 
     compiles_eagerly = True
     handles_every_step = True  # clips the step before it subtracts
+    _prunes_only_in_window = True
 
     def __init__(
         self,

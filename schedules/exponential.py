@@ -214,6 +214,7 @@ class ExponentialRateSparsity(SparsitySchedule):
         self._cap_offset = math.ceil(steps_to_cap) + 1 if steps_to_cap < v.MAX_STEP else v.MAX_STEP
 
     handles_every_step = True  # clips the step before it subtracts
+    _prunes_only_in_window = True
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         begin, frequency = self.begin_step, self.frequency

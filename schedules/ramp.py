@@ -59,6 +59,7 @@ class RampSchedule(SparsitySchedule):
     """
 
     handles_every_step = True  # clips the step before it subtracts
+    _prunes_only_in_window = True
 
     def __init__(
         self,

@@ -51,6 +51,7 @@ class StepSparsity(SparsitySchedule):
 
     compiles_eagerly = True
     handles_every_step = True  # compares and gathers, subtracts nothing
+    _prunes_only_in_window = True
 
     step_arguments = ("boundaries",)
 

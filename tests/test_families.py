@@ -718,6 +718,12 @@ SEQUENCES = {
         ],
         [200, 400],
     ),
+    # The second child's window starts before its boundary (its events at 57, 64, ... are not the
+    # composition's) and ends inside its stretch.
+    "cubic_then_early_cubic": (
+        lambda: [cubic_child(0.0, 0.5, 0, 100, 10), cubic_child(0.5, 0.8, 50, 200, 7)],
+        [150],
+    ),
     # A tfmot child with an event at step 0: the composition carries it to step 1.
     "tfmot_at_0_then_step": (
         lambda: [

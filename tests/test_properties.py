@@ -185,6 +185,48 @@ def sequentials(draw, children=simple_schedules):
 
 
 @st.composite
+def in_window(draw, begin, end, last=False):
+    """A schedule of a family that prunes only inside `[begin, end]` (from `begin` on, when `last`)."""
+    length = end - begin
+    choices = ["cubic", "cosine", "alternating", "step", "polynomial_decay"]
+    choices += ["cyclic"] if length >= 1 else []
+    choices += ["constant", "exponential_rate"] if last else []
+    kind = draw(st.sampled_from(choices))
+    initial, final, frequency = draw(sparsities), draw(sparsities), draw(frequencies)
+    if kind == "cubic":
+        return CubicSparsity(initial, final, begin, end, frequency=frequency)
+    if kind == "cosine":
+        return CosineSparsity(initial, final, begin, end, frequency=frequency)
+    if kind == "alternating":
+        return AlternatingSparsity(final, begin, end, sparse_steps=draw(st.integers(1, 300)), dense_steps=5)
+    if kind == "step":
+        return StepSparsity(sorted({begin, end}), [final] * len({begin, end}))
+    if kind == "cyclic":
+        return CyclicSparsity(initial, final, begin, end, num_cycles=draw(st.integers(1, max(1, (length + 1) // 2))))
+    if kind == "constant":
+        return tfmot.sparsity.keras.ConstantSparsity(final, begin, -1, frequency)
+    if kind == "exponential_rate":
+        return ExponentialRateSparsity(0.1, MAX_SPARSITY, begin_step=begin, frequency=frequency)
+    end = max(end, begin + 1)  # tfmot's PolynomialDecay returns NaN at begin_step == end_step
+    return tfmot.sparsity.keras.PolynomialDecay(initial, final, begin, end, 3, frequency)
+
+
+@st.composite
+def back_to_back(draw):
+    """A `SequentialSparsity` whose children each prune only inside their stretch of steps
+    (where it joins their events with one `or`), the boundaries at or before each next window."""
+    count = draw(st.integers(2, 4))
+    steps = sorted(draw(st.sets(st.integers(0, 10**6), min_size=2 * count, max_size=2 * count)))
+    windows = [(steps[2 * i], steps[2 * i + 1]) for i in range(count)]
+    children = [in_window(begin, end, last=i == count - 1) for i, (begin, end) in enumerate(windows)]
+    tfmot_end = [max(end, begin + 1) for begin, end in windows]  # as in_window widens tfmot's
+    boundaries = [draw(st.integers(tfmot_end[i] + 1, windows[i + 1][0])) for i in range(count - 1)]
+    if any(b < 0 or (i and b <= boundaries[i - 1]) for i, b in enumerate(boundaries)):
+        reject()
+    return SequentialSparsity([draw(child) for child in children], boundaries=boundaries)
+
+
+@st.composite
 def scaleds(draw, children=simple_schedules):
     child = draw(children)
     peak = peak_sparsity(child)
@@ -423,7 +465,11 @@ def test_alternating_takes_only_zero_or_final_and_is_final_from_end_step(schedul
 
 
 @given(
-    st.one_of(sequentials(), sequentials(st.one_of(simple_schedules, tfmot_schedules(), sequentials(), scaleds()))),
+    st.one_of(
+        sequentials(),
+        sequentials(st.one_of(simple_schedules, tfmot_schedules(), sequentials(), scaleds())),
+        back_to_back(),
+    ),
     st.data(),
 )
 def test_sequential_equals_the_schedule_in_charge_at_every_step(schedule, data):
@@ -444,6 +490,28 @@ def test_sequential_equals_the_schedule_in_charge_at_every_step(schedule, data):
         assert value == child_value, (step, i)
         forced = step in boundaries or (step == 1 and event_at_zero)  # hand-over events
         assert prune == (child_prune or forced), (step, i)
+
+
+@given(back_to_back())
+def test_children_that_prune_in_their_own_stretch_are_joined_by_or(schedule):
+    # The other path, by which `test_sequential_equals_the_schedule_in_charge_at_every_step` checks it.
+    assert schedule._apart
+
+
+@given(st.one_of(simple_schedules, tfmot_schedules(), back_to_back()), any_steps)
+def test_a_family_that_prunes_only_in_its_window_does(schedule, steps):
+    """Our single families and tfmot's prune only in `[begin_step, end_step]` (or from `begin_step` on)
+    and at step 1 carried from step 0, which `SequentialSparsity` relies on to join events by `or`."""
+    begin, end = schedule.begin_step, schedule.end_step
+    edges = [begin - 1, begin, begin + 1, end - 1, end, end + 1, end + 2, 0, 1, 2]
+    steps = np.array(sorted({x for x in [*steps, *edges] if -(2**62) <= x <= 2**62}), np.int64)
+    events = np.broadcast_to(np.asarray(schedule(tf.constant(steps))[0]), steps.shape)
+    inside = (steps >= begin) & ((end < 0) | (steps <= end)) | ((steps == 1) & (begin == 0))
+    assert not np.any(events & ~inside), steps[events & ~inside]
+
+
+def test_our_single_families_say_they_prune_only_in_their_window():
+    assert all(cls._prunes_only_in_window for cls in SIMPLE), [c for c in SIMPLE if not c._prunes_only_in_window]
 
 
 @given(st.one_of(scaleds(), scaleds(tfmot_schedules()), scaleds(sequentials())), any_steps)
