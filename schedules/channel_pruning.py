@@ -54,7 +54,7 @@ from schedules._tfmot import PruningSchedule
 from schedules.channels import ChannelAnalysis, channel_groups, channel_variables
 from schedules.composition import peak_sparsity
 from schedules.evaluation import EventLookup, expected_kept
-from schedules.keras3 import Masked
+from schedules.keras3_constraints import Masked
 from schedules.keras3_layers import is_keras3_model
 from schedules.pruning import layer_schedule
 

@@ -9,12 +9,15 @@ sparsity from an allocation. The model keeps plain layers, so it saves and
 reloads with `model.save` and `keras.models.load_model` and nothing to
 register; the masks ride along in the `.keras` file (`keras3_masks`), and
 `load_model` reloads them to resume a run exactly.
+
+This module is the callback: its arguments, state and hooks. Beside it: the
+layers it prunes (`keras3_selection`), the masks' variables and their update on
+each backend (`keras3_updates`), the masks as the kernels' constraints in the
+training step (`keras3_constraints`), the masks a resumed run starts from (`keras3_resume`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -23,15 +26,17 @@ import keras
 import numpy as np
 
 from schedules import _validation as v
-from schedules import fixed_masks, keras3_jax, keras3_patterns, keras3_tf
+from schedules import fixed_masks, keras3_constraints, keras3_jax, keras3_patterns, keras3_updates
 from schedules._tfmot import PruningSchedule
 from schedules.allocation import METHODS
 from schedules.composition import peak_sparsity
-from schedules.evaluation import EventLookup, expected_kept
+from schedules.evaluation import EventLookup
 from schedules.inspection import LayerSparsity, SparsityReport
-from schedules.keras3_layers import is_keras3_model, prunable_kernels, skipped_layers
+from schedules.keras3_constraints import Masked as Masked  # re-exported: schedules.keras3.Masked
+from schedules.keras3_layers import is_keras3_model, prunable_kernels
 from schedules.keras3_masks import ATTRIBUTE, PruningMasks, load_model, saved_masks
-from schedules.plan import PlanWarning, pruning_events
+from schedules.keras3_resume import resume
+from schedules.keras3_selection import chosen_kernels, kernel_ids
 from schedules.pruning import AllocationLike, layer_schedule, layer_sparsities
 
 __all__ = ["PruningCallback", "load_model", "pruning_of"]
@@ -200,7 +205,7 @@ class PruningCallback(keras.callbacks.Callback):
         self._constraints: list[tuple[keras.Variable, Any]] = []
         self._lookups: list[tuple[EventLookup, list[str]]] = []
         self._updater: Callable[[dict[str, float]], None] = lambda sparsities: None  # set when fit starts
-        #: The masked training function of the last `fit`, and what it was traced for (`_compiled`).
+        #: The masked training function of the last `fit`, and what it was traced for (`keras3_constraints`).
         self._traced: tuple[tuple[Any, ...], Any] | None = None
         self._step = 1
         self._per_execution = 1
@@ -243,56 +248,35 @@ class PruningCallback(keras.callbacks.Callback):
         self.events = []
         every = prunable_kernels(model)
         allowed = fixed_masks.match_masks(self.fixed, every)  # each layer's given masks
-        kernels = self._chosen(model) if self.schedule is not None else {}
-        for kernel in (kernel for name in {*kernels, *allowed} for kernel in every[name]):
-            while isinstance(kernel.constraint, Masked):  # left by a fit that stopped with an exception
-                kernel.constraint = kernel.constraint.inner
+        kernels = chosen_kernels(model, self.layers, self.block_size) if self.schedule is not None else {}
+        keras3_constraints.unmask(kernel for name in {*kernels, *allowed} for kernel in every[name])
         done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # steps trained so far
         shares = self._shares(model, done) if self.schedule is not None else {}
         self.schedules = {
             name: layer_schedule(self.schedule, self._peak, shares[name]) for name in kernels if shares[name] > 0.0
         }
         chosen = {name: kernels[name] for name in self.schedules} | {n: every[n] for n in allowed}  # held ones too
-        same = _ids(self._kernels) == _ids(chosen)
+        same = kernel_ids(self._kernels) == kernel_ids(chosen)
         self._kernels = chosen
         by_schedule: dict[int, tuple[PruningSchedule, list[str]]] = {}
         for name, schedule in self.schedules.items():
             by_schedule.setdefault(id(schedule), (schedule, []))[1].append(name)
         self._lookups = [(EventLookup(schedule), names) for schedule, names in by_schedule.values()]
 
-        if not same:  # else the last fit's masks and compiled functions serve again (`_resume` sets the masks)
-            strategy = getattr(model, "distribute_strategy", None)
-            with strategy.scope() if strategy is not None else contextlib.nullcontext():
-                self._masks = {
-                    name: [keras.Variable(keras.ops.ones(k.shape, k.dtype), trainable=False, name="mask") for k in ks]
-                    for name, ks in self._kernels.items()
-                }
+        if not same:  # else the last fit's masks and compiled functions serve again (`resume` sets the masks)
+            self._masks = keras3_updates.mask_variables(model, self._kernels)
             layers = {name: (self._kernels[name], self._masks[name]) for name in self._kernels}
-            plain = {name: layer for name, layer in layers.items() if name not in allowed}
-            if _jax():
-                self._updater = keras3_jax.updater(model, plain, self._rule)
-            elif keras.backend.backend() == "tensorflow" and self._rule is keras3_patterns.mask_of:
-                self._updater = keras3_tf.updater(plain)
-            else:  # PyTorch (eager: the variables are the state), or a pattern: in NumPy (`keras3_patterns`)
-                self._updater = lambda sparsities: keras3_patterns.update(plain, sparsities, self._rule)
-            if allowed:  # the layers with given masks: ranked within them, in NumPy
-                self._updater = fixed_masks.updater(self._updater, model, layers, allowed)
+            self._updater = keras3_updates.updater(model, layers, allowed, self._rule)
             self._traced = None
         if _jax():  # the masks become part of the state the compiled step is passed
             keras3_jax.attach(model, [mask for ms in self._masks.values() for mask in ms])
-        self._resume(saved_masks(model), done)
-        fixed_masks.hold({name: (self._kernels[name], self._masks[name]) for name in allowed}, allowed)
-        self._constraints = []
-        for name, ks in self._kernels.items():
-            for kernel, mask in zip(ks, self._masks[name], strict=True):
-                self._constraints.append((kernel, kernel.constraint))
-                kernel.constraint = Masked(mask, kernel.constraint)
+        layers = {name: (self._kernels[name], self._masks[name]) for name in self._kernels}
+        resume(self.schedules, layers, self._updater, saved_masks(model), done)
+        fixed_masks.hold({name: layers[name] for name in allowed}, allowed)
+        self._constraints = keras3_constraints.constrain(layers)
         setattr(model, ATTRIBUTE, PruningMasks(dict(self._masks)))  # saved with the model from now on
         _PRUNING[model] = self
-        if self._traced is not None and all(a is b for a, b in zip(self._traced[0], _compiled(model), strict=True)):
-            model.train_function = self._traced[1]  # no new trace: 3.4 s a fit on MobileNetV2 (issue 30)
-        else:
-            model.make_train_function(force=True)  # a training function traced before would miss the constraints
+        keras3_constraints.set_train_function(model, self._traced)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         # Counted again at each epoch: a loss-scaling optimizer does not count the steps it skips. (Reading
@@ -319,71 +303,13 @@ class PruningCallback(keras.callbacks.Callback):
         for name, kernels in self._kernels.items():  # an optimizer with `use_ema` has just overwritten them
             for kernel, mask in zip(kernels, self._masks[name], strict=True):
                 kernel.assign(kernel * mask)
-        for kernel, constraint in self._constraints:
-            kernel.constraint = constraint
+        keras3_constraints.release(self._constraints)
         self._constraints = []
         if _jax():
             keras3_jax.detach(self.model, [mask for ms in self._masks.values() for mask in ms])
         _PRUNING.pop(self.model, None)
-        self._traced = (_compiled(self.model), self.model.train_function)  # for the next fit with this callback
+        self._traced = keras3_constraints.traced(self.model)  # for the next fit with this callback
         self.model.train_function = None  # the next fit without it traces without the masks
-
-    def _resume(self, saved: PruningMasks | None, done: int) -> None:
-        """Sets every mask: all ones for a layer the schedule has not pruned in the `done` steps trained; for
-        one it has, those the model carries, saved by the run before (perhaps these very variables).
-
-        A model reloaded with `keras3_masks.load_model` (or pruned before in this process) carries the masks the
-        earlier run ended with. Without them, one warning, and each mask is the kernel's non-zeros (a kept weight
-        that is exactly zero is then taken for a pruned one). A layer with no zero at all, whose last pruning
-        step asked for a sparsity that leaves zeros and no lower than any before it, was not pruned: a model
-        trained before without this callback. It is pruned to that sparsity now, with one warning for all such
-        layers. (After a step that lowered the sparsity, every exact zero ties and is kept, and the weights grow
-        back: no zeros is then what the earlier run left.)
-        """
-        guessed, unpruned = [], []
-        for name, schedule in self.schedules.items():
-            passed = None  # the pruning steps of the steps already trained: (last step, its sparsity, the most before)
-            for steps, sparsity in pruning_events(schedule, 1, done):
-                before = max(
-                    [float(x) for x in sparsity[:-1]] + ([passed[2], passed[1]] if passed else []), default=0.0
-                )
-                passed = int(steps[-1]), float(sparsity[-1]), before
-            if passed is None:
-                for mask in self._masks[name]:
-                    mask.assign(keras.ops.ones(mask.shape, mask.dtype))
-                continue
-            kept = saved.masks.get(name) if saved is not None else None
-            if kept is not None and [tuple(m.shape) for m in kept] == [tuple(k.shape) for k in self._kernels[name]]:
-                for mask, value in zip(self._masks[name], kept, strict=True):
-                    mask.assign(np.asarray(keras.ops.convert_to_numpy(value)).astype(mask.dtype))
-                continue
-            _, sparsity, before = passed
-            values = [keras.ops.convert_to_numpy(kernel) for kernel in self._kernels[name]]
-            pruned = any(expected_kept(sparsity, value.size) < value.size for value in values)  # leaves a zero
-            if pruned and sparsity >= before and not any(np.any(value == 0) for value in values):
-                unpruned.append(name)
-                self._updater({name: sparsity})
-                continue
-            guessed.append(name)
-            for mask, value in zip(self._masks[name], values, strict=True):
-                mask.assign((value != 0).astype(value.dtype))
-        if unpruned:
-            warnings.warn(
-                f"PruningCallback: the optimizer has taken {done} steps, but the layers {unpruned} have no zeros "
-                "although the schedule pruned them: pruned to the sparsity of its last pruning step now. The "
-                "schedule counts the optimizer's steps: to start it at step 1 on a model trained before, compile the "
-                "model again (a new optimizer).",
-                PlanWarning,
-                stacklevel=3,
-            )
-        if guessed:
-            warnings.warn(
-                f"PruningCallback: the model resumes at step {done + 1} without the masks of the run before (none "
-                f"for the layers {guessed}): each mask is taken from its kernel's non-zeros, so a kept weight that "
-                "is exactly zero stays at zero. Reload a saved model with schedules.keras3.load_model to resume "
-                "with its masks.",
-                stacklevel=3,
-            )
 
     def _shares(self, model: keras.Model, done: int) -> dict[str, float]:
         """Each layer's sparsity, computed once per model: a method that reads the weights reads them before pruning."""
@@ -416,77 +342,6 @@ class PruningCallback(keras.callbacks.Callback):
         # Keras calls the batch hooks once per execution of `steps_per_execution` steps.
         self._per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
 
-    def _chosen(self, model: keras.Model) -> dict[str, list[keras.Variable]]:
-        chosen = self._named(model)
-        if self.block_size != (1, 1):
-            other = [name for name, ks in chosen.items() if any(len(k.shape) != 2 for k in ks)]
-            if other:  # as tfmot, which prunes blocks of 2-D kernels only
-                raise v.invalid(
-                    "layers",
-                    f"layers with 2-D kernels (Dense) with block_size={self.block_size}: pass the names of those "
-                    f"to prune in blocks; {other} have kernels of other ranks",
-                    self.layers,
-                )
-        return chosen
-
-    def _named(self, model: keras.Model) -> dict[str, list[keras.Variable]]:
-        kernels = prunable_kernels(model)
-        if not kernels:
-            raise v.invalid("model", "a model with at least one layer to prune (Dense, Conv, ...)", model.name)
-        if self.layers is None:
-            skipped = skipped_layers(model)
-            if skipped:
-                warnings.warn(
-                    f"PruningCallback prunes no weight of {len(skipped)} layer(s) with weights: "
-                    f"{', '.join(skipped)}. To prune a layer of your own, give it a get_prunable_weights() "
-                    "method returning the variables to prune; to silence this, pass `layers`.",
-                    stacklevel=3,
-                )
-            return kernels
-        every = {layer.name: layer for layer in _all_layers(model)}
-        for name in self.layers:
-            if name not in every:
-                raise v.invalid("layers", f"names of layers of the model, for example {list(kernels)}", name)
-            if name not in kernels:
-                kind = type(every[name]).__name__
-                raise v.invalid("layers", f"layers with a kernel to prune ({kind} {name!r} has none)", name)
-        return {name: kernels[name] for name in self.layers}
-
 
 def _jax() -> bool:
     return keras.backend.backend() == "jax"
-
-
-def _ids(kernels: dict[str, list[keras.Variable]]) -> dict[str, list[int]]:
-    return {name: [id(kernel) for kernel in ks] for name, ks in kernels.items()}
-
-
-def _compiled(model: keras.Model) -> tuple[Any, ...]:
-    """What a traced training function depends on besides the masks (`compile` makes them anew), compared by `is`."""
-    return (
-        model.optimizer,
-        getattr(model, "_compile_loss", None),
-        getattr(model, "_compile_metrics", None),
-        bool(model.jit_compile),
-        bool(model.run_eagerly),
-    )
-
-
-class Masked:
-    """A variable's constraint while it is pruned: the mask (broadcast) after the variable's own constraint."""
-
-    def __init__(self, mask: keras.Variable, inner: Any) -> None:
-        self.mask = mask
-        self.inner = inner
-
-    def __call__(self, weight: Any) -> Any:
-        return (weight if self.inner is None else self.inner(weight)) * self.mask
-
-
-def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    layers = []
-    for layer in model.layers:
-        layers.append(layer)
-        if isinstance(layer, keras.Model):
-            layers += _all_layers(layer)
-    return layers
