@@ -6,25 +6,37 @@ each pruning round the surviving weights go back to their values from early in
 training, and the pruned ones stay zero. One callback for both paths: a tf-keras
 model pruned by tfmot's wrappers, or a Keras 3 model pruned by
 `schedules.keras3.PruningCallback` in the same `fit`.
+
+This module decides when to record and when to rewind; what is recorded and
+set back (the weights, their `.npz` file, the optimizer's slots) is
+`schedules.rewinding_state`.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import keras
 import numpy as np
 import tf_keras
 
 from schedules import _validation as v
-from schedules import keras3_jax
 from schedules.evaluation import EventLookup
 from schedules.inspection import pruned_layers
 from schedules.keras3 import PruningCallback, pruning_of
 from schedules.keras3_layers import is_keras3_model
-from schedules.keras3_masks import saved_masks
 from schedules.plan import pruning_events
+from schedules.rewinding_state import (
+    check_optimizer,
+    keras3_assign,
+    keras3_fresh_slots,
+    keras3_masks,
+    read_recorded,
+    read_values,
+    reset_slots,
+    rewound_variables,
+    write_recorded,
+)
 
 __all__ = ["WeightRewinding", "check_rewind_step"]
 
@@ -161,7 +173,7 @@ class WeightRewinding(tf_keras.callbacks.Callback):
                     self.model.name,
                 )
         if self.reset_optimizer:
-            _check_optimizer(self.model.optimizer, keras3=self._keras3)
+            check_optimizer(self.model.optimizer, keras3=self._keras3)
         if self.filepath is not None and not os.path.isdir(os.path.dirname(os.path.abspath(self.filepath))):
             raise v.invalid("filepath", "a path in an existing directory", self.filepath)
         if not self._keras3:
@@ -182,7 +194,7 @@ class WeightRewinding(tf_keras.callbacks.Callback):
         if self._keras3:
             step, values = self._keras3_start()
         else:
-            self._variables, self._masks = _rewound_variables(self.model, self._layers)
+            self._variables, self._masks = rewound_variables(self.model, self._layers)
             self._lookups = {id(layer): EventLookup(layer.pruning_schedule) for layer in self._layers}
             step = max(int(self._layers[0].pruning_step.numpy()), 0)  # -1: UpdatePruningStep has not set it yet
             self._last_step = step
@@ -232,8 +244,8 @@ class WeightRewinding(tf_keras.callbacks.Callback):
         if pruning is None:
             return None
         done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        weights = _values(self.model, self.model.weights) if done == self.rewind_step else None
-        return pruning, _keras3_masks(pruning), weights
+        weights = read_values(self.model, self.model.weights) if done == self.rewind_step else None
+        return pruning, keras3_masks(pruning), weights
 
     def _keras3_start(self) -> tuple[int, list[np.ndarray] | None]:
         """At the first batch of a Keras 3 run: the PruningCallback's layers; the step and the weights, if known
@@ -281,7 +293,7 @@ class WeightRewinding(tf_keras.callbacks.Callback):
 
     def _mask_values(self) -> list[np.ndarray]:
         if self._keras3:
-            return _keras3_masks(self._pruning)
+            return keras3_masks(self._pruning)
         return [mask.numpy() for mask in self._masks]
 
     def _check_first_event(self) -> None:
@@ -294,33 +306,15 @@ class WeightRewinding(tf_keras.callbacks.Callback):
     def _record(self, step: int, values: list[np.ndarray] | None = None) -> None:
         """Records the weights (`values`, or else the model's now), and writes them to `filepath`."""
         variables = [variable for variable, _ in self._variables]
-        self.recorded = values if values is not None else _values(self.model, variables)
+        self.recorded = values if values is not None else read_values(self.model, variables)
         if self.filepath is not None:
-            names = np.array([variable.path if self._keras3 else variable.name for variable in variables])
-            temporary = self.filepath + ".tmp.npz"
-            np.savez(temporary, *self.recorded, step=step, names=names)
-            os.replace(temporary, self.filepath)
+            names = [variable.path if self._keras3 else variable.name for variable in variables]
+            write_recorded(self.filepath, self.recorded, step=step, names=names)
 
     def _load(self, step: int) -> None:
-        if self.filepath is None or not os.path.exists(self.filepath):
-            raise v.invalid(
-                "filepath",
-                f"the .npz file the first run recorded the weights of step {self.rewind_step} in: this run "
-                f"starts at step {step}, after rewind_step, so it cannot record them",
-                self.filepath,
-            )
-        with np.load(self.filepath) as saved:
-            arrays = [saved[f"arr_{i}"] for i in range(len(saved.files) - 2)]
-            saved_step = int(saved["step"])
+        """The recorded weights read back from `filepath`, for a run that starts at `step`, after `rewind_step`."""
         shapes = [tuple(variable.shape) for variable, _ in self._variables]
-        if saved_step != self.rewind_step or [a.shape for a in arrays] != shapes:
-            raise v.invalid(
-                "filepath",
-                f"weights of this model recorded at step {self.rewind_step} (the file has {len(arrays)} "
-                f"arrays from step {saved_step}; the model has {len(shapes)} weights to rewind)",
-                self.filepath,
-            )
-        self.recorded = arrays
+        self.recorded = read_recorded(self.filepath, rewind_step=self.rewind_step, step=step, shapes=shapes)
 
     def _rewind(self, step: int, masks: list[np.ndarray]) -> None:
         """Every recorded weight back, a pruned one times its mask (`masks`: the values of the masks, in order)."""
@@ -331,130 +325,10 @@ class WeightRewinding(tf_keras.callbacks.Callback):
         ]
         if self._keras3:
             if self.reset_optimizer:
-                values += _keras3_fresh_slots(self.model)
-            _keras3_assign(self.model, values)
+                values += keras3_fresh_slots(self.model)
+            keras3_assign(self.model, values)
         else:
             tf_keras.backend.batch_set_value(values)
             if self.reset_optimizer:
-                _reset_slots(self.model.optimizer, self.model.trainable_variables)
+                reset_slots(self.model.optimizer, self.model.trainable_variables)
         self.rewinds.append(step)
-
-
-def _rewound_variables(model: tf_keras.Model, layers: list) -> tuple[list[tuple[Any, int | None]], list]:
-    """Every variable of `model` but the wrappers' own, each with the index of its mask (or None); and the masks."""
-    mask_of = {}
-    own = set()
-    for layer in layers:
-        for weight, mask, threshold in layer.pruning_vars:
-            mask_of[weight.ref()] = mask
-            own.update({mask.ref(), threshold.ref()})
-        own.add(layer.pruning_step.ref())
-    variables: list[tuple[Any, int | None]] = []
-    masks: list[Any] = []
-    for w in model.weights:
-        if w.ref() in own:
-            continue
-        mask = mask_of.get(w.ref())
-        variables.append((w, None if mask is None else len(masks)))
-        if mask is not None:
-            masks.append(mask)
-    return variables, masks
-
-
-def _check_optimizer(optimizer, *, keras3: bool) -> None:
-    """Refuses, before training, an optimizer `_reset_slots` (`_keras3_fresh_slots`) cannot renew."""
-    requirement = (
-        "False with a legacy or foreign optimizer (resetting needs a tf_keras.optimizers.Optimizer, "
-        f"such as tf_keras.optimizers.Adam; the model has {type(optimizer).__name__})"
-    )
-    if not keras3 and not isinstance(optimizer, tf_keras.optimizers.Optimizer):
-        raise v.invalid("reset_optimizer", requirement, True, TypeError)
-    try:
-        type(optimizer).from_config(optimizer.get_config())
-    except Exception as error:  # an unregistered custom learning-rate schedule, say
-        raise v.invalid(
-            "reset_optimizer",
-            f"False with an optimizer that cannot be rebuilt from its config ({type(error).__name__}: {error})",
-            True,
-            TypeError,
-        ) from error
-
-
-def _reset_slots(optimizer, trainable_variables: list) -> None:
-    """The optimizer's slot variables set to what a new optimizer of the same config starts with
-    (zeros for most; Adagrad's accumulators start at `initial_accumulator_value`)."""
-    if not optimizer.variables or len(optimizer.variables) == 1:  # not built yet: nothing to reset
-        return
-    fresh = type(optimizer).from_config(optimizer.get_config())
-    fresh.build(trainable_variables)
-    old = [w for w in optimizer.variables if w is not optimizer.iterations]
-    new = [w for w in fresh.variables if w is not fresh.iterations]
-    if [_slot_key(w, optimizer.name) for w in old] != [_slot_key(w, fresh.name) for w in new]:
-        raise RuntimeError(
-            f"WeightRewinding cannot match the slot variables of {type(optimizer).__name__} with a new one's: "
-            "pass reset_optimizer=False"
-        )
-    tf_keras.backend.batch_set_value([(w, n.numpy()) for w, n in zip(old, new, strict=True)])
-
-
-def _slot_key(variable, optimizer_name: str) -> tuple:
-    """A slot variable's name without the optimizer's name in front, and its shape."""
-    name = variable.name
-    return name.removeprefix(optimizer_name + "/"), tuple(variable.shape)
-
-
-# --- Keras 3 ---------------------------------------------------------------------------------------
-
-#: The names Keras 3's optimizers give their step count and learning rate (a wrapped optimizer's too), and
-#: a `LossScaleOptimizer` its loss scale and the steps since it changed: the variables a rewind leaves as they
-#: are. (With `use_ema`, the moving averages are reset as slots: the average restarts from zero.)
-_NOT_SLOTS = ("iteration", "learning_rate", "step_counter", "dynamic_scale")
-
-
-def _jax() -> bool:
-    return keras.backend.backend() == "jax"
-
-
-def _values(model: keras.Model, variables: list) -> list[np.ndarray]:
-    """Copies of the values of `variables` (under JAX, in the middle of `fit`, the trainer's state first)."""
-    if is_keras3_model(model):
-        if _jax():
-            model.jax_state_sync()
-        return [np.array(keras.ops.convert_to_numpy(variable)) for variable in variables]
-    return [variable.numpy() for variable in variables]
-
-
-def _keras3_masks(pruning: PruningCallback) -> list[np.ndarray]:
-    """The masks of a PruningCallback, in the order of its kernels."""
-    masks = pruning.masks  # (syncs the trainer's state under JAX)
-    return [mask for name in pruning.kernels for mask in masks[name]]
-
-
-def _keras3_fresh_slots(model: keras.Model) -> list[tuple[keras.Variable, np.ndarray]]:
-    """Each of the optimizer's variables but `_NOT_SLOTS`, with its value in a new optimizer of the same config
-    (zeros for most; Adagrad's accumulators start at `initial_accumulator_value`)."""
-    optimizer = model.optimizer
-    if not optimizer.built:  # nothing to reset
-        return []
-    fresh = type(optimizer).from_config(optimizer.get_config())
-    fresh.build(model.trainable_variables)
-    saved = saved_masks(model)  # under JAX, the PruningCallback's masks ride with the optimizer's variables
-    masks = {id(mask) for ms in saved.masks.values() for mask in ms} if saved is not None else set()
-    old = [w for w in optimizer.variables if w.name not in _NOT_SLOTS and id(w) not in masks]
-    new = [w for w in fresh.variables if w.name not in _NOT_SLOTS]
-    if [(w.name, tuple(w.shape)) for w in old] != [(w.name, tuple(w.shape)) for w in new]:
-        raise RuntimeError(
-            f"WeightRewinding cannot match the slot variables of {type(optimizer).__name__} with a new one's: "
-            "pass reset_optimizer=False"
-        )
-    return [(w, np.array(keras.ops.convert_to_numpy(n))) for w, n in zip(old, new, strict=True)]
-
-
-def _keras3_assign(model: keras.Model, values: list[tuple[Any, np.ndarray]]) -> None:
-    """Sets variables of a Keras 3 model between two steps of `fit`.
-
-    Under JAX `fit` holds the values in its own state (`keras3_jax.editing`).
-    """
-    with keras3_jax.editing(model):
-        for variable, value in values:
-            variable.assign(value)

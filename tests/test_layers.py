@@ -57,6 +57,7 @@ LAYERS = {
         "record_files",
         "callbacks",
         "rewinding",
+        "rewinding_state",
         "compression",
         "keras3_masks",
         "keras3_patterns",
