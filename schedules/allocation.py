@@ -26,11 +26,15 @@ projections are the same size). Such a layer gets the reachable total nearest
 its share, at a sparsity in the middle of the range that gives it, and the
 difference goes to the layers with one pruned weight, so the total still
 meets the target when the model has any.
+
+`allocate` (here) checks the request, sets the budget and gives each layer its
+share; the methods' formulas are in `schedules.allocation_methods`, and the
+whole numbers of kept weights, with the sparsities that give them, in
+`schedules.allocation_counts`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,7 +42,8 @@ import numpy as np
 import tf_keras
 
 from schedules import _validation as v
-from schedules.evaluation import expected_kept
+from schedules.allocation_counts import layer_kept, reachable_sparsities, whole_weights
+from schedules.allocation_methods import global_magnitude, lamp_scores, raw_density, sensitivity_density, water_fill
 from schedules.inspection import prunable_weights, text_table
 from schedules.sensitivity import DEFAULT_SPARSITIES, SensitivitySweep, sensitivity_sweep
 
@@ -81,7 +86,7 @@ class Allocation(dict):
     def kept(self) -> dict[str, int]:
         """Weights each layer keeps: tfmot's `max(1, round(n * (1 - s)))` (`expected_kept`) for each of its
         pruned weights, summed."""
-        return {name: _kept(self.parts[name], s) for name, s in self.items()}
+        return {name: layer_kept(self.parts[name], s) for name, s in self.items()}
 
     @property
     def sparsity(self) -> float:
@@ -214,8 +219,8 @@ def allocate(
     elif method in ("global_magnitude", "lamp"):
         magnitudes = [np.concatenate([np.abs(w.numpy()).ravel() for w in weights[name]]) for name in free]
         if method == "lamp":
-            magnitudes = [_lamp_scores(m) for m in magnitudes]
-        kept = _global_magnitude(magnitudes, floor, budget)
+            magnitudes = [lamp_scores(m) for m in magnitudes]
+        kept = global_magnitude(magnitudes, floor, budget)
     else:
         if method == "sensitivity":
             if x is None or y is None:
@@ -223,13 +228,13 @@ def allocate(
                 requirement = "validation data (`x` and `y`) for method='sensitivity'"
                 raise v.invalid(missing, requirement, None, TypeError)
             sweep = sensitivity_sweep(model, x, y, metric=metric, sparsities=sparsities, layers=free, verbose=verbose)
-            density = _sensitivity_density(sweep, free, n, floor, budget)
+            density = sensitivity_density(sweep, free, n, floor, budget)
         else:
-            raw = np.array([_raw_density(method, [tuple(w.shape) for w in weights[name]]) for name in free])
+            raw = np.array([raw_density(method, [tuple(w.shape) for w in weights[name]]) for name in free])
             # The real-valued budget: "uniform" with nothing kept dense gives exactly the target.
             exact = total * (1.0 - target_sparsity) - sum(sizes[name] for name in dense)
-            density = _water_fill(n, raw, floor / n, exact)
-        kept = _whole_weights(n * density, floor, n, budget)
+            density = water_fill(n, raw, floor / n, exact)
+        kept = whole_weights(n * density, floor, n, budget)
     result = {name: 0.0 for name in weights}
     if method == "uniform":  # one sparsity for every layer, as tfmot gives: no whole-weight adjustment
         sparsity = [float(1.0 - d) for d in density]
@@ -240,70 +245,8 @@ def allocate(
             }
         )
     else:
-        result.update(_reachable([parts[name] for name in free], free, kept, floor, n))
+        result.update(reachable_sparsities([parts[name] for name in free], free, kept, floor, n))
     return Allocation(result, method=method, target_sparsity=target_sparsity, weights=sizes, sweep=sweep, parts=parts)
-
-
-def _kept(parts: Sequence[int], sparsity: float) -> int:
-    """What tfmot keeps of a layer whose pruned weights have `parts` sizes, at `sparsity`."""
-    return sum(int(expected_kept(sparsity, size)) for size in parts)
-
-
-def _reachable(
-    parts: Sequence[Sequence[int]], names: Sequence[str], kept: np.ndarray, floor: np.ndarray, n: np.ndarray
-) -> dict[str, float]:
-    """Sparsities that make tfmot keep `kept` weights of each layer, by name.
-
-    A layer with one pruned weight gets `1 - k / n`. One with several gets the count nearest `k`
-    it can keep (`_steps`); the difference goes to the layers with one pruned weight, the largest
-    first, within their `[floor, n]`.
-    """
-    kept = kept.astype(np.int64)
-    density = kept / n
-    missing = 0  # weights the several-weight layers keep fewer than asked
-    for i, p in enumerate(parts):
-        if len(p) > 1:
-            options = [o for o in _steps(p, int(kept[i])) if floor[i] <= o[0] <= n[i]]
-            count, density[i] = min(options, key=lambda o: (abs(o[0] - kept[i]), o[0]))
-            missing += int(kept[i]) - count
-            kept[i] = count
-    for i in sorted((i for i, p in enumerate(parts) if len(p) == 1), key=lambda i: -n[i]):
-        change = min(missing, n[i] - kept[i]) if missing > 0 else max(missing, floor[i] - kept[i])
-        kept[i] += change
-        missing -= change
-        density[i] = kept[i] / n[i]
-    return {name: float(1.0 - d) for name, d in zip(names, density, strict=True)}
-
-
-def _steps(parts: Sequence[int], k: int) -> list[tuple[int, float]]:
-    """The kept counts nearest `k`, at most and at least `k`, that a layer whose pruned weights have
-    `parts` sizes can keep, each with the density in the middle of the densities that give it.
-
-    At density `d` tfmot keeps `sum_i max(1, round(n_i * d))`: a step function of `d`, stepping
-    where some `n_i * d` is a half-integer. The middle of a step is the furthest from rounding
-    otherwise (for equal sizes, `k_i / n_i` exactly, as for a layer with one weight).
-    """
-    sizes = np.asarray(parts, dtype=np.float64)
-
-    def step(d: float) -> tuple[int, float, float]:
-        """The count on the step holding density `d`, and the step's ends."""
-        count = int(np.sum(np.maximum(1.0, np.floor(sizes * d + 0.5))))
-        below = np.floor(sizes * d - 0.5) + 0.5  # the half-integers around each n_i * d
-        return count, float(np.max(below / sizes)), float(np.min((below + 1.0) / sizes))
-
-    def found(count: int, low: float, high: float) -> tuple[int, float]:
-        return count, 1.0 if count == sizes.sum() else (max(low, 0.0) + min(high, 1.0)) / 2
-
-    count, low, high = step(k / sizes.sum())
-    while count > k and low > 0.0:  # down to a step at most k
-        count, low, high = step(low - 1e-9 / sizes.max())
-    below = found(count, low, high) if count <= k else None
-    while count < k and high < 1.0:  # up, step by step, to the lowest step at least k
-        count, low, high = step(high + 1e-9 / sizes.max())
-        if count <= k:
-            below = found(count, low, high)
-    above = found(count, low, high) if count >= k else None
-    return [option for option in (below, above) if option is not None]
 
 
 def _check_keep_dense(keep_dense: Iterable[str], weights: Mapping[str, Any]) -> set[str]:
@@ -314,121 +257,3 @@ def _check_keep_dense(keep_dense: Iterable[str], weights: Mapping[str, Any]) -> 
     if unknown:
         raise v.invalid("keep_dense", f"names of prunable layers of the model, {list(weights)}", names)
     return set(names)
-
-
-def _raw_density(method: str, shapes: list[tuple[int, ...]]) -> float:
-    """The unscaled density of a layer with kernels of `shapes` under `method`."""
-    if method == "uniform":
-        return 1.0
-    if method == "erdos_renyi":
-        dims = [shape[-2:] if len(shape) >= 2 else shape for shape in shapes]
-        return sum(sum(d) for d in dims) / sum(math.prod(d) for d in dims)
-    return sum(sum(shape) for shape in shapes) / sum(math.prod(shape) for shape in shapes)  # erk
-
-
-def _water_fill(n: np.ndarray, raw: np.ndarray, low: np.ndarray, budget: float) -> np.ndarray:
-    """Densities `clip(eps * raw, low, 1)` with `sum(n * density) == budget`, solved exactly.
-
-    The kept count is piecewise linear and non-decreasing in `eps`, with breaks
-    where a layer leaves its floor (`low / raw`) or fills up (`1 / raw`).
-    """
-
-    def kept(eps: float) -> float:
-        return float(np.sum(n * np.clip(eps * raw, low, 1.0)))
-
-    breaks = np.unique(np.concatenate([low / raw, 1.0 / raw]))
-    values = np.array([kept(b) for b in breaks])
-    i = int(np.searchsorted(values, budget))
-    if i >= len(breaks):
-        return np.ones_like(raw)
-    if i == 0 or values[i] == values[i - 1]:
-        eps = breaks[i]
-    else:
-        eps = breaks[i - 1] + (budget - values[i - 1]) * (breaks[i] - breaks[i - 1]) / (values[i] - values[i - 1])
-    return np.clip(eps * raw, low, 1.0)
-
-
-def _whole_weights(ideal: np.ndarray, floor: np.ndarray, n: np.ndarray, budget: int) -> np.ndarray:
-    """Whole kept counts in `[floor, n]` adding up to `budget`, nearest to `ideal` (largest remainders)."""
-    whole = np.floor(ideal + 1e-9)
-    kept = np.clip(whole, floor, n).astype(np.int64)
-    remainder = ideal - whole
-    while kept.sum() < budget:  # one more weight each, largest remainders first
-        for i in np.argsort(-remainder, kind="stable"):
-            if kept.sum() < budget and kept[i] < n[i]:
-                kept[i] += 1
-    while kept.sum() > budget:  # one fewer each, smallest remainders first
-        for i in np.argsort(remainder, kind="stable"):
-            if kept.sum() > budget and kept[i] > floor[i]:
-                kept[i] -= 1
-    return kept
-
-
-def _global_magnitude(magnitudes: list[np.ndarray], floor: np.ndarray, budget: int) -> np.ndarray:
-    """Kept counts from one threshold over all `magnitudes`: each layer keeps its weights at or
-    above it (at least its floor), with the threshold the highest that keeps `budget` in all."""
-    ranked = [np.sort(m)[::-1] for m in magnitudes]
-    n = np.array([m.size for m in ranked], dtype=np.int64)
-
-    def kept(threshold: float) -> np.ndarray:
-        above = np.array([np.searchsorted(-m, -threshold, side="right") for m in ranked], dtype=np.int64)
-        return np.clip(above, floor, n)
-
-    candidates = np.unique(np.concatenate(ranked))[::-1]  # thresholds, highest first
-    lo, hi = 0, len(candidates) - 1  # find the first (highest) threshold keeping >= budget
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if kept(candidates[mid]).sum() >= budget:
-            hi = mid
-        else:
-            lo = mid + 1
-    counts = kept(candidates[lo])
-    # Ties at the threshold can overshoot: drop tied weights (tfmot breaks ties its own way).
-    return _whole_weights(counts.astype(np.float64), floor, n, budget)
-
-
-def _lamp_scores(magnitudes: np.ndarray) -> np.ndarray:
-    """LAMP scores of one layer's weights, in float64 and in the order of `magnitudes`.
-
-    They rise with the magnitude within a layer, so a threshold on them keeps a
-    layer's largest weights, as a magnitude threshold does; only the counts differ.
-    """
-    order = np.argsort(magnitudes, kind="stable")
-    squares = magnitudes[order].astype(np.float64) ** 2
-    tail = np.cumsum(squares[::-1])[::-1]  # sum of the squares from each weight up
-    scores = np.empty_like(squares)
-    scores[order] = np.divide(squares, tail, out=np.zeros_like(squares), where=tail > 0)
-    return scores
-
-
-def _sensitivity_density(
-    sweep: SensitivitySweep, free: list[str], n: np.ndarray, floor: np.ndarray, budget: int
-) -> np.ndarray:
-    """Densities from the sweep: each layer at the largest sparsity whose (monotone) measured damage
-    is at most `bound`, linearly between the measured sparsities; `bound` found by bisection."""
-    grid = np.array([0.0, *sweep.sparsities])
-    curves = []
-    for name in free:
-        damage = np.maximum.accumulate(np.maximum(np.array([0.0, *sweep.damage(name)]), 0.0))
-        curves.append(damage + 1e-9 * np.arange(len(grid)))  # strictly increasing, so invertible
-
-    def density(bound: float) -> np.ndarray:
-        sparsity = np.array([np.interp(bound, curve, grid) for curve in curves])
-        return np.clip(1.0 - sparsity, floor / n, 1.0)
-
-    top = max(float(curve[-1]) for curve in curves)
-    if np.sum(n * density(top)) > budget:
-        raise v.invalid(
-            "sparsities",
-            f"a sweep reaching the target: with every layer at its largest tried sparsity "
-            f"({grid[-1]}) the model keeps {int(np.sum(n * density(top)))} weights, more than {budget}",
-            tuple(sweep.sparsities),
-        )
-    lo, hi = 0.0, top
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if np.sum(n * density(mid)) > budget:
-            lo = mid
-        else:
-            hi = mid
-    return density(hi)

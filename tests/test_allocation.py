@@ -610,10 +610,10 @@ def test_allocate_counts_attention_kernels_as_tfmot_rounds_them(encoder, method)
 def test_a_several_weight_layer_gets_the_reachable_counts_around_its_share(parts, share):
     """For any kernel sizes and asked count k: the counts offered are the nearest tfmot can keep at or
     below and at or above k, and each offered sparsity makes tfmot keep exactly that count."""
-    from schedules.allocation import _steps
+    from schedules.allocation_counts import reachable_counts
 
     k = len(parts) + round(share * (sum(parts) - len(parts)))
-    options = _steps(parts, k)
+    options = reachable_counts(parts, k)
     assert options
     for count, density in options:
         assert sum(_models.expected_kept(1.0 - density, n) for n in parts) == count

@@ -52,6 +52,8 @@ LAYERS = {
         "inspection",
         "sensitivity",
         "allocation",
+        "allocation_counts",
+        "allocation_methods",
         "pruning",
         "record",
         "record_files",
