@@ -42,5 +42,9 @@ def interleaved(
 
 def median_ratios(times: dict[str, list[float]], baseline: str) -> dict[str, float]:
     """Per variant, the median over rounds of its time divided by the baseline's in that round."""
-    base = times[baseline]
-    return {name: statistics.median(t / b for t, b in zip(values, base, strict=True)) for name, values in times.items()}
+    return {name: median_ratio(values, times[baseline]) for name, values in times.items()}
+
+
+def median_ratio(values: list[float], baseline: list[float]) -> float:
+    """The median over rounds of `values[k] / baseline[k]` (NaN for a round whose baseline is 0)."""
+    return statistics.median(v / b if b > 0 else float("nan") for v, b in zip(values, baseline, strict=True))

@@ -6,9 +6,10 @@ steps per iteration, whose time is reported per call minus that of the same loop
 with a trivial body (the same bookkeeping, no schedule). "events" is the same with
 only the events used, what tfmot runs at every training step (it uses a sparsity
 only at a pruning step, inside its `tf.cond`): the graph drops the sparsity's ops.
-Every schedule's loops (and the trivial ones) run once per round, in an order
-shuffled anew each round, for
-`ROUNDS` rounds; each round's cost is divided by `PolynomialDecay`'s in that round,
+(In a training step TensorFlow still walks the untaken branch of that `tf.cond` op
+by op, so the sparsity's ops cost there too, less than live ones.) Every
+schedule's loops (and the trivial ones) run once per round, in an order shuffled
+anew each round, for `ROUNDS` rounds; each round's cost is divided by `PolynomialDecay`'s in that round,
 and the table reports the medians (these machines are noisy: timing one schedule
 after another gave ratios off by a factor of two). The eager calls are timed the
 same way. `ops` counts the traced graph's ops; `ops run` those left after
@@ -23,7 +24,7 @@ import statistics
 import tensorflow as tf
 
 from benchmarks._families import Case, Window, every_family
-from benchmarks._timing import interleaved
+from benchmarks._timing import interleaved, median_ratio
 from schedules import CyclicSparsity
 
 BASELINE = "tfmot PolynomialDecay"
@@ -144,10 +145,6 @@ def _per_call(times: dict[str, list[float]], empty: list[float], count: int) -> 
     }
 
 
-def _median_ratio(values: list[float], baseline: list[float]) -> float:
-    return statistics.median(v / b if b > 0 else float("nan") for v, b in zip(values, baseline, strict=True))
-
-
 def run(quick: bool = False) -> list[dict]:
     # Quick: every family once through the harness, at sizes that only check it works.
     iterations, eager_calls, rounds = (20, 10, 2) if quick else (2_000, 200, ROUNDS)
@@ -179,11 +176,11 @@ def run(quick: bool = False) -> list[dict]:
                 "schedule": name,
                 "family": case.family,
                 "graph_us_per_call": statistics.median(graph[name]),
-                "graph_ratio_to_polynomial_decay": _median_ratio(graph[name], graph[BASELINE]),
+                "graph_ratio_to_polynomial_decay": median_ratio(graph[name], graph[BASELINE]),
                 "events_us_per_call": statistics.median(events[name]),
-                "events_ratio_to_polynomial_decay": _median_ratio(events[name], events[BASELINE]),
+                "events_ratio_to_polynomial_decay": median_ratio(events[name], events[BASELINE]),
                 "eager_us_per_call": statistics.median(eager[name]),
-                "eager_ratio_to_polynomial_decay": _median_ratio(eager[name], eager[BASELINE]),
+                "eager_ratio_to_polynomial_decay": median_ratio(eager[name], eager[BASELINE]),
                 "ops": op_count(case.schedule),
                 "ops_run": ops_run(case.schedule),
                 "rounds": rounds,

@@ -15,10 +15,14 @@ process of its own with one thread per TensorFlow pool (`THREADS`).
 
 Three models: the demo's small CNN, an MLP, and a deep, narrow MLP with
 `DEEP_LAYERS` pruned layers, where a schedule's share of the step is visible
-(tfmot calls it twice per pruned layer per step). The last column is what the
-schedule itself adds to a step, in milliseconds per 100 pruned layers: the
-median over rounds of its time minus that of `MINIMAL` (a schedule of two ops
-that updates the masks at the same steps), per pruned layer, times 100.
+(tfmot calls it twice per pruned layer per step). On the deep model every
+schedule has `DEEP_COPIES` train functions (each carries an offset of its own):
+its row is the mean of their ratios, each against the round's mean time of
+`PolynomialDecay`'s copies, and the last column gives their range. "added ms/100
+layers" is what the schedule itself adds to a step, in milliseconds per 100
+pruned layers: the median over rounds of its time minus that of `MINIMAL` (a
+schedule of two ops that updates the masks at the same steps), per pruned layer,
+times 100.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from benchmarks._families import Case, Window, every_family
-from benchmarks._timing import interleaved, median_ratios
+from benchmarks._timing import interleaved, median_ratio
 from schedules import CyclicSparsity, StepSparsity
 from schedules.inspection import prunable_weights
 from schedules.models import build_cnn
@@ -51,6 +55,10 @@ COPY = "tfmot PolynomialDecay (a second copy)"
 DEEP_LAYERS, QUICK_DEEP_LAYERS = 50, 3
 #: Rounds per model (at 9 to 15, in a fixed order, two copies of one schedule came out up to 0.03 apart).
 ROUNDS = 40
+#: Train functions per schedule on the deep model, and its rounds. Each traced train function
+#: carries an offset of its own (three of `PolynomialDecay`'s came out at 0.966, 1.007 and 1.026 of
+#: their mean in one run), larger than a bar of 1.02: a row is the mean of its copies' ratios.
+DEEP_COPIES, DEEP_ROUNDS = 3, 20
 #: Threads in each of TensorFlow's two pools (inter-op, intra-op) while timing. With the default
 #: pools (sized by TensorFlow, on 2 cores), identical train functions of one model landed up to 5%
 #: apart, and not the same ones from run to run (the MLP's copy at 0.997 in one run, 1.047 in the
@@ -265,10 +273,11 @@ def measure(quick: bool = False) -> list[dict]:
         chosen_models = {name: value for name, value in chosen_models.items() if name.startswith("deep")}
     rows = []
     for model_name, (build, input_shape) in chosen_models.items():
+        copies = 1
         if quick:
             steps, rounds = 10, 2
-        elif model_name.startswith("deep"):  # several times the step time: shorter rounds
-            steps, rounds = 100, ROUNDS
+        elif model_name.startswith("deep"):  # several times the step time: shorter rounds, more copies
+            steps, rounds, copies = 100, DEEP_ROUNDS, DEEP_COPIES
         else:
             steps, rounds = 200, ROUNDS
         cases = {
@@ -276,7 +285,11 @@ def measure(quick: bool = False) -> list[dict]:
             for name, case in variants(frequency, steps, rounds).items()
             if not quick or name in QUICK_VARIANTS
         }
-        schedules = {name: case.schedule for name, case in cases.items() if case is not None}
+        names = {
+            name: [f"{name} #{k}" for k in range(copies)] if case and copies > 1 else [name]
+            for name, case in cases.items()
+        }
+        schedules = {copy: case.schedule for name, case in cases.items() if case is not None for copy in names[name]}
         runners = {
             "unpruned": _unpruned_runner(build, input_shape, steps, batch_size),
             **_pruned_runners(build, input_shape, schedules, steps, batch_size),
@@ -286,19 +299,24 @@ def measure(quick: bool = False) -> list[dict]:
             runner()
         times = interleaved(runners, rounds, before={name: runner.prepare for name, runner in runners.items()})
         check_traced(runners)
-        ratios = median_ratios(times, BASELINE)
+        baseline, minimal = (_round_means(times, names[name]) for name in (BASELINE, MINIMAL))
         layers = pruned_layers(build)
-        for name, values in times.items():
-            added = [(t - m) / steps * 1e3 / layers * 100 for t, m in zip(values, times[MINIMAL], strict=True)]
+        for name, case in cases.items():
+            ratios = [median_ratio(times[copy], baseline) for copy in names[name]]
+            added = [
+                (t - m) / steps * 1e3 / layers * 100
+                for t, m in zip(_round_means(times, names[name]), minimal, strict=True)
+            ]
             rows.append(
                 {
                     "model": model_name,
                     "schedule": name,
-                    "family": cases[name] and cases[name].family,
-                    "ms_per_step": float(np.median(values)) / steps * 1e3,
-                    "ratio_to_polynomial_decay": ratios[name],
+                    "family": case and case.family,
+                    "ms_per_step": float(np.median(_round_means(times, names[name]))) / steps * 1e3,
+                    "ratio_to_polynomial_decay": float(np.mean(ratios)),
+                    "copy_ratios": ratios,
                     "pruned_layers": layers,
-                    "added_ms_per_100_layers": float(np.median(added)) if cases[name] is not None else None,
+                    "added_ms_per_100_layers": float(np.median(added)) if case is not None else None,
                     "rounds": rounds,
                     "steps_per_round": steps,
                     "mask_update_every": frequency,
@@ -308,15 +326,25 @@ def measure(quick: bool = False) -> list[dict]:
     return rows
 
 
+def _round_means(times: dict[str, list[float]], names: list[str]) -> list[float]:
+    """Each round's mean time over the train functions `names` (copies of one schedule)."""
+    return [float(np.mean(round_times)) for round_times in zip(*(times[name] for name in names), strict=True)]
+
+
 def format_rows(rows: list[dict]) -> str:
-    header = f"{'model':<22}{'schedule':<40}{'ms/step':>9}{'vs PolynomialDecay':>20}{'added ms/100 layers':>21}"
+    header = (
+        f"{'model':<22}{'schedule':<40}{'ms/step':>9}{'vs PolynomialDecay':>20}{'added ms/100 layers':>21}"
+        f"{'copies':>15}"
+    )
     lines = [header]
     for r in rows:
-        added = r.get("added_ms_per_100_layers")
-        lines.append(
+        added, copies = r.get("added_ms_per_100_layers"), r.get("copy_ratios") or []
+        line = (
             f"{r['model']:<22}{r['schedule']:<40}{r['ms_per_step']:>9.3f}{r['ratio_to_polynomial_decay']:>20.3f}"
-            + (f"{added:>21.3f}" if added is not None else "")
+            + (f"{added:>21.3f}" if added is not None else " " * 21)
+            + (f"{min(copies):>9.3f}-{max(copies):.3f}" if len(copies) > 1 else "")
         )
+        lines.append(line.rstrip())
     return "\n".join(lines)
 
 
