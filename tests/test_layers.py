@@ -36,6 +36,7 @@ LAYERS = {
         "one_cycle",
         "polynomial",
         "step",
+        "child_schedules",
         "composition",
         "evaluation",
         "units",
