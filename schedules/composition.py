@@ -120,7 +120,7 @@ class SequentialSparsity(SparsitySchedule):
     def _config(self) -> dict[str, Any]:
         return {"schedules": [plain(s.get_config()) for s in self.schedules], "boundaries": list(self.boundaries)}
 
-    def compiles(self) -> bool:
+    def _compiles(self) -> bool:
         return all(compiles(schedule) for schedule in self.schedules)
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -241,7 +241,7 @@ class ScaledSparsity(SparsitySchedule):
     def _config(self) -> dict[str, Any]:
         return {"schedule": plain(self.schedule.get_config()), "factor": self.factor}
 
-    def compiles(self) -> bool:
+    def _compiles(self) -> bool:
         return compiles(self.schedule)
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

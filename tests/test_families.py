@@ -756,6 +756,15 @@ def test_sequential_hand_over_events_are_added_only_at_boundaries():
     assert sparsity[349] == np.float32(0.6) and sparsity[350] == np.float32(0.7)
 
 
+def test_compositions_of_our_schedules_compile_their_eager_calls_and_of_tfmot_not():
+    ours = CubicSparsity(0.0, 0.5, 0, 100, frequency=10)
+    theirs = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, begin_step=0, end_step=100, frequency=10)
+    assert SequentialSparsity([ours, CubicSparsity(0.5, 0.8, 200, 300)], boundaries=[150])._compiles()
+    assert ScaledSparsity(ours, factor=0.5)._compiles()
+    assert not SequentialSparsity([ours, theirs], boundaries=[150])._compiles()
+    assert not ScaledSparsity(theirs, factor=0.5)._compiles()
+
+
 def test_sequential_returns_a_subnormal_sparsity_of_its_child_as_it_is():
     """Found by the property test: a cast to float64 and back flushed a tfmot child's
     subnormal sparsity (1.4e-45) to 0; the child's float32 values now pass through."""
