@@ -303,16 +303,14 @@ def measure(quick: bool = False) -> list[dict]:
         layers = pruned_layers(build)
         for name, case in cases.items():
             ratios = [median_ratio(times[copy], baseline) for copy in names[name]]
-            added = [
-                (t - m) / steps * 1e3 / layers * 100
-                for t, m in zip(_round_means(times, names[name]), minimal, strict=True)
-            ]
+            means = _round_means(times, names[name])
+            added = [(t - m) / steps * 1e3 / layers * 100 for t, m in zip(means, minimal, strict=True)]
             rows.append(
                 {
                     "model": model_name,
                     "schedule": name,
                     "family": case and case.family,
-                    "ms_per_step": float(np.median(_round_means(times, names[name]))) / steps * 1e3,
+                    "ms_per_step": float(np.median(means)) / steps * 1e3,
                     "ratio_to_polynomial_decay": float(np.mean(ratios)),
                     "copy_ratios": ratios,
                     "pruned_layers": layers,

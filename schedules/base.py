@@ -218,9 +218,12 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
     def _compiles(self) -> bool:
         return self.compiles_eagerly
 
+    #: What `__getstate__` leaves out: compiled functions (a subclass that keeps one adds its name).
+    _transient: tuple[str, ...] = ("_compiled_functions", "_eager_calls")
+
     def __getstate__(self) -> dict[str, Any]:
         """For pickle and `copy.deepcopy`: the arguments, without compiled functions."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled_functions", "_eager_calls")}
+        return {k: v for k, v in self.__dict__.items() if k not in self._transient}
 
     def _ops(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """The schedule's ops at int64 `step`: `call`, the step-0 event carried to step 1, the dtypes."""

@@ -98,6 +98,7 @@ class SequentialSparsity(SparsitySchedule):
 
     step_arguments = ("boundaries",)
     handles_every_step = True  # compares steps, subtracts none (each child takes care of itself)
+    _transient = (*SparsitySchedule._transient, "_sparsity")  # `_sparsity_function`'s
 
     def __init__(self, schedules: Sequence[PruningSchedule | Mapping], *, boundaries: Sequence[int]) -> None:
         items = v.check_sequence("schedules", schedules, "schedules")
@@ -145,9 +146,6 @@ class SequentialSparsity(SparsitySchedule):
                 experimental_attributes={"_noinline": True},
             )
         return function
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in super().__getstate__().items() if k != "_sparsity"}
 
     def _select(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """The events and the sparsity of the child in charge (before the base's cast to float32)."""
