@@ -106,13 +106,16 @@ def prepare(
     batch_size: int,
     output_dir,
     seed: int,
+    print_fn,
 ):
     """The output directory (made), the schedule, the pruning steps and the data split of a demo run, seeded
-    with `keras_module`'s `set_random_seed` (tf-keras or Keras 3, which also seeds its own generator)."""
+    with `keras_module`'s `set_random_seed` (tf-keras or Keras 3, which also seeds its own generator); says
+    what the data are."""
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     keras_module.utils.set_random_seed(seed)
     data = load_digits(seed)
+    print_fn(f"Data: scikit-learn digits, {len(data[0])} training and {len(data[2])} test images (8x8).")
     total = -(-len(data[0]) // batch_size) * prune_epochs
     return output, build_schedule(schedule_spec, final_sparsity, prune_epochs, batch_size), total, data
 
@@ -165,10 +168,9 @@ def run_demo(
     """Runs the demo; see the module docstring. Returns what it measured."""
     start = time.perf_counter()
     output, schedule, total, data = prepare(
-        keras, schedule_spec, final_sparsity, prune_epochs, batch_size, output_dir, seed
+        keras, schedule_spec, final_sparsity, prune_epochs, batch_size, output_dir, seed, print_fn
     )
     x_train, y_train, x_test, y_test = data
-    print_fn(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images (8x8).")
     print_fn(f"Schedule: {schedule!r}")
 
     model, loss, dense_accuracy = train_dense(keras, data, dense_epochs, batch_size, verbose, print_fn)

@@ -71,10 +71,9 @@ def run_channels_demo(
     """Runs the channel-pruning demo with `keras_module` (`tf_keras` or `keras`); see the module docstring."""
     start = time.perf_counter()
     output, schedule, total, data = prepare(
-        keras_module, schedule_spec, final_sparsity, prune_epochs, batch_size, output_dir, seed
+        keras_module, schedule_spec, final_sparsity, prune_epochs, batch_size, output_dir, seed, print_fn
     )
     x_train, y_train, x_test, y_test = data
-    print_fn(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images (8x8).")
     print_fn(f"Schedule: {schedule!r}, the share of each group's channels removed")
 
     model, loss, dense_accuracy = train_dense(keras_module, data, dense_epochs, batch_size, verbose, print_fn)

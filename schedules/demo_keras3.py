@@ -90,12 +90,11 @@ def run_keras3_demo(
 ) -> DemoResult:
     """Runs the Keras 3 demo; see the module docstring. Returns what it measured."""
     start = time.perf_counter()
+    print_fn(f"Keras {keras.__version__} ({keras.backend.backend()} backend), no tfmot.")
     output, schedule, total, data = prepare(
-        keras, schedule_spec, final_sparsity, prune_epochs, batch_size, output_dir, seed
+        keras, schedule_spec, final_sparsity, prune_epochs, batch_size, output_dir, seed, print_fn
     )
     x_train, y_train, x_test, y_test = data
-    print_fn(f"Keras {keras.__version__} ({keras.backend.backend()} backend), no tfmot.")
-    print_fn(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images (8x8).")
     print_fn(f"Schedule: {schedule!r}")
 
     model, loss, dense_accuracy = train_dense(keras, data, dense_epochs, batch_size, verbose, print_fn)
