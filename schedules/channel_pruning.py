@@ -49,12 +49,11 @@ import tensorflow as tf
 import tf_keras
 
 from schedules import _validation as v
-from schedules import keras3_jax
+from schedules import keras3_constraints, keras3_jax
 from schedules._tfmot import PruningSchedule
 from schedules.channels import ChannelAnalysis, channel_groups, channel_variables
 from schedules.composition import peak_sparsity
 from schedules.evaluation import EventLookup, expected_kept
-from schedules.keras3_constraints import Masked
 from schedules.keras3_layers import is_keras3_model
 from schedules.pruning import layer_schedule
 
@@ -174,13 +173,9 @@ class ChannelPruning(tf_keras.callbacks.Callback):
                 mask = self._variable(kept.reshape(shape).astype(_dtype(variable)))
                 self._masks[name].append((variable, mask, tuple(shape)))
         self.keep = {name: keep for name, keep in self.keep.items() if name in groups}
-        self._restore = []
-        for masks in self._masks.values():
-            for variable, mask, _ in masks:
-                while isinstance(_constraint(variable), Masked):  # left by a fit that stopped with an exception
-                    _set_constraint(variable, _constraint(variable).inner)
-                self._restore.append((variable, _constraint(variable)))
-                _set_constraint(variable, Masked(mask, _constraint(variable)))
+        layers = {name: ([v for v, _, _ in masks], [m for _, m, _ in masks]) for name, masks in self._masks.items()}
+        keras3_constraints.unmask(variable for variables, _ in layers.values() for variable in variables)
+        self._restore = keras3_constraints.constrain(layers)
         if self._keras3 and keras.backend.backend() == "jax":
             keras3_jax.attach(model, self._mask_variables())
         model.make_train_function(force=True)
@@ -216,8 +211,7 @@ class ChannelPruning(tf_keras.callbacks.Callback):
         for masks in self._masks.values():  # an optimizer with `use_ema` has just overwritten the weights
             for variable, mask, _ in masks:
                 variable.assign(np.asarray(variable) * np.asarray(mask))
-        for variable, constraint in self._restore:
-            _set_constraint(variable, constraint)
+        keras3_constraints.release(self._restore)
         self._restore = []
         if jax:
             keras3_jax.detach(self.model, self._mask_variables())
@@ -259,16 +253,3 @@ class ChannelPruning(tf_keras.callbacks.Callback):
 def _dtype(variable: Any) -> np.dtype:
     """A variable's dtype as NumPy's (a string on Keras 3, a `tf.DType` on tf-keras)."""
     return np.dtype(getattr(variable.dtype, "as_numpy_dtype", variable.dtype))
-
-
-def _constraint(variable: Any) -> Any:
-    return getattr(variable, "constraint", None)
-
-
-def _set_constraint(variable: Any, constraint: Any) -> None:
-    try:
-        variable.constraint = constraint  # Keras 3 variables
-    except (
-        AttributeError
-    ):  # a tf.Variable of tf-keras: read-only property over `_constraint`, which its optimizers read
-        variable._constraint = constraint

@@ -8,7 +8,7 @@ constraint the layer already had is applied first). `constrain` sets them when
 training function traced without them would miss them: `fit` traces anew,
 unless the one the same callback traced for its last `fit` (`traced`) was
 traced for the same compiled model (`set_train_function`). `ChannelPruning`
-holds its channel masks with `Masked` too.
+holds its channel masks with the same functions, on tf-keras variables too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,17 @@ from typing import Any
 
 import keras
 
-__all__ = ["Masked", "compiled", "constrain", "release", "set_train_function", "traced", "unmask"]
+__all__ = [
+    "Masked",
+    "compiled",
+    "constrain",
+    "constraint_of",
+    "release",
+    "set_constraint",
+    "set_train_function",
+    "traced",
+    "unmask",
+]
 
 
 class Masked:
@@ -32,11 +42,25 @@ class Masked:
         return (weight if self.inner is None else self.inner(weight)) * self.mask
 
 
-def unmask(kernels: Iterable[keras.Variable]) -> None:
+def constraint_of(variable: Any) -> Any:
+    """A variable's constraint (None where it has none): a Keras 3 variable or a tf-keras `tf.Variable`."""
+    return getattr(variable, "constraint", None)
+
+
+def set_constraint(variable: Any, constraint: Any) -> None:
+    """Sets a variable's constraint: a Keras 3 variable's property, or a tf-keras `tf.Variable`'s
+    `_constraint` (its `constraint` is read-only; its optimizers read `_constraint`)."""
+    try:
+        variable.constraint = constraint
+    except AttributeError:
+        variable._constraint = constraint
+
+
+def unmask(kernels: Iterable[Any]) -> None:
     """Takes off `kernels` the `Masked` constraints a `fit` that stopped with an exception left on them."""
     for kernel in kernels:
-        while isinstance(kernel.constraint, Masked):
-            kernel.constraint = kernel.constraint.inner
+        while isinstance(constraint_of(kernel), Masked):
+            set_constraint(kernel, constraint_of(kernel).inner)
 
 
 def constrain(
@@ -47,15 +71,15 @@ def constrain(
     constraints = []
     for kernels, masks in layers.values():
         for kernel, mask in zip(kernels, masks, strict=True):
-            constraints.append((kernel, kernel.constraint))
-            kernel.constraint = Masked(mask, kernel.constraint)
+            constraints.append((kernel, constraint_of(kernel)))
+            set_constraint(kernel, Masked(mask, constraint_of(kernel)))
     return constraints
 
 
 def release(constraints: list[tuple[keras.Variable, Any]]) -> None:
     """Gives each kernel its own constraint back (`constrain` undone)."""
     for kernel, constraint in constraints:
-        kernel.constraint = constraint
+        set_constraint(kernel, constraint)
 
 
 def compiled(model: keras.Model) -> tuple[Any, ...]:
