@@ -197,7 +197,25 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
             if compiled is not None:
                 function, scalar = compiled
                 return scalar(step) if step.shape.rank == 0 else function(step)
-        return self._ops(step)
+            return self._ops(step)
+        # In a graph, as tfmot traces it: the events inline, the sparsity as one function op.
+        # tfmot computes the sparsity inside its `tf.cond`, whose untaken branch TensorFlow still
+        # walks op by op at every step: inline, every op of the sparsity costs every step; kept
+        # whole (`_noinline`), it is one op that a step without pruning skips. (The events' share
+        # of this call's ops is unused, and dropped, where tfmot uses only the sparsity.)
+        return self._ops(step)[0], self._sparsity_function()(step)
+
+    def _sparsity_function(self) -> Any:
+        """`_ops`' sparsity as a `tf.function` that a graph calls as one op (traced once per shape)."""
+        function = self.__dict__.get("_sparsity")
+        if function is None:
+            function = self.__dict__["_sparsity"] = tf.function(
+                lambda step: self._ops(step)[1],
+                autograph=False,
+                reduce_retracing=True,
+                experimental_attributes={"_noinline": True},
+            )
+        return function
 
     def _compiled(self) -> tuple[Any, Any] | None:
         """The eager path's `(tf.function, its scalar concrete function)`, once
@@ -219,7 +237,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         return self.compiles_eagerly
 
     #: What `__getstate__` leaves out: compiled functions (a subclass that keeps one adds its name).
-    _transient: tuple[str, ...] = ("_compiled_functions", "_eager_calls")
+    _transient: tuple[str, ...] = ("_compiled_functions", "_eager_calls", "_sparsity")
 
     def __getstate__(self) -> dict[str, Any]:
         """For pickle and `copy.deepcopy`: the arguments, without compiled functions."""

@@ -148,9 +148,9 @@ def call_child(schedule: PruningSchedule, step: tf.Tensor) -> tuple[tf.Tensor, t
     inputs as zero), so a composition would not return its child's value (and
     `ScaledSparsity` scales the float32 value saved models were built with).
     """
-    should_prune, sparsity = schedule(step)
     if isinstance(schedule, SparsitySchedule):  # ours: bool and float32, of the step's shape already
-        return should_prune, sparsity
+        return schedule._ops(step)  # inline: the parent's own call keeps the sparsity whole in a graph
+    should_prune, sparsity = schedule(step)
     shape = tf.shape(step)
     return (
         tf.broadcast_to(tf.cast(should_prune, tf.bool), shape),

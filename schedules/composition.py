@@ -98,7 +98,6 @@ class SequentialSparsity(SparsitySchedule):
 
     step_arguments = ("boundaries",)
     handles_every_step = True  # compares steps, subtracts none (each child takes care of itself)
-    _transient = (*SparsitySchedule._transient, "_sparsity")  # `_sparsity_function`'s
 
     def __init__(self, schedules: Sequence[PruningSchedule | Mapping], *, boundaries: Sequence[int]) -> None:
         items = v.check_sequence("schedules", schedules, "schedules")
@@ -125,29 +124,6 @@ class SequentialSparsity(SparsitySchedule):
         return all(compiles(schedule) for schedule in self.schedules)
 
     def call(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        events, sparsity = self._select(step)
-        if not tf.executing_eagerly():
-            # tfmot computes the sparsity inside its `tf.cond`, whose untaken branch TensorFlow still
-            # walks op by op at every step: every child's sparsity ops cost each step. In a function kept
-            # whole (`_noinline`) they are one op that such a step skips. On the overhead benchmark's deep
-            # MLP, in three same-run comparisons, a step took 1.02 to 1.12 of `PolynomialDecay`'s inline
-            # and 0.98 to 1.04 this way (docs/benchmarks.md; the noise there is about 4%).
-            sparsity = self._sparsity_function()(step)
-        return events, sparsity
-
-    def _sparsity_function(self) -> Any:
-        """`_select`'s sparsity as a `tf.function` that the graph calls as one op (traced once per shape)."""
-        function = self.__dict__.get("_sparsity")
-        if function is None:
-            function = self.__dict__["_sparsity"] = tf.function(
-                lambda step: self._select(step)[1],
-                autograph=False,
-                reduce_retracing=True,
-                experimental_attributes={"_noinline": True},
-            )
-        return function
-
-    def _select(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """The events and the sparsity of the child in charge (before the base's cast to float32)."""
         children = [call_child_uncast(schedule, step) for schedule in self.schedules]
         if any(sparsity.dtype != tf.float64 for _, sparsity in children):  # all in float32, as returned

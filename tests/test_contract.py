@@ -74,6 +74,30 @@ def test_scalar_int64_inside_tf_cond_like_tfmot_at_every_step(schedule):
             assert float(kept) == np.round(np.float32(1000) * (np.float32(1) - expected)), i + 1
 
 
+def test_a_graph_computes_the_sparsity_in_one_function_op_and_the_events_inline(schedule):
+    """tfmot computes the sparsity inside its `tf.cond`, whose untaken branch TensorFlow walks op by op at
+    every step: in a graph the sparsity is one call of a function kept whole (`_noinline`), and the
+    events, which run at every step, do not depend on it."""
+    graph = tf.function(schedule).get_concrete_function(tf.TensorSpec([], tf.int64)).graph
+    calls = [op for op in graph.get_operations() if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+    assert len(calls) == 1
+    body = graph.as_graph_def().library.function
+    called = next(f for f in body if f.signature.name == calls[0].get_attr("f").name)
+    assert called.attr["_noinline"].b
+    should_prune, sparsity = graph.structured_outputs
+    assert calls[0] not in _ancestors(should_prune.op) and calls[0] in _ancestors(sparsity.op)
+
+
+def _ancestors(op) -> set:
+    seen, todo = set(), [op]
+    while todo:
+        op = todo.pop()
+        if op not in seen:
+            seen.add(op)
+            todo.extend(t.op for t in op.inputs)
+    return seen
+
+
 def test_compiled_eager_calls_give_the_op_by_op_values(make_schedule):
     """After `EAGER_CALLS_BEFORE_COMPILING` eager calls a schedule runs a compiled graph (a concrete
     function for scalar steps): the same values, bit for bit, as its first calls, op by op; and the
