@@ -49,24 +49,31 @@ def schedules_under_test() -> dict:
 
 
 def op_count(schedule) -> int:
-    """Operations in the traced graph of one call with an int64 scalar step (placeholder excluded)."""
+    """Operations traced for one call with an int64 scalar step (placeholder excluded), with those
+    of the functions it calls (a schedule of ours keeps its sparsity in one)."""
     function = tf.function(lambda step: schedule(step))
     graph = function.get_concrete_function(tf.TensorSpec([], tf.int64)).graph
-    return sum(1 for op in graph.get_operations() if op.type not in ("Placeholder", "NoOp", "Identity"))
+    graph_def = graph.as_graph_def()
+    nodes = [*graph_def.node, *(node for f in graph_def.library.function for node in f.node_def)]
+    skipped = ("Placeholder", "NoOp", "Identity", "PartitionedCall", "StatefulPartitionedCall")
+    return sum(1 for node in nodes if node.op not in skipped)
 
 
-def ops_run(schedule) -> int:
-    """Ops that execute for one call once Grappler has optimized the graph (constants
-    folded, divisions by constants made products), from the partition graph of a run."""
+def ops_run(schedule, use: str = "events") -> int:
+    """Nodes that TensorFlow runs for one call used as `use` says (`USES`), once its graph
+    optimizer (Grappler) has folded constants, dropped unused ops and lowered `tf.cond` to
+    switches: the nodes of the partition graph of a run. For "step" that includes the untaken
+    branch, whose nodes a step visits too (a function call is one)."""
     schedule(0)  # an eager call first: a schedule may evaluate something once, eagerly
     graph = tf.Graph()
     with graph.as_default():
         step = tf.compat.v1.placeholder(tf.int64, [])
-        outputs = schedule(step)
+        should_prune, sparsity = schedule(step)
+        output = _used(use, should_prune, sparsity, lambda: schedule(step)[1])
         with tf.compat.v1.Session(graph=graph) as session:
             metadata = tf.compat.v1.RunMetadata()
             options = tf.compat.v1.RunOptions(output_partition_graphs=True)
-            session.run(outputs, {step: 5_000}, options=options, run_metadata=metadata)
+            session.run(output, {step: 5_000}, options=options, run_metadata=metadata)
     skipped = ("_Arg", "_Retval", "_Recv", "_Send", "NoOp", "Identity")
     return sum(1 for g in metadata.partition_graphs for node in g.node if node.op not in skipped)
 
@@ -99,32 +106,44 @@ def _loop(body, iterations: int):
     return run
 
 
-def _body(schedule, events_only: bool = False):
-    """Calls of `schedule` whose results are summed; `events_only`: only the events are used, as
-    tfmot uses them at every step (the graph then drops the sparsity's ops)."""
+#: What a loop uses of each call: "both" results; "events" only (the graph drops the sparsity's
+#: ops); "step": as tfmot's wrapper at every training step, the events, and the sparsity of a
+#: second call inside a `tf.cond` on them (at steps that do not prune, its untaken branch).
+USES = ("both", "events", "step")
+
+
+def _body(schedule, use: str = "both"):
+    """Calls of `schedule` whose results are summed, used as `use` says (`USES`)."""
 
     def body(steps, flags, values):
         total = tf.constant(0.0)
         for step in steps:
             should_prune, sparsity = schedule(step)
-            total = total + (
-                tf.cast(should_prune, tf.float32) if events_only else tf.cast(should_prune, tf.float32) + sparsity
-            )
+            total = total + _used(use, should_prune, sparsity, lambda step=step: schedule(step)[1])
         return total
 
     return body
 
 
-def _trivial_body(events_only: bool = False):
+def _trivial_body(use: str = "both"):
     """The same bookkeeping as `_body`'s with the loop's carried values in place of a schedule's results."""
 
     def body(steps, flags, values):
         total = tf.constant(0.0)
         for flag, value in zip(flags, values, strict=True):
-            total = total + (tf.cast(flag, tf.float32) if events_only else tf.cast(flag, tf.float32) + value)
+            total = total + _used(use, flag, value, lambda value=value: value)
         return total
 
     return body
+
+
+def _used(use: str, should_prune, sparsity, sparsity_again) -> tf.Tensor:
+    flag = tf.cast(should_prune, tf.float32)
+    if use == "events":
+        return flag
+    if use == "step":
+        return flag + tf.cond(should_prune, sparsity_again, lambda: tf.constant(0.0))
+    return flag + sparsity
 
 
 def _eager(schedule, calls: int):
@@ -149,24 +168,20 @@ def run(quick: bool = False) -> list[dict]:
     # Quick: every family once through the harness, at sizes that only check it works.
     iterations, eager_calls, rounds = (20, 10, 2) if quick else (2_000, 200, ROUNDS)
     cases = schedules_under_test()
-    # Keyed (name, events_only); name "" is the trivial loop.
-    loops = {
-        (name, only): _loop(_body(case.schedule, only), iterations)
-        for name, case in cases.items()
-        for only in (False, True)
-    }
-    loops.update({("", only): _loop(_trivial_body(only), iterations) for only in (False, True)})
+    # Keyed (name, use); name "" is the trivial loop.
+    loops = {(name, use): _loop(_body(case.schedule, use), iterations) for name, case in cases.items() for use in USES}
+    loops.update({("", use): _loop(_trivial_body(use), iterations) for use in USES})
     eagers = {name: _eager(case.schedule, eager_calls) for name, case in cases.items()}
     for fn in [*loops.values(), *eagers.values()]:  # warm-up: trace, and compile the eager calls
         fn()
     graph_times = interleaved(loops, rounds)
-    graph, events = (
+    graph, events, step = (
         _per_call(
-            {name: v for (name, o), v in graph_times.items() if name and o == only},
-            graph_times[("", only)],
+            {name: v for (name, u), v in graph_times.items() if name and u == use},
+            graph_times[("", use)],
             iterations * CALLS,
         )
-        for only in (False, True)
+        for use in USES
     )
     eager = _per_call(interleaved(eagers, rounds), [0.0] * rounds, eager_calls)
     rows = []
@@ -179,10 +194,13 @@ def run(quick: bool = False) -> list[dict]:
                 "graph_ratio_to_polynomial_decay": median_ratio(graph[name], graph[BASELINE]),
                 "events_us_per_call": statistics.median(events[name]),
                 "events_ratio_to_polynomial_decay": median_ratio(events[name], events[BASELINE]),
+                "step_us_per_call": statistics.median(step[name]),
+                "step_ratio_to_polynomial_decay": median_ratio(step[name], step[BASELINE]),
                 "eager_us_per_call": statistics.median(eager[name]),
                 "eager_ratio_to_polynomial_decay": median_ratio(eager[name], eager[BASELINE]),
                 "ops": op_count(case.schedule),
-                "ops_run": ops_run(case.schedule),
+                "events_ops_run": ops_run(case.schedule, "events"),
+                "step_ops_run": ops_run(case.schedule, "step"),
                 "rounds": rounds,
             }
         )
@@ -191,13 +209,15 @@ def run(quick: bool = False) -> list[dict]:
 
 def format_rows(rows: list[dict]) -> str:
     lines = [
-        f"{'schedule':<40}{'graph us':>9}{'ratio':>7}{'events us':>10}{'ratio':>7}{'eager us':>10}{'ratio':>7}"
-        f"{'ops':>5}{'ops run':>9}"
+        f"{'schedule':<40}{'graph us':>9}{'ratio':>7}{'events us':>10}{'ratio':>7}{'step us':>9}{'ratio':>7}"
+        f"{'eager us':>10}{'ratio':>7}{'ops':>5}{'run: events':>12}{'step':>6}"
     ]
     for r in rows:
         lines.append(
             f"{r['schedule']:<40}{r['graph_us_per_call']:>9.2f}{r['graph_ratio_to_polynomial_decay']:>7.2f}"
             f"{r['events_us_per_call']:>10.2f}{r['events_ratio_to_polynomial_decay']:>7.2f}"
-            f"{r['eager_us_per_call']:>10.1f}{r['eager_ratio_to_polynomial_decay']:>7.2f}{r['ops']:>5}{r['ops_run']:>9}"
+            f"{r['step_us_per_call']:>9.2f}{r['step_ratio_to_polynomial_decay']:>7.2f}"
+            f"{r['eager_us_per_call']:>10.1f}{r['eager_ratio_to_polynomial_decay']:>7.2f}{r['ops']:>5}"
+            f"{r['events_ops_run']:>12}{r['step_ops_run']:>6}"
         )
     return "\n".join(lines)

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
+from tensorflow.python.eager import context
 
 from benchmarks._families import Case, Window, every_family
 from benchmarks._timing import interleaved, median_ratio
@@ -168,8 +169,16 @@ class _Runner:
     see the same steps, round after round.
     """
 
-    def __init__(self, train_function, iterator, steps: int, step_variables: list, traces: list | None = None) -> None:
-        self.train_function, self.iterator, self.steps = train_function, iterator, steps
+    def __init__(
+        self,
+        train_function,
+        iterator,
+        steps: int,
+        step_variables: list,
+        traces: list | None = None,
+        nodes: int | None = None,
+    ) -> None:
+        self.train_function, self.iterator, self.steps, self.nodes = train_function, iterator, steps, nodes
         self.step_variables, self.runs = step_variables, 0
         # The schedule's calls while traced (a pruned model's runner): more later means traced again.
         self.traces, self.first_traces = traces, len(traces or ())
@@ -199,7 +208,8 @@ def _compiled_model(build, input_shape, batch_size: int, schedule=None):
 
 def _unpruned_runner(build, input_shape, steps: int, batch_size: int) -> _Runner:
     model, iterator = _compiled_model(build, input_shape, batch_size)
-    return _Runner(model.make_train_function(), iterator, steps, [])
+    train_function = model.make_train_function()
+    return _Runner(train_function, iterator, steps, [], nodes=walked_nodes(train_function, iterator))
 
 
 def _pruned_runners(build, input_shape, schedules: dict, steps: int, batch_size: int) -> dict[str, _Runner]:
@@ -232,11 +242,25 @@ def _pruned_runners(build, input_shape, schedules: dict, steps: int, batch_size:
         for wrapper in wrappers:  # tfmot's Pruning object calls its `_pruning_schedule` when traced
             wrapper.pruning_schedule, wrapper.pruning_obj._pruning_schedule = schedule, traced
         train_function = model.make_train_function(force=True)
-        train_function(iterator)  # trace it now, with this schedule
+        nodes = walked_nodes(train_function, iterator)  # traces it now, with this schedule
         if not calls:
             raise RuntimeError(f"{name}: the traced train function did not call the schedule")
-        runners[name] = _Runner(train_function, iterator, steps, [w.pruning_step for w in wrappers], calls)
+        runners[name] = _Runner(train_function, iterator, steps, [w.pruning_step for w in wrappers], calls, nodes)
     return runners
+
+
+def walked_nodes(train_function, iterator) -> int:
+    """Runs `train_function`'s first step and returns the nodes of its graph as TensorFlow runs it
+    (after Grappler, its `tf.cond`s lowered): each is visited once per step, live or (in an untaken
+    branch) dead. Unlike the time, this count does not vary from run to run."""
+    eager = context.context()  # TensorFlow has no public API for a function's run metadata
+    eager.enable_run_metadata()  # collected as a function is first instantiated
+    try:
+        train_function(iterator)
+        metadata = eager.export_run_metadata()
+    finally:
+        eager.disable_run_metadata()
+    return max(sum(len(g.node) for g in f.partition_graphs) for f in metadata.function_graphs)
 
 
 def check_traced(runners: dict) -> None:
@@ -301,6 +325,7 @@ def measure(quick: bool = False) -> list[dict]:
         check_traced(runners)
         baseline, minimal = (_round_means(times, names[name]) for name in (BASELINE, MINIMAL))
         layers = pruned_layers(build)
+        nodes = {name: runners[labels[0]].nodes for name, labels in names.items()}  # the same in every copy
         for name, case in cases.items():
             ratios = [median_ratio(times[copy], baseline) for copy in names[name]]
             means = _round_means(times, names[name])
@@ -312,6 +337,8 @@ def measure(quick: bool = False) -> list[dict]:
                     "family": case and case.family,
                     "ms_per_step": float(np.median(means)) / steps * 1e3,
                     "ratio_to_polynomial_decay": float(np.mean(ratios)),
+                    "nodes_per_step": nodes[name],
+                    "nodes_ratio_to_polynomial_decay": nodes[name] / nodes[BASELINE],
                     "copy_ratios": ratios,
                     "pruned_layers": layers,
                     "added_ms_per_100_layers": float(np.median(added)) if case is not None else None,
@@ -332,7 +359,7 @@ def _round_means(times: dict[str, list[float]], names: list[str]) -> list[float]
 def format_rows(rows: list[dict]) -> str:
     header = (
         f"{'model':<22}{'schedule':<40}{'ms/step':>9}{'vs PolynomialDecay':>20}{'added ms/100 layers':>21}"
-        f"{'copies':>15}"
+        f"{'copies':>15}{'nodes/step':>12}{'ratio':>7}"
     )
     lines = [header]
     for r in rows:
@@ -340,7 +367,8 @@ def format_rows(rows: list[dict]) -> str:
         line = (
             f"{r['model']:<22}{r['schedule']:<40}{r['ms_per_step']:>9.3f}{r['ratio_to_polynomial_decay']:>20.3f}"
             + (f"{added:>21.3f}" if added is not None else " " * 21)
-            + (f"{min(copies):>9.3f}-{max(copies):.3f}" if len(copies) > 1 else "")
+            + (f"{min(copies):>9.3f}-{max(copies):.3f}" if len(copies) > 1 else " " * 15)
+            + f"{r['nodes_per_step']:>12}{r['nodes_ratio_to_polynomial_decay']:>7.3f}"
         )
         lines.append(line.rstrip())
     return "\n".join(lines)

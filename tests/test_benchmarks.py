@@ -112,8 +112,15 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
         assert title in out
     # The quick mode still puts every family through the cost and curve harness.
     assert sorted(row["family"] for row in results["cost"] if row["schedule"] != cost.LONG_CYCLIC) == FAMILIES
-    events = {"events_us_per_call", "events_ratio_to_polynomial_decay"}  # the events alone, as tfmot's step
-    assert all(events <= set(row) for row in results["cost"])
+    events = {"events_us_per_call", "events_ratio_to_polynomial_decay"}  # the events alone
+    step = {"step_us_per_call", "step_ratio_to_polynomial_decay"}  # the events and tfmot's tf.cond
+    assert all(events | step <= set(row) for row in results["cost"])
+    # What a step walks is counted, not timed: each of ours walks fewer nodes than PolynomialDecay.
+    cost_rows = {row["schedule"]: row for row in results["cost"]}
+    for name, row in cost_rows.items():
+        assert row["step_ops_run"] > row["events_ops_run"] > 0, name
+        if not name.startswith("tfmot"):
+            assert row["step_ops_run"] < cost_rows[cost.BASELINE]["step_ops_run"], name
     assert sorted(row["family"] for row in results["curve"]) == FAMILIES
     for row in results["curve"]:
         assert row["vectorized_steps_per_s"] > 0 and row["loop_steps_per_s"] > 0
@@ -125,6 +132,8 @@ def test_quick_benchmarks_run_and_write_json(tmp_path, capsys):
     assert overhead_rows[overhead.MINIMAL]["added_ms_per_100_layers"] == 0.0  # the reference itself
     assert overhead_rows["unpruned"]["added_ms_per_100_layers"] is None
     assert overhead_rows[overhead.COPY]["family"] == "polynomial"
+    assert overhead_rows[overhead.COPY]["nodes_ratio_to_polynomial_decay"] == 1.0
+    assert overhead_rows["CubicSparsity"]["nodes_per_step"] < overhead_rows[overhead.BASELINE]["nodes_per_step"]
     # Timed in a child process whose TensorFlow has one thread per pool.
     assert {(row["inter_op_threads"], row["intra_op_threads"]) for row in overhead_rows.values()} == {(1, 1)}
     assert all(section["machine"]["cpu"] for section in sections.values())
