@@ -26,7 +26,7 @@ The package has three layers, each importing only from the ones below it:
 from schedules import testing
 from schedules.allocation import allocate
 from schedules.alternating import AlternatingSparsity
-from schedules.base import SparsitySchedule, register
+from schedules.base import SparsitySchedule
 from schedules.callbacks import CheckPlan, PruningRecorder
 from schedules.channel_pruning import ChannelPruning
 from schedules.composition import ScaledSparsity, SequentialSparsity
@@ -44,6 +44,7 @@ from schedules.polynomial import PolynomialSparsity
 from schedules.pruning import prune_model
 from schedules.ramp import RampSchedule
 from schedules.record import SparsityRecord
+from schedules.registry import register
 from schedules.rewinding import WeightRewinding
 from schedules.saving import load_model
 from schedules.sensitivity import sensitivity_sweep

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules._ops import clip, select
-from schedules.base import SparsitySchedule, register
+from schedules.base import SparsitySchedule
+from schedules.registry import register
 
 __all__ = ["AlternatingSparsity"]
 

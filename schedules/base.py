@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, overload
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -46,78 +46,11 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from schedules import _validation as v
-from schedules import registry
 from schedules.units import build_from_epochs
 
-__all__ = ["SparsitySchedule", "register"]
+__all__ = ["SparsitySchedule"]
 
 _S = TypeVar("_S", bound="SparsitySchedule")
-
-
-@overload
-def register(
-    cls: type[_S],
-    *,
-    name: str | None = None,
-    package: str | None = None,
-    forms: tuple[str, ...] = ("__init__",),
-    command_line: bool = True,
-) -> type[_S]: ...
-
-
-@overload
-def register(
-    cls: None = None,
-    *,
-    name: str | None = None,
-    package: str | None = None,
-    forms: tuple[str, ...] = ("__init__",),
-    command_line: bool = True,
-) -> Callable[[type[_S]], type[_S]]: ...
-
-
-def register(
-    cls: type[_S] | None = None,
-    *,
-    name: str | None = None,
-    package: str | None = None,
-    forms: tuple[str, ...] = ("__init__",),
-    command_line: bool = True,
-) -> type[_S] | Callable[[type[_S]], type[_S]]:
-    """Registers a schedule class with tf-keras (where tfmot looks it up when a model
-    is loaded) and as a family in `schedules.registry`.
-
-    Use it as `@register` or `@register(name="linear")`.
-
-    Args:
-      cls: the class (when used as `@register` without arguments).
-      name: the family's short name for the command line and the catalog;
-        default: the class name in snake case, without `Sparsity`
-        (`LinearSparsity` -> `"linear"`).
-      package: the Keras package it is registered under, the first part of
-        the `class_name` saved with a model (`"mylib>LinearSparsity"`);
-        default: the top-level package of the class's module (`"schedules"`
-        for ours).
-      forms: the methods that build it from plain values, tried in that
-        order by the command line (`"__init__"` is the constructor).
-      command_line: whether plain command-line values can build it (not
-        for schedules whose arguments are other schedules).
-
-    Returns:
-      The class itself (or a decorator, without `cls`).
-    """
-
-    def decorate(cls: type[_S]) -> type[_S]:
-        family_name = name if name is not None else _snake_case(cls.__name__.removesuffix("Sparsity"))
-        registry.add(cls, family_name, forms=forms, command_line=command_line)  # first: it may refuse
-        keras_package = package if package is not None else cls.__module__.split(".")[0]
-        return tf_keras.utils.register_keras_serializable(package=keras_package)(cls)
-
-    return decorate if cls is None else decorate(cls)
-
-
-def _snake_case(text: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(text))
 
 
 class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMeta):

@@ -13,7 +13,7 @@ import tensorflow_model_optimization as tfmot
 from schedules import _validation as v
 from schedules._ops import select
 from schedules._tfmot import PruningSchedule
-from schedules.base import SparsitySchedule, register
+from schedules.base import SparsitySchedule
 from schedules.child_schedules import (
     as_schedule,
     call_child,
@@ -23,6 +23,7 @@ from schedules.child_schedules import (
     prunes_only_in_window,
     step_attribute,
 )
+from schedules.registry import register
 
 __all__ = ["ScaledSparsity", "SequentialSparsity", "peak_sparsity"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from schedules.base import register
 from schedules.ramp import RampSchedule, between
+from schedules.registry import register
 
 __all__ = ["CubicSparsity"]
 

@@ -8,8 +8,9 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules._ops import clip, select
-from schedules.base import SparsitySchedule, register
+from schedules.base import SparsitySchedule
 from schedules.ramp import _PRODUCT_POWERS, _power_ramp, between, power_of_fraction
+from schedules.registry import register
 
 __all__ = ["CyclicSparsity"]
 

@@ -12,8 +12,9 @@ import tf_keras
 
 from schedules import _validation as v
 from schedules._ops import clip
-from schedules.base import SparsitySchedule, register
+from schedules.base import SparsitySchedule
 from schedules.ramp import RampSchedule, between
+from schedules.registry import register
 
 __all__ = ["ExponentialRateSparsity", "ExponentialSparsity"]
 

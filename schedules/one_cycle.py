@@ -7,8 +7,8 @@ import math
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules.base import register
 from schedules.ramp import RampSchedule, between
+from schedules.registry import register
 
 __all__ = ["OneCycleSparsity"]
 

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from schedules import _validation as v
 from schedules._ops import select
-from schedules.base import register
 from schedules.ramp import _PRODUCT_POWERS, RampSchedule, _power_ramp, between, power_of_fraction
+from schedules.registry import register
 
 __all__ = ["ORIENTATIONS", "PolynomialSparsity"]
 

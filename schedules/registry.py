@@ -16,13 +16,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
+from typing import TypeVar, overload
 
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from schedules._tfmot import PruningSchedule
 
-__all__ = ["Family", "add", "families", "family", "schedule_classes"]
+__all__ = ["Family", "add", "families", "family", "register", "schedule_classes"]
+
+_S = TypeVar("_S", bound=PruningSchedule)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +114,72 @@ def add(cls: type, name: str, *, forms: tuple[str, ...] = ("__init__",), command
             raise ValueError(f"Schedule family {name!r} ({cls.__name__}) clashes with {other.name!r} ({other.cls})")
     built = tuple(cls if form == "__init__" else getattr(cls, form) for form in forms)
     _FAMILIES[name] = Family(name, cls, built, command_line)
+
+
+@overload
+def register(
+    cls: type[_S],
+    *,
+    name: str | None = None,
+    package: str | None = None,
+    forms: tuple[str, ...] = ("__init__",),
+    command_line: bool = True,
+) -> type[_S]: ...
+
+
+@overload
+def register(
+    cls: None = None,
+    *,
+    name: str | None = None,
+    package: str | None = None,
+    forms: tuple[str, ...] = ("__init__",),
+    command_line: bool = True,
+) -> Callable[[type[_S]], type[_S]]: ...
+
+
+def register(
+    cls: type[_S] | None = None,
+    *,
+    name: str | None = None,
+    package: str | None = None,
+    forms: tuple[str, ...] = ("__init__",),
+    command_line: bool = True,
+) -> type[_S] | Callable[[type[_S]], type[_S]]:
+    """Registers a schedule class with tf-keras (where tfmot looks it up when a model
+    is loaded) and as a family in this registry.
+
+    Use it as `@register` or `@register(name="linear")`.
+
+    Args:
+      cls: the class (when used as `@register` without arguments).
+      name: the family's short name for the command line and the catalog;
+        default: the class name in snake case, without `Sparsity`
+        (`LinearSparsity` -> `"linear"`).
+      package: the Keras package it is registered under, the first part of
+        the `class_name` saved with a model (`"mylib>LinearSparsity"`);
+        default: the top-level package of the class's module (`"schedules"`
+        for ours).
+      forms: the methods that build it from plain values, tried in that
+        order by the command line (`"__init__"` is the constructor).
+      command_line: whether plain command-line values can build it (not
+        for schedules whose arguments are other schedules).
+
+    Returns:
+      The class itself (or a decorator, without `cls`).
+    """
+
+    def decorate(cls: type[_S]) -> type[_S]:
+        family_name = name if name is not None else _snake_case(cls.__name__.removesuffix("Sparsity"))
+        add(cls, family_name, forms=forms, command_line=command_line)  # first: it may refuse
+        keras_package = package if package is not None else cls.__module__.split(".")[0]
+        return tf_keras.utils.register_keras_serializable(package=keras_package)(cls)
+
+    return decorate if cls is None else decorate(cls)
+
+
+def _snake_case(text: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(text))
 
 
 def _qualified(cls: type) -> str:

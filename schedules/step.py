@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from schedules import _validation as v
-from schedules.base import SparsitySchedule, register
+from schedules.base import SparsitySchedule
+from schedules.registry import register
 
 __all__ = ["StepSparsity"]
 
