@@ -49,14 +49,20 @@ def schedules_under_test() -> dict:
 
 
 def op_count(schedule) -> int:
-    """Operations traced for one call with an int64 scalar step (placeholder excluded), with those
-    of the functions it calls (a schedule of ours keeps its sparsity in one)."""
+    """Operations one call needs, traced with an int64 scalar step: those its results depend on
+    (placeholder, identities and calls excluded), with the bodies of the functions it calls (a
+    schedule of ours keeps its sparsity in one)."""
     function = tf.function(lambda step: schedule(step))
     graph = function.get_concrete_function(tf.TensorSpec([], tf.int64)).graph
-    graph_def = graph.as_graph_def()
-    nodes = [*graph_def.node, *(node for f in graph_def.library.function for node in f.node_def)]
+    needed, todo = set(), [t.op for t in tf.nest.flatten(graph.structured_outputs)]
+    while todo:
+        op = todo.pop()
+        if op not in needed:
+            needed.add(op)
+            todo.extend(t.op for t in op.inputs)
     skipped = ("Placeholder", "NoOp", "Identity", "PartitionedCall", "StatefulPartitionedCall")
-    return sum(1 for node in nodes if node.op not in skipped)
+    bodies = (node for f in graph.as_graph_def().library.function for node in f.node_def)
+    return sum(1 for op in needed if op.type not in skipped) + sum(1 for node in bodies if node.op not in skipped)
 
 
 def ops_run(schedule, use: str = "events") -> int:
