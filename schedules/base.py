@@ -61,9 +61,11 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
     * `call(step)`: `(events, sparsity)` at int64 `step` (any shape), both
       of `step`'s shape, from element-wise tf ops: the bool pruning events and
       the sparsity (any float dtype; the base casts to float32). Computing both
-      in one place lets them share work; inside a `tf.function`, ops whose
-      result is not used (tfmot uses one result of each call) are pruned.
-      `__call__` converts the step and carries a step-0 event to step 1.
+      in one place lets them share work. Inside a `tf.function` the base adds
+      `call`'s ops twice: inline for the events and inside one function op for
+      the sparsity (tfmot uses one result of each call); ops whose result is
+      not used are pruned. `__call__` converts the step and carries a step-0
+      event to step 1.
     * its constructor, storing each argument (validated with
       `schedules._validation`, as a plain JSON value) in the attribute of the
       same name: `get_config` reads them back, `from_config` passes them in.
