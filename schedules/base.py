@@ -63,9 +63,10 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
       the sparsity (any float dtype; the base casts to float32). Computing both
       in one place lets them share work. Inside a `tf.function` the base adds
       `call`'s ops twice: inline for the events and inside one function op for
-      the sparsity (tfmot uses one result of each call); ops whose result is
-      not used are pruned. `__call__` converts the step and carries a step-0
-      event to step 1.
+      the sparsity (tfmot uses one result of each call); stateless ops whose
+      result is not used are pruned (a `call` with stateful ops, such as a
+      variable read, stays inline). `__call__` converts the step and carries a
+      step-0 event to step 1.
     * its constructor, storing each argument (validated with
       `schedules._validation`, as a plain JSON value) in the attribute of the
       same name: `get_config` reads them back, `from_config` passes them in.
@@ -138,13 +139,18 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         # walks op by op at every step: inline, every op of the sparsity costs every step; kept
         # whole (`_noinline`), it is one op that a step without pruning skips. (The events' share
         # of this call's ops is unused, and dropped, where tfmot uses only the sparsity.)
-        return self._ops(step)[0], self._sparsity_function()(step)
+        function = self._sparsity_function()
+        if _is_stateful(function.get_concrete_function(step)):
+            # A `call` with state (a variable read, a print) would make the function op run at
+            # every step (automatic control dependencies keep stateful ops) and twice per call.
+            return self._ops(step)
+        return self._ops(step)[0], function(step)
 
     def _sparsity_function(self) -> Any:
         """`_ops`' sparsity as a `tf.function` that a graph calls as one op (traced once per shape)."""
-        function = self.__dict__.get("_sparsity")
+        function = self.__dict__.get("_schedules_sparsity")
         if function is None:
-            function = self.__dict__["_sparsity"] = tf.function(
+            function = self.__dict__["_schedules_sparsity"] = tf.function(
                 lambda step: self._ops(step)[1],
                 autograph=False,
                 reduce_retracing=True,
@@ -155,24 +161,25 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
     def _compiled(self) -> tuple[Any, Any] | None:
         """The eager path's `(tf.function, its scalar concrete function)`, once
         the schedule has been called eagerly often enough to repay tracing."""
-        compiled = self.__dict__.get("_compiled_functions")
+        compiled = self.__dict__.get("_schedules_compiled")
         if compiled is None:
             if not self._compiles():
                 return None
-            calls = self.__dict__["_eager_calls"] = self.__dict__.get("_eager_calls", 0) + 1
+            calls = self.__dict__["_schedules_eager_calls"] = self.__dict__.get("_schedules_eager_calls", 0) + 1
             if calls <= EAGER_CALLS_BEFORE_COMPILING:
                 return None
             with tf.init_scope():
                 function = tf.function(self._ops, autograph=False, reduce_retracing=True)
                 scalar = function.get_concrete_function(tf.TensorSpec([], tf.int64))
-            compiled = self.__dict__["_compiled_functions"] = (function, scalar)
+            compiled = self.__dict__["_schedules_compiled"] = (function, scalar)
         return compiled
 
     def _compiles(self) -> bool:
         return self.compiles_eagerly
 
     #: What `__getstate__` leaves out: compiled functions (a subclass that keeps one adds its name).
-    _transient: tuple[str, ...] = ("_compiled_functions", "_eager_calls", "_sparsity")
+    #: The base keeps its caches in attributes whose names start with `_schedules_`.
+    _transient: tuple[str, ...] = ("_schedules_compiled", "_schedules_eager_calls", "_schedules_sparsity")
 
     def __getstate__(self) -> dict[str, Any]:
         """For pickle and `copy.deepcopy`: the arguments, without compiled functions."""
@@ -194,7 +201,7 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
         works on its children's float64 values and casts once."""
         if not self.handles_every_step:
             step = tf.maximum(step, -1)
-        with tf.name_scope(type(self).__name__):
+        with tf.name_scope(type(self).__name__.lstrip("_") or "schedule"):  # a root scope cannot start with _
             should_prune, sparsity = self.call(step)
             # tfmot increments its step before the first training batch, so a
             # schedule never sees step 0: an event at step 0 is carried to step 1.
@@ -204,11 +211,11 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
 
     def _is_event_at_zero(self) -> bool:
         """Whether step 0 is a pruning event (evaluated once, eagerly)."""
-        cached = self.__dict__.get("_event_at_zero")
+        cached = self.__dict__.get("_schedules_event_at_zero")
         if cached is None:
             with tf.init_scope():
                 cached = bool(self.call(tf.constant(0, tf.int64))[0].numpy())
-            self.__dict__["_event_at_zero"] = cached
+            self.__dict__["_schedules_event_at_zero"] = cached
         return cached
 
     def get_config(self) -> dict[str, Any]:
@@ -287,6 +294,11 @@ class SparsitySchedule(tfmot.sparsity.keras.PruningSchedule, metaclass=abc.ABCMe
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _is_stateful(function: Any) -> bool:
+    """Whether a concrete function holds a stateful op (a call of it would be a `StatefulPartitionedCall`)."""
+    return any(op.op_def.is_stateful for op in function.graph.get_operations())
 
 
 def _constructor_arguments(cls: type) -> list[str]:

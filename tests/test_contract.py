@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras
 from _registry import HORIZON
 
-from schedules.base import EAGER_CALLS_BEFORE_COMPILING
+from schedules.base import EAGER_CALLS_BEFORE_COMPILING, SparsitySchedule
 from schedules.testing import check_schedule
 
 STEPS = np.arange(0, HORIZON + 1, dtype=np.int64)
@@ -88,6 +88,32 @@ def test_a_graph_computes_the_sparsity_in_one_function_op_and_the_events_inline(
     assert calls[0] not in _ancestors(should_prune.op) and calls[0] in _ancestors(sparsity.op)
 
 
+class _VariableSparsity(SparsitySchedule):
+    """A user's family whose sparsity reads a variable (stateful), with an attribute named `_sparsity`."""
+
+    def __init__(self, sparsity: float) -> None:
+        self._sparsity = tf.Variable(sparsity, dtype=tf.float64)
+
+    def _config(self) -> dict:
+        return {}
+
+    def call(self, step):
+        return tf.equal(step % 10, 0), self._sparsity * tf.ones_like(step, tf.float64)
+
+
+def test_a_stateful_call_stays_inline_and_user_attribute_names_are_free():
+    """A stateful function op would run at every step (automatic control dependencies keep it) and twice
+    per call: a `call` that reads a variable stays inline. The base's caches leave `_sparsity` alone."""
+    schedule = _VariableSparsity(0.25)
+    traced = tf.function(schedule)
+    graph = traced.get_concrete_function(tf.TensorSpec([], tf.int64)).graph
+    assert not [op for op in graph.get_operations() if op.type.endswith("PartitionedCall")]
+    assert [bool(x) for x in traced(tf.constant(20, tf.int64))] == [True, True]
+    schedule._sparsity.assign(0.5)
+    assert float(traced(tf.constant(3, tf.int64))[1]) == 0.5
+    assert float(pickle.loads(pickle.dumps(_VariableSparsity(0.75)))(3)[1]) == 0.75
+
+
 def _ancestors(op) -> set:
     seen, todo = set(), [op]
     while todo:
@@ -117,7 +143,7 @@ def test_compiled_eager_calls_give_the_op_by_op_values(make_schedule):
         index = int(np.flatnonzero(steps == step)[0])
         assert (bool(should_prune), float(sparsity)) == (first[0][index], first[1][index]), int(step)
     for copy in (pickle.loads(pickle.dumps(compiled)), deepcopy(compiled)):
-        assert "_compiled_functions" not in copy.__dict__ and repr(copy) == repr(compiled)
+        assert "_schedules_compiled" not in copy.__dict__ and repr(copy) == repr(compiled)
         np.testing.assert_array_equal(evaluate(copy, steps)[1], first[1])
 
 
