@@ -3,17 +3,18 @@
 The in-graph time is measured the way training uses a schedule: an int64 scalar
 step, inside a `tf.function`, here a `tf.while_loop` with `CALLS` calls at distinct
 steps per iteration, whose time is reported per call minus that of the same loop
-with a trivial body (the same bookkeeping, no schedule). "events" is the same with
-only the events used, what tfmot runs at every training step (it uses a sparsity
-only at a pruning step, inside its `tf.cond`): the graph drops the sparsity's ops.
-(In a training step TensorFlow still walks the untaken branch of that `tf.cond` op
-by op, so the sparsity's ops cost there too, less than live ones.) Every
+with a trivial body (the same bookkeeping, no schedule). Each call is used three
+ways (`USES`): both results ("graph", what a pruning step uses); the events only
+("events": the graph drops the sparsity's ops); and "step", as tfmot's wrapper at
+every training step: the events, and a second call's sparsity inside a `tf.cond`
+on them, whose untaken branch TensorFlow still walks node by node. Every
 schedule's loops (and the trivial ones) run once per round, in an order shuffled
-anew each round, for `ROUNDS` rounds; each round's cost is divided by `PolynomialDecay`'s in that round,
-and the table reports the medians (these machines are noisy: timing one schedule
-after another gave ratios off by a factor of two). The eager calls are timed the
-same way. `ops` counts the traced graph's ops; `ops run` those left after
-TensorFlow's graph optimizer (Grappler), which is what executes.
+anew each round, for `ROUNDS` rounds; each round's cost is divided by
+`PolynomialDecay`'s in that round, and the table reports the medians (these
+machines are noisy: timing one schedule after another gave ratios off by a factor
+of two). The eager calls are timed the same way. Three columns count instead:
+`ops`, the ops one call needs (`op_count`); "run: events" and "step", the nodes
+TensorFlow runs for those two uses after its graph optimizer (`ops_run`).
 """
 
 from __future__ import annotations
@@ -49,20 +50,29 @@ def schedules_under_test() -> dict:
 
 
 def op_count(schedule) -> int:
-    """Operations one call needs, traced with an int64 scalar step: those its results depend on
-    (placeholder, identities and calls excluded), with the bodies of the functions it calls (a
-    schedule of ours keeps its sparsity in one)."""
+    """Operations one call needs, traced with an int64 scalar step: those its results depend on,
+    in its graph and in the bodies of the functions it calls (a schedule of ours keeps its
+    sparsity in one), placeholders, identities and the calls themselves excluded."""
     function = tf.function(lambda step: schedule(step))
     graph = function.get_concrete_function(tf.TensorSpec([], tf.int64)).graph
+    skipped = ("Placeholder", "NoOp", "Identity", "PartitionedCall", "StatefulPartitionedCall")
     needed, todo = set(), [t.op for t in tf.nest.flatten(graph.structured_outputs)]
     while todo:
         op = todo.pop()
         if op not in needed:
             needed.add(op)
             todo.extend(t.op for t in op.inputs)
-    skipped = ("Placeholder", "NoOp", "Identity", "PartitionedCall", "StatefulPartitionedCall")
-    bodies = (node for f in graph.as_graph_def().library.function for node in f.node_def)
-    return sum(1 for op in needed if op.type not in skipped) + sum(1 for node in bodies if node.op not in skipped)
+    count = sum(1 for op in needed if op.type not in skipped)
+    for body in graph.as_graph_def().library.function:  # each body from its results back
+        nodes = {node.name: node for node in body.node_def}
+        seen, names = set(), [value.split(":")[0] for value in body.ret.values()]
+        while names:
+            name = names.pop()
+            if name in nodes and name not in seen:
+                seen.add(name)
+                names.extend(i.lstrip("^").split(":")[0] for i in nodes[name].input)
+        count += sum(1 for name in seen if nodes[name].op not in skipped)
+    return count
 
 
 def ops_run(schedule, use: str = "events") -> int:

@@ -18,11 +18,13 @@ Three models: the demo's small CNN, an MLP, and a deep, narrow MLP with
 (tfmot calls it twice per pruned layer per step). On the deep model every
 schedule has `DEEP_COPIES` train functions (each carries an offset of its own):
 its row is the mean of their ratios, each against the round's mean time of
-`PolynomialDecay`'s copies, and the last column gives their range. "added ms/100
+`PolynomialDecay`'s copies, and the "copies" column gives their range. "added ms/100
 layers" is what the schedule itself adds to a step, in milliseconds per 100
 pruned layers: the median over rounds of its time minus that of `MINIMAL` (a
 schedule of two ops that updates the masks at the same steps), per pruned layer,
-times 100.
+times 100. "nodes/step" counts, instead of timing, the nodes of each train
+function's graph as TensorFlow runs it (`walked_nodes`), and its ratio to
+`PolynomialDecay`'s.
 """
 
 from __future__ import annotations
