@@ -20,6 +20,7 @@ TensorFlow runs for those two uses after its graph optimizer (`ops_run`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 
 import tensorflow as tf
@@ -56,23 +57,30 @@ def op_count(schedule) -> int:
     function = tf.function(lambda step: schedule(step))
     graph = function.get_concrete_function(tf.TensorSpec([], tf.int64)).graph
     skipped = ("Placeholder", "NoOp", "Identity", "PartitionedCall", "StatefulPartitionedCall")
-    needed, todo = set(), [t.op for t in tf.nest.flatten(graph.structured_outputs)]
-    while todo:
-        op = todo.pop()
-        if op not in needed:
-            needed.add(op)
-            todo.extend(t.op for t in op.inputs)
-    count = sum(1 for op in needed if op.type not in skipped)
-    for body in graph.as_graph_def().library.function:  # each body from its results back
+    outputs = [t.op for t in tf.nest.flatten(graph.structured_outputs)]
+    count = sum(1 for op in _reachable(outputs, lambda op: [t.op for t in op.inputs]) if op.type not in skipped)
+    for body in graph.as_graph_def().library.function:  # each body from its results back, by node name
         nodes = {node.name: node for node in body.node_def}
-        seen, names = set(), [value.split(":")[0] for value in body.ret.values()]
-        while names:
-            name = names.pop()
-            if name in nodes and name not in seen:
-                seen.add(name)
-                names.extend(i.lstrip("^").split(":")[0] for i in nodes[name].input)
-        count += sum(1 for name in seen if nodes[name].op not in skipped)
+        results = [value.split(":")[0] for value in body.ret.values()]
+        needed = _reachable(results, functools.partial(_body_inputs, nodes))
+        count += sum(1 for name in needed if name in nodes and nodes[name].op not in skipped)
     return count
+
+
+def _body_inputs(nodes: dict, name: str) -> list[str]:
+    """The names of the nodes a function body's node `name` reads (none for an argument)."""
+    return [i.lstrip("^").split(":")[0] for i in nodes[name].input] if name in nodes else []
+
+
+def _reachable(starts: list, inputs_of) -> set:
+    """`starts` and everything they depend on, through `inputs_of`."""
+    seen, todo = set(), list(starts)
+    while todo:
+        item = todo.pop()
+        if item not in seen:
+            seen.add(item)
+            todo.extend(inputs_of(item))
+    return seen
 
 
 def ops_run(schedule, use: str = "events") -> int:
