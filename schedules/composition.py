@@ -145,8 +145,8 @@ class SequentialSparsity(SparsitySchedule):
     # The events run live at every training step (tfmot uses the sparsity only at pruning
     # steps), and a composition computes every child's. Where each child prunes only inside
     # its own stretch, one `or` per child joins them instead of a compare, a select and a
-    # hand-over test: 18 ops after Grappler instead of 21 for a cubic then an exponential,
-    # 1.45 to 1.55 instead of 1.96 times `PolynomialDecay`'s events in the cost benchmark.
+    # hand-over test: for a cubic then an exponential, 1.35 to 1.55 times `PolynomialDecay`'s
+    # events in the cost benchmark from run to run, against 1.96 with the select.
     def _children_apart(self) -> bool:
         """Whether each child prunes only inside its stretch `[boundaries[i - 1], boundaries[i])`."""
         starts, stops = [None, *self.boundaries], [*self.boundaries, None]
